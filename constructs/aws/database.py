@@ -1,0 +1,159 @@
+"""PostgreSQL in the isolated data subnets, encrypted with a customer-managed key, credentials rotated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from .encryption import EncryptedLogGroup
+from .network import POSTGRES_PORT
+from .nag import acknowledge
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseShape:
+    engine_version: str
+    instance_type: str
+    allocated_storage_gib: int
+    max_allocated_storage_gib: int
+    multi_az: bool
+    deletion_protection: bool
+    backup_retention_days: int
+    secret_rotation_days: int
+    log_retention_days: int
+
+
+class PrivateDatabase(Construct):
+    """PostgreSQL reachable only from the `clients` security group, placed in `subnets`.
+
+    `retain_data` decides what deleting the stack does: take a final snapshot (prod) or remove everything (dev).
+    """
+
+    def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc, subnets: ec2.SubnetSelection,
+                 security_group: ec2.ISecurityGroup, clients: ec2.ISecurityGroup,
+                 rotation_subnets: ec2.SubnetSelection, secrets_endpoint: ec2.IInterfaceVpcEndpoint,
+                 key: kms.IKey, shape: DatabaseShape, retain_data: bool, instance_identifier: str,
+                 database_name: str) -> None:
+        super().__init__(scope, id)
+        # Created up front (hence the fixed identifier) so the exported PostgreSQL logs are KMS-encrypted and
+        # expire, without CDK's log-retention Lambda.
+        exported_logs = ["postgresql", "upgrade"]
+        log_groups = [
+            EncryptedLogGroup(self, f"{kind.capitalize()}Logs", key=key, retention_days=shape.log_retention_days,
+                              retain_data=retain_data, name=f"/aws/rds/instance/{instance_identifier}/{kind}")
+            for kind in exported_logs
+        ]
+        major = shape.engine_version.split(".")[0]
+        engine = rds.DatabaseInstanceEngine.postgres(
+            version=rds.PostgresEngineVersion.of(shape.engine_version, major))
+        parameters = rds.ParameterGroup(
+            self, "Parameters", engine=engine,
+            description="TLS-only connections, connection and slow-statement logging",
+            parameters={
+                "rds.force_ssl": "1",
+                "log_connections": "1",
+                "log_disconnections": "1",
+                "log_min_duration_statement": "1000",
+            },
+        )
+        self.instance = rds.DatabaseInstance(
+            self, "Instance",
+            engine=engine,
+            instance_type=ec2.InstanceType(shape.instance_type),
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[security_group],
+            port=POSTGRES_PORT,
+            instance_identifier=instance_identifier,
+            database_name=database_name,
+            credentials=rds.Credentials.from_generated_secret("selfnest_admin", encryption_key=key),
+            storage_encrypted=True,
+            storage_encryption_key=key,
+            allocated_storage=shape.allocated_storage_gib,
+            max_allocated_storage=shape.max_allocated_storage_gib,
+            storage_type=rds.StorageType.GP3,
+            multi_az=shape.multi_az,
+            deletion_protection=shape.deletion_protection,
+            publicly_accessible=False,
+            iam_authentication=True,
+            parameter_group=parameters,
+            backup_retention=cdk.Duration.days(shape.backup_retention_days),
+            delete_automated_backups=not retain_data,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            monitoring_interval=cdk.Duration.seconds(60),
+            enable_performance_insights=True,
+            performance_insight_encryption_key=key,
+            cloudwatch_logs_exports=exported_logs,
+            removal_policy=cdk.RemovalPolicy.SNAPSHOT if retain_data else cdk.RemovalPolicy.DESTROY,
+        )
+        for log_group in log_groups:
+            self.instance.node.add_dependency(log_group)
+        assert self.instance.secret is not None  # generated above
+        self.secret = self.instance.secret
+        # RDS's own `connections` use a token for the port, which would make the security group (network stack)
+        # reference the instance (this stack) and form a cycle; this view of the same group uses the literal port.
+        self.connections = ec2.Connections(security_groups=[security_group],
+                                           default_port=ec2.Port.tcp(POSTGRES_PORT))
+        self.connections.allow_default_port_from(clients)
+        secrets_endpoint.connections.allow_default_port_from(clients)
+        # The rotation function runs in the app tier with the app security group, so the database still admits
+        # exactly one source; it reaches Secrets Manager through the VPC endpoint (no NAT needed in dev).
+        self.rotation = secretsmanager.SecretRotation(
+            self, "Rotation",
+            application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
+            secret=self.secret,
+            target=self.connections,
+            vpc=vpc,
+            vpc_subnets=rotation_subnets,
+            security_group=clients,
+            endpoint=secrets_endpoint,
+            automatically_after=cdk.Duration.days(shape.secret_rotation_days),
+        )
+        self.key = key
+        self.endpoint = self.instance.instance_endpoint
+        self.port = POSTGRES_PORT
+
+        acknowledge(self.instance, {
+            "AwsSolutions-RDS11": "5432 is kept on purpose: a non-default port hides nothing from a scan, while the "
+                                  "security group and data-subnet NACL admit only the app tier on it.",
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonRDSEnhancedMonitoringRole]": "The AWS-maintained policy for the RDS enhanced-monitoring service "
+                                                "role: it only writes RDS OS metrics to CloudWatch Logs.",
+            "HIPAA.Security-RDSInBackupPlan": "Automated RDS backups are on (point-in-time restore); the AWS "
+                                              "Backup plan over tagged resources comes with the backup stack.",
+        })
+        if not shape.multi_az:
+            acknowledge(self.instance, {
+                "AwsSolutions-RDS3": "Single-AZ is the dev shape chosen in config (cost); prod is Multi-AZ.",
+                "HIPAA.Security-RDSMultiAZSupport": "Single-AZ is the dev shape chosen in config (cost); "
+                                                    "prod is Multi-AZ.",
+            })
+        if not shape.deletion_protection:
+            reason = "dev must be destroyable by `cdk destroy`; prod enables deletion protection."
+            acknowledge(self.instance, {"AwsSolutions-RDS10": reason,
+                                        "HIPAA.Security-RDSInstanceDeletionProtectionEnabled": reason})
+
+    def grant_read_credentials(self, grantee: iam.IGrantable) -> None:
+        """Let `grantee` read the credentials secret, decrypting only through Secrets Manager.
+
+        Written into the grantee's own policy: the key policy already delegates to IAM in this account, and naming
+        a role from another stack in it would make this stack depend on that one.
+        """
+        stack = cdk.Stack.of(self)
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            resources=[self.secret.secret_arn],
+        ))
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=[self.key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}},
+        ))

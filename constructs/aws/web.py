@@ -1,0 +1,206 @@
+"""The public web tier: an internet-facing ALB in front of a Fargate service, with access logs and an optional WAF."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aws_cdk as cdk
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from .encryption import EncryptedLogGroup, removal_policy
+from .nag import GRANTS_POLICY, acknowledge
+
+HEALTH_CHECK_PATH = "/healthz"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceShape:
+    cpu: int
+    memory_mib: int
+    min_tasks: int
+    max_tasks: int
+    container_port: int
+    log_retention_days: int
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+class AccessLogBucket(Construct):
+    """Bucket for load balancer access logs: private, TLS-only, SSE-S3 (the only encryption ELB can write to)."""
+
+    def __init__(self, scope: Construct, id: str, *, retain_data: bool, expire_after_days: int) -> None:
+        super().__init__(scope, id)
+        self.bucket = s3.Bucket(
+            self, "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(expire_after_days),
+                                              noncurrent_version_expiration=cdk.Duration.days(1))],
+            removal_policy=removal_policy(retain_data=retain_data),
+            auto_delete_objects=not retain_data,
+        )
+        acknowledge(self.bucket, {
+            "AwsSolutions-S1": "This bucket is the log destination; logging it into itself would loop and "
+                               "CloudTrail data events are the audit trail for it.",
+            "HIPAA.Security-S3BucketLoggingEnabled": "This bucket is the log destination; see AwsSolutions-S1.",
+            "HIPAA.Security-S3DefaultEncryptionKMS": "ELB access logs can only be delivered to SSE-S3 buckets.",
+            "HIPAA.Security-S3BucketReplicationEnabled": "Access logs are operational data with a short expiry; "
+                                                         "they hold no health data and need no second region.",
+        })
+
+
+class LoadBalancedService(Construct):
+    """A Fargate service (ARM64) built from a Dockerfile directory, behind a public Application Load Balancer.
+
+    With a certificate the ALB serves HTTPS (TLS 1.2+) and redirects HTTP to it; without one it serves HTTP only,
+    which is acceptable for a throwaway dev environment and flagged by the compliance gates otherwise.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc, public_subnets: ec2.SubnetSelection,
+                 app_subnets: ec2.SubnetSelection, load_balancer_security_group: ec2.ISecurityGroup,
+                 app_security_group: ec2.ISecurityGroup, assign_public_ip: bool, image_directory: str,
+                 shape: ServiceShape, logs_key: kms.IKey, access_logs: s3.IBucket,
+                 certificate_arn: str | None, retain_data: bool) -> None:
+        super().__init__(scope, id)
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self, "LoadBalancer", vpc=vpc, vpc_subnets=public_subnets, internet_facing=True,
+            security_group=load_balancer_security_group, drop_invalid_header_fields=True,
+            deletion_protection=retain_data,
+        )
+        self.load_balancer.log_access_logs(access_logs, prefix="alb")
+
+        cluster = ecs.Cluster(self, "Cluster", vpc=vpc,
+                              container_insights_v2=ecs.ContainerInsights.ENABLED)
+        task = ecs.FargateTaskDefinition(
+            self, "Task", cpu=shape.cpu, memory_limit_mib=shape.memory_mib,
+            runtime_platform=ecs.RuntimePlatform(cpu_architecture=ecs.CpuArchitecture.ARM64,
+                                                 operating_system_family=ecs.OperatingSystemFamily.LINUX),
+        )
+        self.task_role = task.task_role
+        self.logs = EncryptedLogGroup(self, "Logs", key=logs_key, retention_days=shape.log_retention_days,
+                                      retain_data=retain_data)
+        self.container = task.add_container(
+            "Api",
+            # Staged into cdk.out at synth; built and pushed by `cdk deploy` on a machine with Docker.
+            image=ecs.ContainerImage.from_asset(image_directory, platform=ecr_assets.Platform.LINUX_ARM64),
+            port_mappings=[ecs.PortMapping(container_port=shape.container_port)],
+            environment={"PORT": str(shape.container_port), **shape.environment},
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="api", log_group=self.logs.log_group),
+            readonly_root_filesystem=True,
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-c", "import urllib.request,os; urllib.request.urlopen("
+                         f"'http://127.0.0.1:'+os.environ['PORT']+'{HEALTH_CHECK_PATH}', timeout=3)"],
+            ),
+        )
+        self.service = ecs.FargateService(
+            self, "Service", cluster=cluster, task_definition=task,
+            desired_count=shape.min_tasks, vpc_subnets=app_subnets, security_groups=[app_security_group],
+            assign_public_ip=assign_public_ip, circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            min_healthy_percent=100,
+        )
+        scaling = self.service.auto_scale_task_count(min_capacity=shape.min_tasks, max_capacity=shape.max_tasks)
+        scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=60)
+
+        self.listener = self._listeners(certificate_arn)
+        self.listener.add_targets(
+            "Api", port=shape.container_port, protocol=elbv2.ApplicationProtocol.HTTP, targets=[self.service],
+            health_check=elbv2.HealthCheck(path=HEALTH_CHECK_PATH, healthy_http_codes="200"),
+            deregistration_delay=cdk.Duration.seconds(30),
+        )
+
+        acknowledge(task, {
+            "AwsSolutions-ECS2": "Only non-secret settings (port, endpoints, ARNs) are environment variables; "
+                                 "credentials are read from Secrets Manager at run time.",
+        })
+        if not retain_data:
+            acknowledge(self.load_balancer, {
+                "HIPAA.Security-ELBDeletionProtectionEnabled": "dev must be destroyable by `cdk destroy`; prod "
+                                                               "enables deletion protection.",
+            })
+        acknowledge(task, GRANTS_POLICY)
+        acknowledge(task.obtain_execution_role(), {
+            "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken has no resource-level permissions; "
+                                              "image pulls themselves are scoped to the asset repository.",
+        })
+        if certificate_arn is None:
+            reason = "No certificate is configured (dev without a domain); set web.certificate_arn to serve HTTPS."
+            acknowledge(self, {"HIPAA.Security-ALBHttpToHttpsRedirection": reason,
+                               "HIPAA.Security-ELBv2ACMCertificateRequired": reason})
+
+    def _listeners(self, certificate_arn: str | None) -> elbv2.ApplicationListener:
+        if certificate_arn is None:
+            return self.load_balancer.add_listener("Http", port=80, open=True)
+        redirect = self.load_balancer.add_redirect(source_port=80, target_port=443)
+        acknowledge(redirect, {
+            "HIPAA.Security-ELBv2ACMCertificateRequired": "Port 80 only answers with a redirect to HTTPS (443, "
+                                                          "ACM certificate); it serves no content.",
+        })
+        certificate = acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn)
+        return self.load_balancer.add_listener(
+            "Https", port=443, open=True, certificates=[certificate],
+            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+        )
+
+
+class RegionalWebFirewall(Construct):
+    """AWS WAF for a regional resource: AWS managed rule groups plus a per-IP rate limit."""
+
+    MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
+                           "AWSManagedRulesAmazonIpReputationList", "AWSManagedRulesSQLiRuleSet")
+
+    def __init__(self, scope: Construct, id: str, *, resource_arn: str, requests_per_5_minutes_per_ip: int,
+                 metric_prefix: str, logs_key: kms.IKey, log_retention_days: int, retain_data: bool) -> None:
+        super().__init__(scope, id)
+        rules = [
+            wafv2.CfnWebACL.RuleProperty(
+                name=group, priority=priority,
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=group)),
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                visibility_config=_visibility(f"{metric_prefix}-{group}"),
+            )
+            for priority, group in enumerate(self.MANAGED_RULE_GROUPS)
+        ]
+        rules.append(wafv2.CfnWebACL.RuleProperty(
+            name="RateLimitPerIp", priority=len(rules),
+            statement=wafv2.CfnWebACL.StatementProperty(rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                limit=requests_per_5_minutes_per_ip, aggregate_key_type="IP")),
+            action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+            visibility_config=_visibility(f"{metric_prefix}-rate-limit"),
+        ))
+        self.web_acl = wafv2.CfnWebACL(
+            self, "WebAcl", scope="REGIONAL", default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            rules=rules, visibility_config=_visibility(metric_prefix),
+        )
+        wafv2.CfnWebACLAssociation(self, "Association", resource_arn=resource_arn,
+                                   web_acl_arn=self.web_acl.attr_arn)
+
+        log_group_name = f"aws-waf-logs-{metric_prefix}"  # WAF only delivers to groups with this prefix
+        logs = EncryptedLogGroup(self, "Logs", key=logs_key, retention_days=log_retention_days,
+                                 retain_data=retain_data, name=log_group_name)
+        logging = wafv2.CfnLoggingConfiguration(
+            self, "Logging", resource_arn=self.web_acl.attr_arn,
+            log_destination_configs=[cdk.Stack.of(self).format_arn(
+                service="logs", resource="log-group", resource_name=log_group_name,
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+            # Bearer tokens identify (possibly anonymous) clients: never write them to logs.
+            redacted_fields=[wafv2.CfnLoggingConfiguration.FieldToMatchProperty(
+                single_header={"Name": "authorization"})],
+        )
+        logging.node.add_dependency(logs)
+
+
+def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=metric_name, sampled_requests_enabled=True)

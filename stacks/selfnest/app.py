@@ -1,0 +1,41 @@
+"""The Selfnest CDK app: the selected environment's stacks, wired together, checked by cdk-nag at synth."""
+
+from __future__ import annotations
+
+import os
+
+import aws_cdk as cdk
+
+from refarch.constructs.aws.nag import add_compliance_checks
+
+from .config import SelfnestSettings
+from .data import DataStack
+from .network import NetworkStack
+from .web import WebStack
+
+
+class SelfnestStage(cdk.Stage):
+    """Every stack of one environment: selfnest-<env>-network, -data, -web."""
+
+    def __init__(self, scope: cdk.App, *, settings: SelfnestSettings) -> None:
+        super().__init__(scope, f"selfnest-{settings.environment}")
+        env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=settings.region)
+
+        def stack_args(part: str) -> dict[str, object]:
+            return {"stack_name": settings.name(part), "env": env, "termination_protection": settings.retain_data,
+                    "description": f"Selfnest {settings.environment}: {part} tier"}
+
+        self.network = NetworkStack(self, "network", settings=settings, **stack_args("network"))
+        self.data = DataStack(self, "data", settings=settings, network=self.network, **stack_args("data"))
+        self.web = WebStack(self, "web", settings=settings, network=self.network, data=self.data,
+                            **stack_args("web"))
+        for key, value in settings.tags.items():
+            cdk.Tags.of(self).add(key, value)
+
+
+def build_app(settings: SelfnestSettings, *, outdir: str | None = None,
+              context: dict[str, object] | None = None) -> tuple[cdk.App, SelfnestStage]:
+    app = cdk.App(outdir=outdir, context=context)
+    stage = SelfnestStage(app, settings=settings)
+    add_compliance_checks(app)
+    return app, stage

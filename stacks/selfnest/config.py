@@ -1,0 +1,300 @@
+"""Selfnest environment settings: one model, read once from config/<env>.yaml at the edge.
+
+A user's mistake in a config file becomes a `ConfigError` whose message is one line naming the file, the key and
+what is allowed; the entry points print it and exit non-zero instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from refarch.constructs.aws.retention import LOG_RETENTION_DAYS
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+# Fargate task sizes: CPU units -> allowed memory (MiB).
+FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+VPC_PREFIX_RANGE = (16, 28)
+SUBNET_PREFIX_RANGE = (16, 28)
+AZ_COUNT_RANGE = (2, 3)
+
+
+class ConfigError(Exception):
+    """A configuration mistake, worded for the person who made it (one line)."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SubnetMasks(_Settings):
+    """Prefix length of each subnet tier's per-AZ subnet."""
+
+    public: Annotated[int, Field(ge=SUBNET_PREFIX_RANGE[0], le=SUBNET_PREFIX_RANGE[1])]
+    app: Annotated[int, Field(ge=SUBNET_PREFIX_RANGE[0], le=SUBNET_PREFIX_RANGE[1])]
+    data: Annotated[int, Field(ge=SUBNET_PREFIX_RANGE[0], le=SUBNET_PREFIX_RANGE[1])]
+
+
+class NetworkSettings(_Settings):
+    vpc_cidr: str
+    availability_zones: list[str]
+    nat_gateways: Literal["none", "one_per_az"]
+    subnet_masks: SubnetMasks
+    flow_log_retention_days: int
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr_in_range(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError as error:
+            raise ValueError(f"must be an IPv4 network such as 10.0.0.0/16 ({error})") from None
+        low, high = VPC_PREFIX_RANGE
+        if not low <= network.prefixlen <= high:
+            raise ValueError(f"prefix must be from /{low} to /{high} (got /{network.prefixlen})")
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _az_count(cls, value: list[str]) -> list[str]:
+        low, high = AZ_COUNT_RANGE
+        if not low <= len(value) <= high:
+            raise ValueError(f"must list {low} to {high} availability zones (got {len(value)})")
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat an availability zone")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_log_retention(value)
+
+    @model_validator(mode="after")
+    def _subnets_fit(self) -> NetworkSettings:
+        subnet_cidrs(self)
+        return self
+
+    @property
+    def nat_gateway_count(self) -> int:
+        return len(self.availability_zones) if self.nat_gateways == "one_per_az" else 0
+
+
+class DatabaseSettings(_Settings):
+    engine_version: Annotated[str, Field(pattern=r"^1[4-8]\.\d+$")]
+    instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*\.[a-z0-9]+$")]
+    allocated_storage_gib: Annotated[int, Field(ge=20, le=65536)]
+    max_allocated_storage_gib: Annotated[int, Field(ge=20, le=65536)]
+    multi_az: bool
+    deletion_protection: bool
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)]
+    secret_rotation_days: Annotated[int, Field(ge=1, le=365)]
+    log_retention_days: int
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_log_retention(value)
+
+    @model_validator(mode="after")
+    def _storage_grows(self) -> DatabaseSettings:
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            raise ValueError(
+                f"max_allocated_storage_gib ({self.max_allocated_storage_gib}) must be at least "
+                f"allocated_storage_gib ({self.allocated_storage_gib})"
+            )
+        return self
+
+
+class WebSettings(_Settings):
+    cpu: Literal[256, 512, 1024, 2048, 4096]
+    memory_mib: int
+    min_tasks: Annotated[int, Field(ge=1, le=100)]
+    max_tasks: Annotated[int, Field(ge=1, le=100)]
+    container_port: Annotated[int, Field(ge=1024, le=65535)]
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$")] | None
+    waf: bool
+    waf_requests_per_5_minutes_per_ip: Annotated[int, Field(ge=10, le=2_000_000_000)]
+    log_retention_days: int
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        return _check_log_retention(value)
+
+    @model_validator(mode="after")
+    def _task_shape(self) -> WebSettings:
+        allowed = FARGATE_MEMORY_BY_CPU[self.cpu]
+        if self.memory_mib not in allowed:
+            raise ValueError(
+                f"memory_mib {self.memory_mib} is not a Fargate size for cpu {self.cpu} "
+                f"(allowed: {', '.join(str(size) for size in allowed)})"
+            )
+        if self.max_tasks < self.min_tasks:
+            raise ValueError(f"max_tasks ({self.max_tasks}) must be at least min_tasks ({self.min_tasks})")
+        return self
+
+
+class SelfnestSettings(_Settings):
+    """Everything that differs between Selfnest environments."""
+
+    environment: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,15}$")]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    retain_data: bool
+    network: NetworkSettings
+    database: DatabaseSettings
+    web: WebSettings
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _zones_in_region(self) -> SelfnestSettings:
+        for zone in self.network.availability_zones:
+            if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone):
+                raise ValueError(f"network.availability_zones: {zone!r} is not a zone of region {self.region}")
+        return self
+
+    def name(self, part: str) -> str:
+        """Physical-name prefix shared by every stack of this environment, e.g. selfnest-dev-network."""
+        return f"selfnest-{self.environment}-{part}"
+
+
+def subnet_cidrs(network: NetworkSettings) -> dict[str, list[str]]:
+    """Allocate tier subnets the way CDK does (in tier order, each aligned to its size) and fail if they do not fit."""
+    vpc = ipaddress.IPv4Network(network.vpc_cidr)
+    next_free = int(vpc.network_address)
+    allocation: dict[str, list[str]] = {}
+    masks = network.subnet_masks.model_dump()
+    for tier, prefix in masks.items():
+        size = 2 ** (32 - prefix)
+        allocation[tier] = []
+        for _ in network.availability_zones:
+            start = -(-next_free // size) * size  # round up to the subnet's own alignment
+            if prefix < vpc.prefixlen or start + size > int(vpc.broadcast_address) + 1:
+                wanted = ", ".join(f"{name}=/{mask}" for name, mask in masks.items())
+                raise ValueError(
+                    f"subnet_masks ({wanted}) x {len(network.availability_zones)} AZs do not fit in VPC "
+                    f"{network.vpc_cidr}: use a larger VPC or smaller subnets (larger prefix numbers)"
+                )
+            allocation[tier].append(str(ipaddress.IPv4Network((start, prefix))))
+            next_free = start + size
+    return allocation
+
+
+def available_environments(config_dir: Path = CONFIG_DIR) -> list[str]:
+    return sorted(path.stem for path in config_dir.glob("*.yaml"))
+
+
+def load_settings(environment: str, config_dir: Path = CONFIG_DIR) -> SelfnestSettings:
+    """Read and validate config/<environment>.yaml; raise ConfigError with a one-line message on any mistake."""
+    path = config_dir / f"{environment}.yaml"
+    shown = _display_path(path)
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", environment) or not path.is_file():
+        known = ", ".join(available_environments(config_dir)) or "none"
+        raise ConfigError(f"unknown environment {environment!r}: there is no {shown} (available: {known})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{shown}: not valid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{shown}: must be a mapping of settings (got {type(raw).__name__})")
+    if "environment" in raw:
+        raise ConfigError(f"{shown}: environment: unknown key (the environment is the file name, {environment!r})")
+    try:
+        return SelfnestSettings.model_validate({"environment": environment, **raw})
+    except ValidationError as error:
+        raise ConfigError("\n".join(_describe(shown, detail) for detail in error.errors())) from None
+
+
+def _describe(shown: str, detail: ErrorDetails) -> str:
+    key = ".".join(str(part) for part in detail["loc"]) or "(top level)"
+    kind = detail["type"]
+    value = detail.get("input")
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(detail["loc"][:-1])
+        return f"{shown}: {key}: unknown key (allowed here: {', '.join(allowed)})"
+    if kind == "missing":
+        return f"{shown}: {key}: missing (required)"
+    if kind == "literal_error":
+        expected = detail.get("ctx", {}).get("expected", "")
+        return f"{shown}: {key}: {value!r} is not allowed (allowed: {expected})"
+    if kind in {"greater_than_equal", "less_than_equal"}:
+        ctx = detail.get("ctx", {})
+        field = _field_info(detail["loc"])
+        bounds = _bounds(field) if field is not None else str(ctx)
+        return f"{shown}: {key}: {value!r} is out of range (allowed: {bounds})"
+    if kind == "string_pattern_mismatch":
+        return f"{shown}: {key}: {value!r} is not valid here ({_pattern_hint(detail['loc'])})"
+    if kind.endswith("_type") or kind in {"int_from_float", "bool_parsing", "int_parsing"}:
+        expected = kind.removesuffix("_type").replace("model", "mapping").replace("dict", "mapping")
+        return f"{shown}: {key}: expected {expected}, got {type(value).__name__} {value!r}"
+    message = detail["msg"].removeprefix("Value error, ")
+    if detail["loc"] and detail["type"] == "value_error":
+        return f"{shown}: {key}: {message}"
+    return f"{shown}: {message}"
+
+
+_PATTERN_HINTS = {
+    "region": "an AWS region code such as eu-west-1",
+    "engine_version": "a PostgreSQL version 14.x to 18.x such as 17.9",
+    "instance_type": "an RDS instance type without the db. prefix, such as t4g.micro",
+    "certificate_arn": "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id>, or null",
+    "environment": "lowercase letters, digits and dashes",
+}
+
+
+def _pattern_hint(loc: tuple[int | str, ...]) -> str:
+    return _PATTERN_HINTS.get(str(loc[-1]), "see config/dev.yaml for the expected form")
+
+
+def _field_info(loc: tuple[int | str, ...]) -> Any:
+    model: Any = SelfnestSettings
+    info = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return info
+        info = fields[part]
+        model = info.annotation
+    return info
+
+
+def _bounds(field: Any) -> str:
+    low = high = None
+    for meta in field.metadata:
+        low = getattr(meta, "ge", low)
+        high = getattr(meta, "le", high)
+    return f"{low} to {high}"
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: Any = SelfnestSettings
+    for part in loc:
+        model = model.model_fields[part].annotation
+    return [name for name in model.model_fields if name != "environment"]
+
+
+def _check_log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"{value} is not a CloudWatch Logs retention period (allowed: {LOG_RETENTION_DAYS})")
+    return value
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,30 @@
+"""selfnest-<env>-data: the PostgreSQL database and the key that encrypts it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from refarch.constructs.aws.database import DatabaseShape, PrivateDatabase
+from refarch.constructs.aws.encryption import CustomerManagedKey
+
+from .config import SelfnestSettings
+from .network import NetworkStack
+
+
+class DataStack(cdk.Stack):
+    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, network: NetworkStack,
+                 **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        key = CustomerManagedKey(
+            self, "DatabaseKey", alias=f"alias/{settings.name('database')}",
+            purpose="Selfnest PostgreSQL storage, snapshots, credentials and Performance Insights",
+            retain_data=settings.retain_data, for_cloudwatch_logs=True)
+        tiers, groups = network.tiers, network.security_groups
+        self.database = PrivateDatabase(
+            self, "Postgres", vpc=tiers.vpc, subnets=tiers.data_subnets, security_group=groups.database,
+            clients=groups.app, rotation_subnets=tiers.app_subnets, secrets_endpoint=tiers.secrets_manager_endpoint,
+            key=key.key, shape=DatabaseShape(**settings.database.model_dump()), retain_data=settings.retain_data,
+            instance_identifier=settings.name("postgres"), database_name="selfnest")

@@ -1,0 +1,30 @@
+"""selfnest-<env>-network: the VPC, its tiers and the security-group chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from refarch.constructs.aws.encryption import CustomerManagedKey
+from refarch.constructs.aws.network import DataSubnetAcl, TieredVpc, TierMasks, TierSecurityGroups
+
+from .config import SelfnestSettings
+
+
+class NetworkStack(cdk.Stack):
+    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        network = settings.network
+        logs_key = CustomerManagedKey(
+            self, "LogsKey", alias=f"alias/{settings.name('network-logs')}",
+            purpose="Selfnest VPC flow logs", retain_data=settings.retain_data, for_cloudwatch_logs=True)
+        self.tiers = TieredVpc(
+            self, "Vpc", cidr=network.vpc_cidr, availability_zones=network.availability_zones,
+            nat_gateways=network.nat_gateway_count, masks=TierMasks(**network.subnet_masks.model_dump()),
+            logs_key=logs_key.key, flow_log_retention_days=network.flow_log_retention_days,
+            retain_data=settings.retain_data)
+        DataSubnetAcl(self, "DataSubnetAcl", vpc=self.tiers.vpc, data_subnets=self.tiers.data_subnets,
+                      client_cidrs=self.tiers.app_subnet_cidrs)
+        self.security_groups = TierSecurityGroups(self, "SecurityGroups", vpc=self.tiers.vpc)

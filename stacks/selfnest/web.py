@@ -1,0 +1,51 @@
+"""selfnest-<env>-web: the public load balancer, the API service on Fargate and, in prod, the WAF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from refarch.constructs.aws.encryption import CustomerManagedKey
+from refarch.constructs.aws.web import AccessLogBucket, LoadBalancedService, RegionalWebFirewall, ServiceShape
+
+from .config import SelfnestSettings
+from .data import DataStack
+from .network import NetworkStack
+
+API_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_api"
+
+
+class WebStack(cdk.Stack):
+    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, network: NetworkStack,
+                 data: DataStack, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        web, tiers, groups, database = settings.web, network.tiers, network.security_groups, data.database
+        logs_key = CustomerManagedKey(
+            self, "LogsKey", alias=f"alias/{settings.name('web-logs')}", purpose="Selfnest API container logs",
+            retain_data=settings.retain_data, for_cloudwatch_logs=True)
+        access_logs = AccessLogBucket(self, "AccessLogs", retain_data=settings.retain_data,
+                                      expire_after_days=web.log_retention_days)
+        self.api = LoadBalancedService(
+            self, "Api", vpc=tiers.vpc, public_subnets=tiers.public_subnets, app_subnets=tiers.app_subnets,
+            load_balancer_security_group=groups.load_balancer, app_security_group=groups.app,
+            assign_public_ip=tiers.app_tasks_need_public_ip, image_directory=str(API_DIRECTORY),
+            shape=ServiceShape(
+                cpu=web.cpu, memory_mib=web.memory_mib, min_tasks=web.min_tasks, max_tasks=web.max_tasks,
+                container_port=web.container_port, log_retention_days=web.log_retention_days,
+                environment={
+                    "DB_HOST": database.endpoint.hostname,
+                    "DB_PORT": str(database.port),
+                    "DB_SECRET_ARN": database.secret.secret_arn,
+                },
+            ),
+            logs_key=logs_key.key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
+            retain_data=settings.retain_data)
+        database.grant_read_credentials(self.api.task_role)
+        if web.waf:
+            RegionalWebFirewall(self, "Firewall", resource_arn=self.api.load_balancer.load_balancer_arn,
+                                requests_per_5_minutes_per_ip=web.waf_requests_per_5_minutes_per_ip,
+                                metric_prefix=settings.name("web"), logs_key=logs_key.key,
+                                log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
