@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import aws_cdk as cdk
+from constructs import Construct
 
 from refarch.constructs.aws.nag import add_compliance_checks
 
@@ -14,8 +15,12 @@ from .network import NetworkStack
 from .web import WebStack
 
 
-class SelfnestStage(cdk.Stage):
-    """Every stack of one environment: selfnest-<env>-network, -data, -web."""
+class SelfnestEnvironment(Construct):
+    """Every stack of one environment: selfnest-<env>-network, -data, -web.
+
+    A plain construct rather than a cdk.Stage: only the selected environment is ever built, and stacks inside a
+    Stage are invisible to `cdk deploy --all` / `cdk destroy --all`.
+    """
 
     def __init__(self, scope: cdk.App, *, settings: SelfnestSettings) -> None:
         super().__init__(scope, f"selfnest-{settings.environment}")
@@ -34,8 +39,8 @@ class SelfnestStage(cdk.Stage):
 
 
 def build_app(settings: SelfnestSettings, *, outdir: str | None = None,
-              context: dict[str, object] | None = None) -> tuple[cdk.App, SelfnestStage]:
+              context: dict[str, object] | None = None) -> tuple[cdk.App, SelfnestEnvironment]:
     app = cdk.App(outdir=outdir, context=context)
-    stage = SelfnestStage(app, settings=settings)
+    environment = SelfnestEnvironment(app, settings=settings)
     add_compliance_checks(app)
-    return app, stage
+    return app, environment

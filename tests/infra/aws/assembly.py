@@ -1,0 +1,105 @@
+"""Synthesize a Selfnest environment in-process and expose its templates and validation findings to tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+
+from refarch.stacks.selfnest.app import SelfnestEnvironment, build_app
+from refarch.stacks.selfnest.config import SelfnestSettings
+
+Template = dict[str, Any]
+Resource = dict[str, Any]
+
+
+@dataclass
+class Finding:
+    plugin: str
+    rule: str
+    path: str
+
+
+@dataclass
+class Assembly:
+    settings: SelfnestSettings
+    outdir: Path
+    templates: dict[str, Template]          # by stack part: network, data, web
+    template_files: dict[str, Path]
+    findings: list[Finding] = field(default_factory=list)
+
+    def resources(self, part: str, resource_type: str) -> dict[str, Resource]:
+        return {logical_id: resource for logical_id, resource in self.templates[part]["Resources"].items()
+                if resource["Type"] == resource_type}
+
+    def all_resources(self, resource_type: str) -> Iterator[tuple[str, str, Resource]]:
+        for part in self.templates:
+            for logical_id, resource in self.resources(part, resource_type).items():
+                yield part, logical_id, resource
+
+    def resolve(self, value: Any) -> Any:
+        """Follow a cross-stack Fn::ImportValue to the expression the exporting template gives it."""
+        if isinstance(value, dict) and "Fn::ImportValue" in value:
+            for template in self.templates.values():
+                for output in template.get("Outputs", {}).values():
+                    if output.get("Export", {}).get("Name") == value["Fn::ImportValue"]:
+                        return output["Value"]
+            raise AssertionError(f"no export named {value['Fn::ImportValue']}")
+        return value
+
+    def rules(self, group_id: str, direction: str) -> list[dict[str, Any]]:
+        """Every ingress or egress rule of a network-stack security group: inline and standalone, in any stack."""
+        inline_key, resource_type = {"ingress": ("SecurityGroupIngress", "AWS::EC2::SecurityGroupIngress"),
+                                     "egress": ("SecurityGroupEgress", "AWS::EC2::SecurityGroupEgress")}[direction]
+        group = self.resources("network", "AWS::EC2::SecurityGroup")[group_id]["Properties"]
+        found = list(group.get(inline_key, []))
+        for _, _, rule in self.all_resources(resource_type):
+            if self.resolve(rule["Properties"]["GroupId"]) == get_att(group_id, "GroupId"):
+                found.append({key: value for key, value in rule["Properties"].items() if key != "GroupId"})
+        return [{key: self.resolve(value) for key, value in rule.items() if key != "Description"} for rule in found]
+
+    def only(self, part: str, resource_type: str) -> tuple[str, Resource]:
+        found = self.resources(part, resource_type)
+        assert len(found) == 1, f"expected one {resource_type} in {part}, found {sorted(found)}"
+        return next(iter(found.items()))
+
+
+def synthesize(settings: SelfnestSettings, outdir: Path,
+               tamper: Callable[[SelfnestEnvironment], None] | None = None) -> Assembly:
+    """Synth like `cdk synth` does (same app, same cdk-nag plugins) and collect any validation findings."""
+    context = json.loads((Path(__file__).resolve().parents[3] / "cdk.json").read_text(encoding="utf-8"))["context"]
+    # The CLI turns on construct-path metadata; tests use it to find resources by what they are.
+    context["aws:cdk:enable-path-metadata"] = True
+    app, environment = build_app(settings, outdir=str(outdir), context=context)
+    if tamper is not None:
+        tamper(environment)
+    try:
+        app.synth()
+    except RuntimeError as error:
+        if "ValidationFailed" not in str(error):
+            raise
+    report = json.loads((outdir / "validation-report.json").read_text(encoding="utf-8"))
+    findings = [Finding(plugin["pluginName"], violation["ruleName"], construct["constructPath"])
+                for plugin in report["pluginReports"] for violation in plugin["violations"]
+                for construct in violation["violatingConstructs"]]
+    manifest = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+    files = {artifact["displayName"].split("/")[-1]: outdir / artifact["properties"]["templateFile"]
+             for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
+    templates = {part: json.loads(path.read_text(encoding="utf-8")) for part, path in files.items()}
+    return Assembly(settings, outdir, templates, files, findings)
+
+
+def ref(logical_id: str) -> dict[str, str]:
+    return {"Ref": logical_id}
+
+
+def get_att(logical_id: str, attribute: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def cidr_ingress(rule: dict[str, Any]) -> str | None:
+    return rule.get("CidrIp") or rule.get("CidrIpv6")

@@ -1,0 +1,54 @@
+"""`make bench`: wall time of synthesizing Selfnest against an empty CDK app, measured alternately in one run.
+
+The empty app pays the same fixed costs (Python start, jsii and Node start, CLI start), so the ratio shows what
+our stacks add. Target: at most 2.0x. A benchmark, not a test: it reports and never fails the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .synth import CDK, ROOT, tool_environment
+
+EMPTY_APP = "import aws_cdk as cdk\ncdk.App().synth()\n"
+
+
+def timed(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=tool_environment(), check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default="dev")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each, alternating (default 3)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="refarch-bench-") as scratch:
+        empty_app = Path(scratch) / "empty_app.py"
+        empty_app.write_text(EMPTY_APP, encoding="utf-8")
+        python = ROOT / ".venv" / "bin" / "python"
+        ours = [str(CDK), "synth", "--quiet", "-c", f"env={args.env}", "-o", f"{scratch}/ours"]
+        empty = [str(CDK), "synth", "--quiet", "--app", f"{python} {empty_app}", "-o", f"{scratch}/empty"]
+        timings: dict[str, list[float]] = {"selfnest": [], "empty": []}
+        for _ in range(args.rounds):
+            timings["empty"].append(timed(empty))
+            timings["selfnest"].append(timed(ours))
+    selfnest, baseline = statistics.median(timings["selfnest"]), statistics.median(timings["empty"])
+    ratio = selfnest / baseline
+    print(f"synth env={args.env}: median {selfnest:.2f}s over {args.rounds} runs "
+          f"({', '.join(f'{t:.2f}' for t in timings['selfnest'])})")
+    print(f"empty CDK app:   median {baseline:.2f}s over {args.rounds} runs "
+          f"({', '.join(f'{t:.2f}' for t in timings['empty'])})")
+    print(f"ratio {ratio:.2f}x (target <= 2.00x): {'within target' if ratio <= 2.0 else 'OVER TARGET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""`make synth`: validate the environment's config, run `cdk synth` for it, and summarize what was written.
+
+Config mistakes are reported in one line before the CDK toolchain starts, so a typo costs no synth time and shows
+no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from refarch.stacks.selfnest.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+
+
+@dataclass(frozen=True)
+class StackSummary:
+    name: str
+    resources: int
+    template: Path
+
+
+def tool_environment() -> dict[str, str]:
+    """PATH with the project's Node 22 and CDK CLI first (jsii warns and may misbehave on an end-of-life Node)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def synthesize(environment: str, outdir: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(CDK), "synth", "--quiet", "--context", f"env={environment}", "--output", str(outdir)]
+    return subprocess.run(command, cwd=ROOT, env=tool_environment(), text=True, check=False)
+
+
+def summarize(outdir: Path) -> list[StackSummary]:
+    manifest = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+    summaries = []
+    for artifact in manifest["artifacts"].values():
+        if artifact["type"] != "aws:cloudformation:stack":
+            continue
+        template_path = outdir / artifact["properties"]["templateFile"]
+        template = json.loads(template_path.read_text(encoding="utf-8"))
+        summaries.append(StackSummary(artifact["properties"]["stackName"], len(template.get("Resources", {})),
+                                      template_path))
+    return summaries
+
+
+def unacknowledged_findings(outdir: Path) -> int:
+    report = outdir / "validation-report.json"
+    if not report.is_file():
+        return 0
+    plugins = json.loads(report.read_text(encoding="utf-8"))["pluginReports"]
+    return sum(len(plugin["violations"]) for plugin in plugins)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default="dev", help="environment: a file name in config/ (default dev)")
+    parser.add_argument("--output", default="cdk.out", help="cloud assembly directory (default cdk.out)")
+    args = parser.parse_args(argv)
+    try:
+        load_settings(args.env)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    outdir = (ROOT / args.output).resolve()
+    started = time.perf_counter()
+    result = synthesize(args.env, outdir)
+    if result.returncode != 0:
+        print(f"error: cdk synth failed for env={args.env} (see the messages above)", file=sys.stderr)
+        return result.returncode
+    elapsed = time.perf_counter() - started
+
+    stacks = summarize(outdir)
+    width = max(len(stack.name) for stack in stacks)
+    findings = unacknowledged_findings(outdir)
+    print(f"\nSelfnest {args.env}: {len(stacks)} stacks synthesized in {elapsed:.1f}s; "
+          f"{findings} unacknowledged validation findings (cdk-nag AwsSolutions + HIPAA Security)")
+    for stack in stacks:
+        print(f"  {stack.name:<{width}}  {stack.resources:>4} resources  {stack.template.relative_to(ROOT)}")
+    print(f"Templates and assets: {outdir.relative_to(ROOT)}/  ·  deploy: npx cdk deploy --all -c env={args.env}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
