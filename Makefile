@@ -43,7 +43,8 @@ lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(PY_STAMP)
-	$(VENV)/bin/mypy stacks constructs tools services tests
+	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.tools -p tests
+	$(VENV)/bin/mypy services/selfnest_api
 
 test-unit: $(PY_STAMP)
 	$(PY) -m pytest tests/unit

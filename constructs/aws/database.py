@@ -10,11 +10,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
+
 from constructs import Construct
 
 from .encryption import EncryptedLogGroup
-from .network import POSTGRES_PORT
 from .nag import acknowledge
+from .network import POSTGRES_PORT
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from constructs import Construct
 
+from constructs import Construct
 
 from .retention import LOG_RETENTION_DAYS
 

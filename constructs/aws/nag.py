@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks
+
 from constructs import IConstruct
 
 

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
+
 from constructs import Construct
 
 from .encryption import EncryptedLogGroup
 from .nag import GRANTS_POLICY, acknowledge
 
 POSTGRES_PORT = 5432
-EPHEMERAL_PORTS = ec2.AclPortRange(from_=1024, to=65535)
+EPHEMERAL_PORTS = (1024, 65535)  # replies to clients land on these (Linux and NAT use subsets of the range)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +99,7 @@ class DataSubnetAcl(Construct):
             )
             self.acl.add_entry(
                 f"RepliesOutToApp{index}", rule_number=100 + index, cidr=ec2.AclCidr.ipv4(cidr),
-                traffic=ec2.AclTraffic.tcp_port_range(EPHEMERAL_PORTS.from_, EPHEMERAL_PORTS.to),
+                traffic=ec2.AclTraffic.tcp_port_range(*EPHEMERAL_PORTS),
                 direction=ec2.TrafficDirection.EGRESS, rule_action=ec2.Action.ALLOW,
             )
         # Everything else falls through to the NACL's implicit final deny (rule *).

@@ -13,6 +13,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_wafv2 as wafv2
+
 from constructs import Construct
 
 from .encryption import EncryptedLogGroup, removal_policy

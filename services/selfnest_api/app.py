@@ -24,7 +24,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature fixed by the base class
+    def log_message(self, format: str, *args: object) -> None:
         print(json.dumps({"request": format % args}), flush=True)
 
 

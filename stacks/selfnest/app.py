@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import aws_cdk as cdk
-from constructs import Construct
-
 from refarch.constructs.aws.nag import add_compliance_checks
+
+from constructs import Construct
 
 from .config import SelfnestSettings
 from .data import DataStack

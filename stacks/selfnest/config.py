@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
-
 from refarch.constructs.aws.retention import LOG_RETENTION_DAYS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"

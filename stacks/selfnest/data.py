@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
-from constructs import Construct
-
 from refarch.constructs.aws.database import DatabaseShape, PrivateDatabase
 from refarch.constructs.aws.encryption import CustomerManagedKey
+
+from constructs import Construct
 
 from .config import SelfnestSettings
 from .network import NetworkStack

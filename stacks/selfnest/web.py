@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from constructs import Construct
-
 from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.web import AccessLogBucket, LoadBalancedService, RegionalWebFirewall, ServiceShape
+
+from constructs import Construct
 
 from .config import SelfnestSettings
 from .data import DataStack

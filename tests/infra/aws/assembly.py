@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
-
 from refarch.stacks.selfnest.app import SelfnestEnvironment, build_app
 from refarch.stacks.selfnest.config import SelfnestSettings
 
@@ -42,7 +40,17 @@ class Assembly:
                 yield part, logical_id, resource
 
     def resolve(self, value: Any) -> Any:
-        """Follow a cross-stack Fn::ImportValue to the expression the exporting template gives it."""
+        """Follow a cross-stack reference to the expression the producing template gives it.
+
+        CDK's current default ("weak" references) reads producer outputs with Fn::GetStackOutput; strong references
+        use exports and Fn::ImportValue. Both are followed so tests do not depend on that feature flag.
+        """
+        if isinstance(value, dict) and "Fn::GetStackOutput" in value:
+            wanted = value["Fn::GetStackOutput"]
+            for part, template in self.templates.items():
+                if self.settings.name(part) == wanted["StackName"]:
+                    return template["Outputs"][wanted["OutputName"]]["Value"]
+            raise AssertionError(f"no stack named {wanted['StackName']}")
         if isinstance(value, dict) and "Fn::ImportValue" in value:
             for template in self.templates.values():
                 for output in template.get("Outputs", {}).values():

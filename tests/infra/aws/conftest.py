@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from refarch.stacks.selfnest.config import load_settings
 
 from .assembly import Assembly, synthesize

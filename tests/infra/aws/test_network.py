@@ -18,7 +18,7 @@ def subnets_by_tier(assembly: Assembly) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def route_table_of(assembly: Assembly, subnet_id: str) -> str:
-    associations = [association["Properties"]["RouteTableId"]["Ref"]
+    associations: list[str] = [association["Properties"]["RouteTableId"]["Ref"]
                     for association in assembly.resources("network", "AWS::EC2::SubnetRouteTableAssociation").values()
                     if association["Properties"]["SubnetId"] == ref(subnet_id)]
     assert len(associations) == 1

@@ -1,0 +1,121 @@
+"""Data tier: where the database lives, how it is encrypted, rotated and protected in each environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .assembly import Assembly, get_att
+
+
+def database(assembly: Assembly) -> tuple[str, dict[str, Any]]:
+    return assembly.only("data", "AWS::RDS::DBInstance")
+
+
+def customer_managed_key(assembly: Assembly, part: str, value: Any) -> dict[str, Any]:
+    """The KMS key a KmsKeyId-style property points at; fails unless it is a key defined in our templates."""
+    resolved = assembly.resolve(value)
+    logical_id = resolved["Fn::GetAtt"][0] if "Fn::GetAtt" in resolved else resolved["Ref"]
+    for template in assembly.templates.values():
+        key = template["Resources"].get(logical_id)
+        if key is not None:
+            assert key["Type"] == "AWS::KMS::Key"
+            found: dict[str, Any] = key
+            return found
+    raise AssertionError(f"{value} is not one of our KMS keys")
+
+
+def test_database_sits_in_the_isolated_data_subnets_and_is_private(assembly: Assembly) -> None:
+    _, instance = database(assembly)
+    props = instance["Properties"]
+    assert props["PubliclyAccessible"] is False
+    [(_, subnet_group)] = assembly.resources("data", "AWS::RDS::DBSubnetGroup").items()
+    subnets = [assembly.resolve(subnet)["Ref"] for subnet in subnet_group["Properties"]["SubnetIds"]]
+    network = assembly.resources("network", "AWS::EC2::Subnet")
+    tiers = {next(t["Value"] for t in network[s]["Properties"]["Tags"] if t["Key"] == "aws-cdk:subnet-name")
+             for s in subnets}
+    assert tiers == {"data"} and len(subnets) == len(assembly.settings.network.availability_zones)
+    assert int(props["Port"]) == 5432
+
+
+def test_storage_secret_insights_and_logs_use_customer_managed_keys(assembly: Assembly) -> None:
+    _, instance = database(assembly)
+    props = instance["Properties"]
+    assert props["StorageEncrypted"] is True
+    storage_key = customer_managed_key(assembly, "data", props["KmsKeyId"])
+    assert storage_key["Properties"]["EnableKeyRotation"] is True
+    customer_managed_key(assembly, "data", props["PerformanceInsightsKMSKeyId"])
+    [(_, secret)] = assembly.resources("data", "AWS::SecretsManager::Secret").items()
+    customer_managed_key(assembly, "data", secret["Properties"]["KmsKeyId"])
+    for part, logical_id, log_group in assembly.all_resources("AWS::Logs::LogGroup"):
+        customer_managed_key(assembly, part, log_group["Properties"].get("KmsKeyId", {"Ref": f"{logical_id}?"}))
+        assert "RetentionInDays" in log_group["Properties"], f"{part}/{logical_id} keeps logs forever"
+
+
+def test_exported_postgres_logs_go_to_our_encrypted_groups(assembly: Assembly) -> None:
+    _, instance = database(assembly)
+    identifier = instance["Properties"]["DBInstanceIdentifier"]
+    names = sorted(group["Properties"]["LogGroupName"] for group in assembly.resources("data", "AWS::Logs::LogGroup")
+                   .values())
+    exported = instance["Properties"]["EnableCloudwatchLogsExports"]
+    assert names == sorted(f"/aws/rds/instance/{identifier}/{kind}" for kind in exported)
+    assert assembly.resources("data", "AWS::Lambda::Function") == {} or all(
+        "LogRetention" not in logical_id for logical_id in assembly.resources("data", "AWS::Lambda::Function"))
+
+
+def test_connections_must_use_tls(assembly: Assembly) -> None:
+    [(_, parameters)] = assembly.resources("data", "AWS::RDS::DBParameterGroup").items()
+    assert parameters["Properties"]["Parameters"]["rds.force_ssl"] == "1"
+
+
+def test_credentials_rotate_on_schedule_through_the_vpc_endpoint(assembly: Assembly) -> None:
+    [(_, schedule)] = assembly.resources("data", "AWS::SecretsManager::RotationSchedule").items()
+    days = assembly.settings.database.secret_rotation_days
+    assert schedule["Properties"]["RotationRules"]["ScheduleExpression"] == f"rate({days} days)"
+    [(_, rotation_app)] = assembly.resources("data", "AWS::Serverless::Application").items()
+    parameters = rotation_app["Properties"]["Parameters"]
+    assert "secretsmanager" in str(parameters["endpoint"])
+    app_group = [logical_id for logical_id, group in assembly.resources("network", "AWS::EC2::SecurityGroup").items()
+                 if group["Metadata"]["aws:cdk:path"].endswith("SecurityGroups/App/Resource")]
+    assert assembly.resolve(parameters["vpcSecurityGroupIds"]) == get_att(app_group[0], "GroupId")
+
+
+def test_iam_authentication_and_backups_are_on(assembly: Assembly) -> None:
+    _, instance = database(assembly)
+    props = instance["Properties"]
+    assert props["EnableIAMDatabaseAuthentication"] is True
+    assert props["BackupRetentionPeriod"] == assembly.settings.database.backup_retention_days
+    assert props["CopyTagsToSnapshot"] is True
+
+
+def test_prod_is_highly_available_protected_and_snapshotted_on_delete(prod: Assembly) -> None:
+    _, instance = database(prod)
+    assert instance["Properties"]["MultiAZ"] is True
+    assert instance["Properties"]["DeletionProtection"] is True
+    assert instance["DeletionPolicy"] == "Snapshot"
+    assert instance["UpdateReplacePolicy"] == "Snapshot"
+    assert instance["Properties"]["DeleteAutomatedBackups"] is False
+    retained = (*prod.all_resources("AWS::KMS::Key"), *prod.all_resources("AWS::Logs::LogGroup"))
+    for part, logical_id, resource in retained:
+        assert resource["DeletionPolicy"] == "Retain", f"{part}/{logical_id}"
+
+
+def test_dev_is_single_az_and_fully_destroyable(dev: Assembly) -> None:
+    _, instance = database(dev)
+    assert instance["Properties"]["MultiAZ"] is False
+    assert instance["Properties"]["DeletionProtection"] is False
+    assert instance["DeletionPolicy"] == "Delete"
+    assert instance["Properties"]["DeleteAutomatedBackups"] is True
+    for part in dev.templates:
+        for logical_id, resource in dev.templates[part]["Resources"].items():
+            assert resource.get("DeletionPolicy", "Delete") == "Delete", f"{part}/{logical_id} would be left behind"
+    for _, _, stack_bucket in dev.all_resources("AWS::S3::Bucket"):
+        assert {"Key": "aws-cdk:auto-delete-objects", "Value": "true"} in stack_bucket["Properties"]["Tags"]
+
+
+def test_key_policies_let_only_cloudwatch_logs_in_this_region_use_log_keys(assembly: Assembly) -> None:
+    for part, logical_id, key in assembly.all_resources("AWS::KMS::Key"):
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+            service = statement["Principal"].get("Service") if isinstance(statement["Principal"], dict) else None
+            if service is not None:
+                assert "logs." in str(service), f"{part}/{logical_id}: unexpected service principal {service}"
+                assert "kms:EncryptionContext:aws:logs:arn" in statement["Condition"]["ArnLike"]

@@ -1,0 +1,110 @@
+"""Web tier: listeners and TLS per environment, WAF in prod, the Fargate service and its least-privilege role."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .assembly import Assembly
+
+
+def listeners(assembly: Assembly) -> dict[int, dict[str, Any]]:
+    return {listener["Properties"]["Port"]: listener["Properties"]
+            for listener in assembly.resources("web", "AWS::ElasticLoadBalancingV2::Listener").values()}
+
+
+def test_prod_serves_https_with_its_certificate_and_redirects_http(prod: Assembly) -> None:
+    by_port = listeners(prod)
+    assert sorted(by_port) == [80, 443]
+    https = by_port[443]
+    assert https["Protocol"] == "HTTPS"
+    assert https["Certificates"] == [{"CertificateArn": prod.settings.web.certificate_arn}]
+    assert str(https["SslPolicy"]).startswith("ELBSecurityPolicy-TLS13")
+    [redirect] = by_port[80]["DefaultActions"]
+    assert redirect["Type"] == "redirect"
+    assert redirect["RedirectConfig"] == {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"}
+
+
+def test_dev_without_a_certificate_serves_plain_http_only(dev: Assembly) -> None:
+    assert dev.settings.web.certificate_arn is None
+    assert sorted(listeners(dev)) == [80]
+    assert listeners(dev)[80]["Protocol"] == "HTTP"
+
+
+def test_waf_protects_the_load_balancer_in_prod_only(dev: Assembly, prod: Assembly) -> None:
+    assert dev.resources("web", "AWS::WAFv2::WebACL") == {}
+    acl_id, acl = prod.only("web", "AWS::WAFv2::WebACL")
+    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+    assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= set(rules)
+    limit = rules["RateLimitPerIp"]["Statement"]["RateBasedStatement"]
+    assert limit == {"AggregateKeyType": "IP", "Limit": prod.settings.web.waf_requests_per_5_minutes_per_ip}
+    _, association = prod.only("web", "AWS::WAFv2::WebACLAssociation")
+    [(balancer_id, _)] = prod.resources("web", "AWS::ElasticLoadBalancingV2::LoadBalancer").items()
+    assert association["Properties"]["ResourceArn"] == {"Ref": balancer_id}
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    _, logging = prod.only("web", "AWS::WAFv2::LoggingConfiguration")
+    assert logging["Properties"]["RedactedFields"] == [{"SingleHeader": {"Name": "authorization"}}]
+
+
+def test_load_balancer_drops_bad_headers_and_writes_access_logs(assembly: Assembly) -> None:
+    _, balancer = assembly.only("web", "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    attributes = {a["Key"]: a["Value"] for a in balancer["Properties"]["LoadBalancerAttributes"]}
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["deletion_protection.enabled"] == str(assembly.settings.retain_data).lower()
+    assert balancer["Properties"]["Scheme"] == "internet-facing"
+
+
+def test_access_log_bucket_is_private_and_tls_only(assembly: Assembly) -> None:
+    bucket_id, bucket = assembly.only("web", "AWS::S3::Bucket")
+    assert bucket["Properties"]["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    [(_, policy)] = [(k, p) for k, p in assembly.resources("web", "AWS::S3::BucketPolicy").items()
+                     if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
+    denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+
+
+def test_service_runs_arm64_tasks_in_the_app_tier(assembly: Assembly) -> None:
+    _, task = assembly.only("web", "AWS::ECS::TaskDefinition")
+    assert task["Properties"]["RuntimePlatform"] == {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}
+    assert task["Properties"]["Cpu"] == str(assembly.settings.web.cpu)
+    [container] = task["Properties"]["ContainerDefinitions"]
+    assert container["ReadonlyRootFilesystem"] is True
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    _, service = assembly.only("web", "AWS::ECS::Service")
+    network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    expected_public_ip = "ENABLED" if assembly.settings.network.nat_gateways == "none" else "DISABLED"
+    assert network["AssignPublicIp"] == expected_public_ip
+    subnets = [assembly.resolve(subnet)["Ref"] for subnet in network["Subnets"]]
+    assert all(subnet.startswith("Vpcapp") for subnet in subnets), subnets
+    _, scaling = assembly.only("web", "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert (scaling["Properties"]["MinCapacity"], scaling["Properties"]["MaxCapacity"]) == (
+        assembly.settings.web.min_tasks, assembly.settings.web.max_tasks)
+
+
+def test_task_role_can_read_the_database_secret_and_nothing_else(assembly: Assembly) -> None:
+    [(role_id, _)] = [(k, r) for k, r in assembly.resources("web", "AWS::IAM::Role").items()
+                      if "TaskRole" in r["Metadata"]["aws:cdk:path"]]
+    statements = [statement for policy in assembly.resources("web", "AWS::IAM::Policy").values()
+                  if {"Ref": role_id} in policy["Properties"]["Roles"]
+                  for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
+    secrets = [s for s in statements if s["Action"] == ["secretsmanager:DescribeSecret",
+                                                         "secretsmanager:GetSecretValue"]]
+    decrypts = [s for s in statements if s["Action"] == "kms:Decrypt"]
+    assert len(secrets) == 1 and len(decrypts) == 1 and len(statements) == 2, json.dumps(statements)
+    [(secret_id, _)] = assembly.resources("data", "AWS::SecretsManager::Secret").items()
+    # RDS hands out the secret through its target attachment, whose Ref is the same secret's ARN.
+    [(attachment_id, attachment)] = assembly.resources("data", "AWS::SecretsManager::SecretTargetAttachment").items()
+    assert attachment["Properties"]["SecretId"] == {"Ref": secret_id}
+    assert assembly.resolve(secrets[0]["Resource"]) == {"Ref": attachment_id}
+    assert "kms:ViaService" in decrypts[0]["Condition"]["StringEquals"]
+    assert "*" not in json.dumps([s["Resource"] for s in statements])
+
+
+def test_api_image_is_staged_from_the_service_folder_for_arm64(assembly: Assembly) -> None:
+    manifest = json.loads(next(assembly.outdir.glob("*web*.assets.json")).read_text(encoding="utf-8"))
+    [image] = manifest["dockerImages"].values()
+    assert image["source"]["platform"] == "linux/arm64"
+    staged = assembly.outdir / image["source"]["directory"]
+    assert (staged / "Dockerfile").is_file() and (staged / "app.py").is_file()

@@ -1,0 +1,137 @@
+"""Every config mistake is one line naming the file, the key and what is allowed — never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings, subnet_cidrs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_config(directory: Path, edit: dict[str, Any], drop: tuple[str, ...] = ()) -> Path:
+    """A copy of config/dev.yaml with `edit` (dotted keys) applied and `drop` keys removed, as staging.yaml."""
+    config = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text(encoding="utf-8"))
+    for dotted, value in edit.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
+    for dotted in drop:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        del node[leaf]
+    (directory / "staging.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return directory
+
+
+def error_for(directory: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings("staging", config_dir=directory)
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert "staging.yaml" in message
+    return message
+
+
+def test_shipped_environments_are_valid() -> None:
+    assert load_settings("dev").network.nat_gateway_count == 0
+    assert load_settings("prod").network.nat_gateway_count == 3
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown environment 'staging'.*config/staging.yaml.*available: dev, prod"):
+        load_settings("staging")
+
+
+def test_unknown_key_names_the_allowed_keys(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"network.nat_gateway": "none"}))
+    assert "network.nat_gateway: unknown key" in message
+    assert "nat_gateways" in message and "vpc_cidr" in message
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"database.allocated_storage_gib": "twenty"}))
+    assert "database.allocated_storage_gib: expected int" in message and "'twenty'" in message
+
+
+def test_missing_key(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {}, drop=("web.waf",)))
+    assert "web.waf: missing" in message
+
+
+def test_value_not_in_the_allowed_set(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"network.nat_gateways": "one"}))
+    assert "network.nat_gateways: 'one' is not allowed" in message and "'none'" in message
+
+
+@pytest.mark.parametrize(("cidr", "expected"), [
+    ("10.0.0.0/8", "prefix must be from /16 to /28 (got /8)"),
+    ("10.0.0.0/29", "prefix must be from /16 to /28 (got /29)"),
+    ("10.0.0.300/16", "must be an IPv4 network"),
+])
+def test_vpc_cidr_outside_16_to_28(tmp_path: Path, cidr: str, expected: str) -> None:
+    message = error_for(write_config(tmp_path, {"network.vpc_cidr": cidr}))
+    assert "network.vpc_cidr:" in message and expected in message
+
+
+def test_subnet_masks_that_do_not_fit_the_vpc(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"network.vpc_cidr": "10.0.0.0/22",
+                                                "network.subnet_masks": {"public": 24, "app": 24, "data": 24}}))
+    assert "network:" in message and "do not fit in VPC 10.0.0.0/22" in message and "app=/24" in message
+
+
+def test_subnet_mask_out_of_range(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"network.subnet_masks": {"public": 24, "app": 30, "data": 24}}))
+    assert "network.subnet_masks.app: 30 is out of range (allowed: 16 to 28)" in message
+
+
+@pytest.mark.parametrize("zones", [["eu-west-1a"], ["eu-west-1a", "eu-west-1b", "eu-west-1c", "eu-west-1d"]])
+def test_availability_zone_count_out_of_range(tmp_path: Path, zones: list[str]) -> None:
+    message = error_for(write_config(tmp_path, {"network.availability_zones": zones}))
+    assert f"network.availability_zones: must list 2 to 3 availability zones (got {len(zones)})" in message
+
+
+def test_zone_from_another_region(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"network.availability_zones": ["eu-west-1a", "us-east-1b"]}))
+    assert "'us-east-1b' is not a zone of region eu-west-1" in message
+
+
+def test_cross_field_rules(tmp_path: Path) -> None:
+    assert "must be at least allocated_storage_gib" in error_for(
+        write_config(tmp_path, {"database.max_allocated_storage_gib": 30, "database.allocated_storage_gib": 40}))
+    assert "memory_mib 4096 is not a Fargate size for cpu 256 (allowed: 512, 1024, 2048)" in error_for(
+        write_config(tmp_path, {"web.memory_mib": 4096}))
+    assert "is not a CloudWatch Logs retention period" in error_for(
+        write_config(tmp_path, {"network.flow_log_retention_days": 31}))
+
+
+def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "staging.yaml").write_text("region: eu-west-1\nnetwork: [unclosed\n", encoding="utf-8")
+    assert "not valid YAML at line" in error_for(tmp_path)
+
+
+def test_subnet_allocation_is_aligned_and_inside_the_vpc() -> None:
+    allocation = subnet_cidrs(load_settings("dev").network)
+    assert allocation["app"] == ["10.20.4.0/22", "10.20.8.0/22"]  # aligned to /22 after the two public /24s
+
+
+@pytest.mark.parametrize("command", [
+    [sys.executable, "-m", "refarch.tools.synth", "--env", "staging"],
+    [sys.executable, "-m", "refarch.stacks.selfnest"],
+])
+def test_entry_points_print_one_line_and_exit_non_zero(command: list[str]) -> None:
+    env = {**os.environ, "CDK_CONTEXT_JSON": '{"env": "staging"}'}
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "!!" not in line]
+    assert len(lines) == 1 and "unknown environment 'staging'" in lines[0], result.stderr
