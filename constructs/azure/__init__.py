@@ -1,1 +1,0 @@
-"""Pulumi ComponentResources for BabyBloom on Azure (imported as refarch.constructs.azure)."""
