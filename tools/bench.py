@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .synth import CDK, ROOT, tool_environment
 
-EMPTY_APP = "import aws_cdk as cdk\ncdk.App().synth()\n"
+# The CLI refuses an app with no stacks, so the baseline holds one empty stack.
+EMPTY_APP = "import aws_cdk as cdk\napp = cdk.App()\ncdk.Stack(app, 'Empty')\napp.synth()\n"
 
 
 def timed(command: list[str]) -> float:
