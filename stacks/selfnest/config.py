@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from refarch.constructs.aws.retention import LOG_RETENTION_DAYS
 
@@ -29,6 +29,15 @@ FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
 VPC_PREFIX_RANGE = (16, 28)
 SUBNET_PREFIX_RANGE = (16, 28)
 AZ_COUNT_RANGE = (2, 3)
+
+
+def _check_log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"{value} is not a CloudWatch Logs retention period (allowed: {LOG_RETENTION_DAYS})")
+    return value
+
+
+LogRetentionDays = Annotated[int, AfterValidator(_check_log_retention)]
 
 
 class ConfigError(Exception):
@@ -52,7 +61,7 @@ class NetworkSettings(_Settings):
     availability_zones: list[str]
     nat_gateways: Literal["none", "one_per_az"]
     subnet_masks: SubnetMasks
-    flow_log_retention_days: int
+    flow_log_retention_days: LogRetentionDays
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -76,11 +85,6 @@ class NetworkSettings(_Settings):
             raise ValueError("must not repeat an availability zone")
         return value
 
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return _check_log_retention(value)
-
     @model_validator(mode="after")
     def _subnets_fit(self) -> NetworkSettings:
         subnet_cidrs(self)
@@ -100,12 +104,7 @@ class DatabaseSettings(_Settings):
     deletion_protection: bool
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
     secret_rotation_days: Annotated[int, Field(ge=1, le=365)]
-    log_retention_days: int
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return _check_log_retention(value)
+    log_retention_days: LogRetentionDays
 
     @model_validator(mode="after")
     def _storage_grows(self) -> DatabaseSettings:
@@ -126,12 +125,7 @@ class WebSettings(_Settings):
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$")] | None
     waf: bool
     waf_requests_per_5_minutes_per_ip: Annotated[int, Field(ge=10, le=2_000_000_000)]
-    log_retention_days: int
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        return _check_log_retention(value)
+    log_retention_days: LogRetentionDays
 
     @model_validator(mode="after")
     def _task_shape(self) -> WebSettings:
@@ -284,12 +278,6 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     for part in loc:
         model = model.model_fields[part].annotation
     return [name for name in model.model_fields if name != "environment"]
-
-
-def _check_log_retention(value: int) -> int:
-    if value not in LOG_RETENTION_DAYS:
-        raise ValueError(f"{value} is not a CloudWatch Logs retention period (allowed: {LOG_RETENTION_DAYS})")
-    return value
 
 
 def _display_path(path: Path) -> str:
