@@ -5,6 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 ENV ?= dev
+STACK ?= dev
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 VENV := .venv
@@ -15,10 +16,12 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help bootstrap synth test lint typecheck test-unit test-infra-aws test-services bench deploy destroy clean
+.PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
+	bench deploy destroy clean
 
 help:
 	@echo "make synth [ENV=dev|prod]   Selfnest CloudFormation into cdk.out/ (bootstraps .venv and node_modules)"
+	@echo "make plan-azure [STACK=dev|prod]  BabyBloom offline plan (Pulumi mocks) into .plan/"
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
 	@echo "make deploy|destroy ENV=..  cdk deploy/destroy --all into your own AWS account (needs credentials)"
@@ -26,8 +29,9 @@ help:
 $(PY_STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock
-	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	# Bytecode up front: pulumi_azure_native is huge, and recompiling it on every run would dominate plan time.
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) --no-deps -e .
 	@touch $@
 
 $(NODE_STAMP): package-lock.json
@@ -38,12 +42,19 @@ bootstrap: $(PY_STAMP) $(NODE_STAMP)
 
 synth: bootstrap
 	$(PY) -m refarch.tools.synth --env $(ENV)
+	@echo
+	@echo "BabyBloom $(ENV) (offline Pulumi plan; full listing: make plan-azure STACK=$(ENV)):"
+	@$(PY) -m refarch.tools.plan_azure --stack $(ENV) | tail -n 3
+
+plan-azure: $(PY_STAMP)
+	$(PY) -m refarch.tools.plan_azure --stack $(STACK)
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(PY_STAMP)
-	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.tools -p tests
+	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
+		-p refarch.tools -p tests
 	$(VENV)/bin/mypy services/selfnest_api
 
 test-unit: $(PY_STAMP)
@@ -51,6 +62,9 @@ test-unit: $(PY_STAMP)
 
 test-infra-aws: bootstrap
 	$(PY) -m pytest tests/infra/aws
+
+test-infra-azure: $(PY_STAMP)
+	$(PY) -m pytest tests/infra/azure
 
 test-services: $(PY_STAMP)
 	$(PY) -m pytest tests/services

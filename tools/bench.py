@@ -1,4 +1,4 @@
-"""`make bench`: wall time of synthesizing Selfnest against an empty CDK app, measured alternately in one run.
+"""`make bench`: Selfnest synth time against an empty CDK app (alternating, one run), and BabyBloom's plan time.
 
 The empty app pays the same fixed costs (Python start, jsii and Node start, CLI start), so the ratio shows what
 our stacks add. Target: at most 2.0x. A benchmark, not a test: it reports and never fails the build.
@@ -48,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"empty CDK app:   median {baseline:.2f}s over {args.rounds} runs "
           f"({', '.join(f'{t:.2f}' for t in timings['empty'])})")
     print(f"ratio {ratio:.2f}x (target <= 2.00x): {'within target' if ratio <= 2.0 else 'OVER TARGET'}")
+    with tempfile.TemporaryDirectory(prefix="refarch-bench-") as scratch:
+        plan = [str(ROOT / ".venv" / "bin" / "python"), "-m", "refarch.tools.plan_azure", "--stack", args.env,
+                "--out", scratch]
+        plan_times = [timed(plan) for _ in range(args.rounds)]
+    plan_median = statistics.median(plan_times)
+    print(f"BabyBloom plan stack={args.env}: median {plan_median:.2f}s over {args.rounds} runs "
+          f"({', '.join(f'{t:.2f}' for t in plan_times)}); target <= 3.00s: "
+          f"{'within target' if plan_median <= 3.0 else 'OVER TARGET'}")
     return 0
 
 

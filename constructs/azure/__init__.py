@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources for BabyBloom on Azure (imported as refarch.constructs.azure)."""

@@ -1,0 +1,213 @@
+"""BabyBloom's guardrails as pure functions over (resource type, inputs): the CrossGuard pack and the tests share them.
+
+Inputs are the provider's property names (camelCase), exactly what CrossGuard passes as `args.props` and what the
+offline plan records. A check returns a violation message, or None when the resource complies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+COSMOS_ACCOUNT = "azure-native:cosmosdb:DatabaseAccount"
+STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
+WEB_APP = "azure-native:web:WebApp"
+KEY_VAULT = "azure-native:keyvault:Vault"
+
+# Environments (the `environment` tag every BabyBloom resource carries) whose data services must be private.
+PRIVATE_ENVIRONMENTS = frozenset({"prod"})
+# Fragments that only appear in shared-key credentials (connection strings, SAS tokens, Cosmos keys).
+CREDENTIAL_MARKERS = ("AccountKey=", "SharedAccessKey=", "SharedAccessSignature=", "sig=", "AccountEndpoint=")
+
+Props = Mapping[str, Any]
+Check = Callable[[Props], "str | None"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    resource_types: frozenset[str]
+    check: Check
+
+    def applies_to(self, resource_type: str) -> bool:
+        return resource_type in self.resource_types
+
+
+def _get(props: Props, path: str) -> Any:
+    value: Any = props
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _require(path: str, expected: Any, why: str) -> Check:
+    """A check that `path` is set to `expected` explicitly; an absent value means Azure's (weaker) default."""
+
+    def check(props: Props) -> str | None:
+        actual = _get(props, path)
+        return None if actual == expected else f"{path} must be {expected!r} ({why}); got {actual!r}"
+
+    return check
+
+
+def _require_one_of(path: str, allowed: tuple[str, ...], why: str) -> Check:
+    def check(props: Props) -> str | None:
+        actual = _get(props, path)
+        return None if actual in allowed else f"{path} must be one of {', '.join(allowed)} ({why}); got {actual!r}"
+
+    return check
+
+
+def _private_in_prod(props: Props) -> str | None:
+    environment = _get(props, "tags.environment")
+    if environment is None:
+        return "tags.environment is missing, so it cannot be told whether public network access must be off"
+    if environment not in PRIVATE_ENVIRONMENTS:
+        return None
+    # Key Vault nests the setting under properties and spells it in lower case.
+    access = _get(props, "publicNetworkAccess") or _get(props, "properties.publicNetworkAccess")
+    if str(access).lower() != "disabled":
+        return f"public network access must be Disabled in {environment} (private endpoints only); got {access!r}"
+    return None
+
+
+def _managed_identity(props: Props) -> str | None:
+    kind = str(_get(props, "identity.type") or "")
+    if "SystemAssigned" in kind or "UserAssigned" in kind:
+        return None
+    return f"identity.type must include SystemAssigned or UserAssigned (no secrets to reach data); got {kind or None!r}"
+
+
+def _no_credentials_in_settings(props: Props) -> str | None:
+    settings = _get(props, "siteConfig.appSettings") or []
+    connection_strings = _get(props, "siteConfig.connectionStrings") or []
+    if connection_strings:
+        return "siteConfig.connectionStrings must be empty (use identity-based connections)"
+    for setting in settings:
+        value = str(setting.get("value", ""))
+        if any(marker in value for marker in CREDENTIAL_MARKERS):
+            return f"app setting {setting.get('name')} holds a key or SAS; use `<name>__accountName`-style identity"
+    return None
+
+
+def _rbac_vault(props: Props) -> str | None:
+    if _get(props, "properties.enableRbacAuthorization") is not True:
+        return "properties.enableRbacAuthorization must be True (Azure RBAC, not vault access policies)"
+    if _get(props, "properties.accessPolicies"):
+        return "properties.accessPolicies must be empty when RBAC authorizes access"
+    return None
+
+
+def _purge_protected_vault(props: Props) -> str | None:
+    if _get(props, "properties.enableSoftDelete") is False:
+        return "properties.enableSoftDelete must not be False (deleted secrets must be recoverable)"
+    return _require("properties.enablePurgeProtection", True, "no one can purge a deleted vault early")(props)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "cosmos-local-auth-disabled",
+        "Cosmos DB accounts refuse account keys; callers use Entra ID and data-plane RBAC.",
+        frozenset({COSMOS_ACCOUNT}),
+        _require("disableLocalAuth", True, "keys would bypass RBAC"),
+    ),
+    Rule(
+        "cosmos-continuous-backup",
+        "Cosmos DB accounts use continuous backup (point-in-time restore).",
+        frozenset({COSMOS_ACCOUNT}),
+        _require("backupPolicy.type", "Continuous", "periodic backups lose hours of journal entries"),
+    ),
+    Rule(
+        "cosmos-tls12",
+        "Cosmos DB accounts accept TLS 1.2 or newer only.",
+        frozenset({COSMOS_ACCOUNT}),
+        _require_one_of("minimalTlsVersion", ("Tls12",), "older TLS versions are broken"),
+    ),
+    Rule(
+        "public-network-access-off-in-prod",
+        "In prod, Cosmos DB, Storage and Key Vault are reachable through private endpoints only.",
+        frozenset({COSMOS_ACCOUNT, STORAGE_ACCOUNT, KEY_VAULT}),
+        _private_in_prod,
+    ),
+    Rule(
+        "storage-no-shared-keys",
+        "Storage accounts disable shared-key (and so key-signed SAS) access.",
+        frozenset({STORAGE_ACCOUNT}),
+        _require("allowSharedKeyAccess", False, "an account key grants everything and never expires"),
+    ),
+    Rule(
+        "storage-no-public-blobs",
+        "Storage accounts forbid anonymous blob access.",
+        frozenset({STORAGE_ACCOUNT}),
+        _require("allowBlobPublicAccess", False, "anonymous reads of function packages or user data"),
+    ),
+    Rule(
+        "storage-tls12",
+        "Storage accounts require TLS 1.2 or newer.",
+        frozenset({STORAGE_ACCOUNT}),
+        _require_one_of("minimumTlsVersion", ("TLS1_2", "TLS1_3"), "older TLS versions are broken"),
+    ),
+    Rule(
+        "storage-https-only",
+        "Storage accounts refuse plain HTTP.",
+        frozenset({STORAGE_ACCOUNT}),
+        _require("enableHttpsTrafficOnly", True, "requests and tokens would travel in clear text"),
+    ),
+    Rule(
+        "function-app-https-only",
+        "Function apps redirect HTTP to HTTPS.",
+        frozenset({WEB_APP}),
+        _require("httpsOnly", True, "tokens would travel in clear text"),
+    ),
+    Rule(
+        "function-app-tls12",
+        "Function apps accept TLS 1.2 or newer only.",
+        frozenset({WEB_APP}),
+        _require_one_of("siteConfig.minTlsVersion", ("1.2", "1.3"), "older TLS versions are broken"),
+    ),
+    Rule(
+        "function-app-ftps-disabled",
+        "Function apps do not accept FTP or FTPS deployments.",
+        frozenset({WEB_APP}),
+        _require("siteConfig.ftpsState", "Disabled", "FTP uses basic-auth publishing credentials"),
+    ),
+    Rule(
+        "function-app-managed-identity",
+        "Function apps have a managed identity to reach storage, Cosmos DB and Key Vault.",
+        frozenset({WEB_APP}),
+        _managed_identity,
+    ),
+    Rule(
+        "function-app-no-keys-in-settings",
+        "Function app settings hold no keys, SAS tokens or connection strings with credentials.",
+        frozenset({WEB_APP}),
+        _no_credentials_in_settings,
+    ),
+    Rule(
+        "key-vault-purge-protection",
+        "Key Vaults keep soft delete and purge protection on.",
+        frozenset({KEY_VAULT}),
+        _purge_protected_vault,
+    ),
+    Rule(
+        "key-vault-rbac",
+        "Key Vaults authorize with Azure RBAC, not access policies.",
+        frozenset({KEY_VAULT}),
+        _rbac_vault,
+    ),
+)
+
+
+def violations(resource_type: str, props: Props) -> list[tuple[str, str]]:
+    """(rule name, message) for every rule the resource breaks."""
+    found = []
+    for rule in RULES:
+        if rule.applies_to(resource_type):
+            message = rule.check(props)
+            if message is not None:
+                found.append((rule.name, message))
+    return found

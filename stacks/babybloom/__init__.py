@@ -1,0 +1,1 @@
+"""BabyBloom on Azure: the Pulumi program (imported as refarch.stacks.babybloom)."""
