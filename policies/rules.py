@@ -35,7 +35,8 @@ class Rule:
         return resource_type in self.resource_types
 
 
-def _get(props: Props, path: str) -> Any:
+def get_path(props: Props, path: str) -> Any:
+    """The value at a dotted path such as "siteConfig.minTlsVersion", or None where any part is missing."""
     value: Any = props
     for part in path.split("."):
         if not isinstance(value, Mapping):
@@ -48,7 +49,7 @@ def _require(path: str, expected: Any, why: str) -> Check:
     """A check that `path` is set to `expected` explicitly; an absent value means Azure's (weaker) default."""
 
     def check(props: Props) -> str | None:
-        actual = _get(props, path)
+        actual = get_path(props, path)
         return None if actual == expected else f"{path} must be {expected!r} ({why}); got {actual!r}"
 
     return check
@@ -56,35 +57,35 @@ def _require(path: str, expected: Any, why: str) -> Check:
 
 def _require_one_of(path: str, allowed: tuple[str, ...], why: str) -> Check:
     def check(props: Props) -> str | None:
-        actual = _get(props, path)
+        actual = get_path(props, path)
         return None if actual in allowed else f"{path} must be one of {', '.join(allowed)} ({why}); got {actual!r}"
 
     return check
 
 
 def _private_in_prod(props: Props) -> str | None:
-    environment = _get(props, "tags.environment")
+    environment = get_path(props, "tags.environment")
     if environment is None:
         return "tags.environment is missing, so it cannot be told whether public network access must be off"
     if environment not in PRIVATE_ENVIRONMENTS:
         return None
     # Key Vault nests the setting under properties and spells it in lower case.
-    access = _get(props, "publicNetworkAccess") or _get(props, "properties.publicNetworkAccess")
+    access = get_path(props, "publicNetworkAccess") or get_path(props, "properties.publicNetworkAccess")
     if str(access).lower() != "disabled":
         return f"public network access must be Disabled in {environment} (private endpoints only); got {access!r}"
     return None
 
 
 def _managed_identity(props: Props) -> str | None:
-    kind = str(_get(props, "identity.type") or "")
+    kind = str(get_path(props, "identity.type") or "")
     if "SystemAssigned" in kind or "UserAssigned" in kind:
         return None
     return f"identity.type must include SystemAssigned or UserAssigned (no secrets to reach data); got {kind or None!r}"
 
 
 def _no_credentials_in_settings(props: Props) -> str | None:
-    settings = _get(props, "siteConfig.appSettings") or []
-    connection_strings = _get(props, "siteConfig.connectionStrings") or []
+    settings = get_path(props, "siteConfig.appSettings") or []
+    connection_strings = get_path(props, "siteConfig.connectionStrings") or []
     if connection_strings:
         return "siteConfig.connectionStrings must be empty (use identity-based connections)"
     for setting in settings:
@@ -95,15 +96,15 @@ def _no_credentials_in_settings(props: Props) -> str | None:
 
 
 def _rbac_vault(props: Props) -> str | None:
-    if _get(props, "properties.enableRbacAuthorization") is not True:
+    if get_path(props, "properties.enableRbacAuthorization") is not True:
         return "properties.enableRbacAuthorization must be True (Azure RBAC, not vault access policies)"
-    if _get(props, "properties.accessPolicies"):
+    if get_path(props, "properties.accessPolicies"):
         return "properties.accessPolicies must be empty when RBAC authorizes access"
     return None
 
 
 def _purge_protected_vault(props: Props) -> str | None:
-    if _get(props, "properties.enableSoftDelete") is False:
+    if get_path(props, "properties.enableSoftDelete") is False:
         return "properties.enableSoftDelete must not be False (deleted secrets must be recoverable)"
     return _require("properties.enablePurgeProtection", True, "no one can purge a deleted vault early")(props)
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from refarch.policies.rules import get_path
+
 if TYPE_CHECKING:
     from refarch.stacks.babybloom.offline import PlannedResource
 
@@ -127,19 +129,10 @@ def render(ordered: Sequence[PlannedResource]) -> str:
 def key_settings(resource: PlannedResource) -> str:
     shown = []
     for path in KEY_SETTINGS.get(resource.type, ()):
-        value = _lookup(resource.inputs, path)
+        value = get_path(resource.inputs, path)
         if value is not None:
             shown.append(f"{path.rsplit('.', 1)[-1]}={_compact(value)}")
     return " ".join(shown)
-
-
-def _lookup(inputs: dict[str, Any], path: str) -> Any:
-    value: Any = inputs
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _compact(value: Any) -> str:
