@@ -121,6 +121,7 @@ class PrivateDatabase(Construct):
         self.key = key
         self.endpoint = self.instance.instance_endpoint
         self.port = POSTGRES_PORT
+        self.database_name = database_name
 
         acknowledge(self.instance, {
             "AwsSolutions-RDS11": "5432 is kept on purpose: a non-default port hides nothing from a scan, while the "

@@ -11,12 +11,14 @@ from constructs import Construct
 
 from .config import SelfnestSettings
 from .data import DataStack
+from .identity import IdentityStack
+from .messaging import MessagingStack
 from .network import NetworkStack
 from .web import WebStack
 
 
 class SelfnestEnvironment(Construct):
-    """Every stack of one environment: selfnest-<env>-network, -data, -web.
+    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -web.
 
     A plain construct rather than a cdk.Stage: only the selected environment is ever built, and stacks inside a
     Stage are invisible to `cdk deploy --all` / `cdk destroy --all`.
@@ -32,8 +34,10 @@ class SelfnestEnvironment(Construct):
 
         self.network = NetworkStack(self, "network", settings=settings, **stack_args("network"))
         self.data = DataStack(self, "data", settings=settings, network=self.network, **stack_args("data"))
+        self.identity = IdentityStack(self, "identity", settings=settings, **stack_args("identity"))
+        self.messaging = MessagingStack(self, "messaging", settings=settings, **stack_args("messaging"))
         self.web = WebStack(self, "web", settings=settings, network=self.network, data=self.data,
-                            **stack_args("web"))
+                            identity=self.identity, messaging=self.messaging, **stack_args("web"))
         for key, value in settings.tags.items():
             cdk.Tags.of(self).add(key, value)
 

@@ -29,6 +29,7 @@ FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
 VPC_PREFIX_RANGE = (16, 28)
 SUBNET_PREFIX_RANGE = (16, 28)
 AZ_COUNT_RANGE = (2, 3)
+SQS_VISIBILITY_PER_CONSUMER_TIMEOUT = 6
 
 
 def _check_log_retention(value: int) -> int:
@@ -140,6 +141,44 @@ class WebSettings(_Settings):
         return self
 
 
+class IdentitySettings(_Settings):
+    """The Cognito user pool: who may sign up, how they sign in, how long tokens live."""
+
+    password_min_length: Annotated[int, Field(ge=12, le=99)]
+    threat_protection: Literal["enforced", "audit", "off"]
+    mobile_callback_urls: Annotated[list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9+.-]*://\S+$")]],
+                                    Field(min_length=1)]
+    web_callback_urls: Annotated[list[Annotated[str, Field(pattern=r"^https://\S+$")]], Field(min_length=1)]
+    access_token_minutes: Annotated[int, Field(ge=5, le=1440)]
+    refresh_token_days: Annotated[int, Field(ge=1, le=3650)]
+    log_retention_days: LogRetentionDays
+
+
+class MessagingSettings(_Settings):
+    """Session events: the topic, the consumer queues and the Lambda functions that drain them."""
+
+    consumer_timeout_seconds: Annotated[int, Field(ge=3, le=900)]
+    visibility_timeout_seconds: Annotated[int, Field(ge=0, le=43200)]
+    max_receive_count: Annotated[int, Field(ge=1, le=1000)]
+    batch_size: Annotated[int, Field(ge=1, le=10)]
+    dead_letter_retention_days: Annotated[int, Field(ge=1, le=14)]
+    notification_retention_days: Annotated[int, Field(ge=1, le=3650)]
+    log_retention_days: LogRetentionDays
+
+    @model_validator(mode="after")
+    def _visibility_covers_retries(self) -> MessagingSettings:
+        # AWS: set the source queue's visibility timeout to at least six times the function timeout, so a batch
+        # that Lambda retries after throttling is not released to another consumer mid-flight.
+        minimum = SQS_VISIBILITY_PER_CONSUMER_TIMEOUT * self.consumer_timeout_seconds
+        if self.visibility_timeout_seconds < minimum:
+            raise ValueError(
+                f"visibility_timeout_seconds ({self.visibility_timeout_seconds}) must be at least "
+                f"{SQS_VISIBILITY_PER_CONSUMER_TIMEOUT} x consumer_timeout_seconds ({self.consumer_timeout_seconds})"
+                f" = {minimum}"
+            )
+        return self
+
+
 class SelfnestSettings(_Settings):
     """Everything that differs between Selfnest environments."""
 
@@ -149,6 +188,8 @@ class SelfnestSettings(_Settings):
     network: NetworkSettings
     database: DatabaseSettings
     web: WebSettings
+    identity: IdentitySettings
+    messaging: MessagingSettings
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.web import AccessLogBucket, LoadBalancedService, RegionalWebFirewall, ServiceShape
 
@@ -13,6 +14,8 @@ from constructs import Construct
 
 from .config import SelfnestSettings
 from .data import DataStack
+from .identity import IdentityStack
+from .messaging import MessagingStack
 from .network import NetworkStack
 
 API_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_api"
@@ -20,7 +23,8 @@ API_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_api
 
 class WebStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, network: NetworkStack,
-                 data: DataStack, **kwargs: Any) -> None:
+                 data: DataStack, identity: IdentityStack, messaging: MessagingStack,
+                 **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         web, tiers, groups, database = settings.web, network.tiers, network.security_groups, data.database
         logs_key = CustomerManagedKey(
@@ -38,12 +42,21 @@ class WebStack(cdk.Stack):
                 environment={
                     "DB_HOST": database.endpoint.hostname,
                     "DB_PORT": str(database.port),
+                    "DB_NAME": database.database_name,
                     "DB_SECRET_ARN": database.secret.secret_arn,
+                    "USER_POOL_ID": identity.directory.pool.user_pool_id,
+                    "USER_POOL_CLIENT_IDS": ",".join(identity.directory.api_client_ids),
+                    "SESSION_EVENTS_TOPIC_ARN": messaging.session_events.topic_arn,
                 },
             ),
             logs_key=logs_key.key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
             retain_data=settings.retain_data)
         database.grant_read_credentials(self.api.task_role)
+        self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sns:Publish"], resources=[messaging.session_events.topic_arn]))
+        # SNS encrypts each published message under the topic's key on the publisher's behalf.
+        self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[messaging.topic_key.key_arn]))
         if web.waf:
             RegionalWebFirewall(self, "Firewall", resource_arn=self.api.load_balancer.load_balancer_arn,
                                 requests_per_5_minutes_per_ip=web.waf_requests_per_5_minutes_per_ip,

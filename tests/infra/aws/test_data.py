@@ -112,10 +112,19 @@ def test_dev_is_single_az_and_fully_destroyable(dev: Assembly) -> None:
         assert {"Key": "aws-cdk:auto-delete-objects", "Value": "true"} in stack_bucket["Properties"]["Tags"]
 
 
-def test_key_policies_let_only_cloudwatch_logs_in_this_region_use_log_keys(assembly: Assembly) -> None:
+def test_key_policies_let_services_use_a_key_only_on_behalf_of_this_deployment(assembly: Assembly) -> None:
+    """A service principal in a key policy is always pinned to our own log groups, alarms or topic."""
+    expected_condition = {"logs": "kms:EncryptionContext:aws:logs:arn", "cloudwatch.amazonaws.com": "aws:SourceArn",
+                          "sns.amazonaws.com": "aws:SourceArn"}
+    seen = set()
     for part, logical_id, key in assembly.all_resources("AWS::KMS::Key"):
         for statement in key["Properties"]["KeyPolicy"]["Statement"]:
             service = statement["Principal"].get("Service") if isinstance(statement["Principal"], dict) else None
-            if service is not None:
-                assert "logs." in str(service), f"{part}/{logical_id}: unexpected service principal {service}"
-                assert "kms:EncryptionContext:aws:logs:arn" in statement["Condition"]["ArnLike"]
+            if service is None:
+                continue
+            kind = "logs" if str(service).startswith("logs.") or "logs." in str(service) else str(service)
+            assert kind in expected_condition, f"{part}/{logical_id}: unexpected service principal {service}"
+            conditions = {name for operator in statement["Condition"].values() for name in operator}
+            assert expected_condition[kind] in conditions, f"{part}/{logical_id}: {service} is not pinned"
+            seen.add(kind)
+    assert seen == set(expected_condition)

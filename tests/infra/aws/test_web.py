@@ -83,22 +83,32 @@ def test_service_runs_arm64_tasks_in_the_app_tier(assembly: Assembly) -> None:
         assembly.settings.web.min_tasks, assembly.settings.web.max_tasks)
 
 
-def test_task_role_can_read_the_database_secret_and_nothing_else(assembly: Assembly) -> None:
+def test_task_role_can_read_its_secret_and_publish_session_events_and_nothing_else(assembly: Assembly) -> None:
     [(role_id, _)] = [(k, r) for k, r in assembly.resources("web", "AWS::IAM::Role").items()
                       if "TaskRole" in r["Metadata"]["aws:cdk:path"]]
     statements = [statement for policy in assembly.resources("web", "AWS::IAM::Policy").values()
                   if {"Ref": role_id} in policy["Properties"]["Roles"]
                   for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
-    secrets = [s for s in statements if s["Action"] == ["secretsmanager:DescribeSecret",
-                                                         "secretsmanager:GetSecretValue"]]
-    decrypts = [s for s in statements if s["Action"] == "kms:Decrypt"]
-    assert len(secrets) == 1 and len(decrypts) == 1 and len(statements) == 2, json.dumps(statements)
+    by_action = {json.dumps(s["Action"]): s for s in statements}
+    assert set(by_action) == {'["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]',
+                              '"kms:Decrypt"', '"sns:Publish"', '["kms:Decrypt", "kms:GenerateDataKey"]'}
+    assert all(s["Effect"] == "Allow" for s in statements)
     [(secret_id, _)] = assembly.resources("data", "AWS::SecretsManager::Secret").items()
     # RDS hands out the secret through its target attachment, whose Ref is the same secret's ARN.
     [(attachment_id, attachment)] = assembly.resources("data", "AWS::SecretsManager::SecretTargetAttachment").items()
     assert attachment["Properties"]["SecretId"] == {"Ref": secret_id}
-    assert assembly.resolve(secrets[0]["Resource"]) == {"Ref": attachment_id}
-    assert "kms:ViaService" in decrypts[0]["Condition"]["StringEquals"]
+    secret_read = by_action['["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]']
+    assert assembly.resolve(secret_read["Resource"]) == {"Ref": attachment_id}
+    [(database_key_id, _)] = assembly.resources("data", "AWS::KMS::Key").items()
+    secret_decrypt = by_action['"kms:Decrypt"']
+    assert assembly.resolve(secret_decrypt["Resource"]) == {"Fn::GetAtt": [database_key_id, "Arn"]}
+    assert "kms:ViaService" in secret_decrypt["Condition"]["StringEquals"]
+
+    topic_id = next(k for k, r in assembly.resources("messaging", "AWS::SNS::Topic").items()
+                    if r["Properties"]["TopicName"] == assembly.settings.name("session-events"))
+    assert assembly.resolve(by_action['"sns:Publish"']["Resource"]) == {"Ref": topic_id}
+    topic_key = assembly.resources("messaging", "AWS::SNS::Topic")[topic_id]["Properties"]["KmsMasterKeyId"]
+    assert assembly.resolve(by_action['["kms:Decrypt", "kms:GenerateDataKey"]']["Resource"]) == topic_key
     assert "*" not in json.dumps([s["Resource"] for s in statements])
 
 
@@ -107,4 +117,5 @@ def test_api_image_is_staged_from_the_service_folder_for_arm64(assembly: Assembl
     [image] = manifest["dockerImages"].values()
     assert image["source"]["platform"] == "linux/arm64"
     staged = assembly.outdir / image["source"]["directory"]
-    assert (staged / "Dockerfile").is_file() and (staged / "app.py").is_file()
+    assert (staged / "Dockerfile").is_file() and (staged / "requirements.txt").is_file()
+    assert (staged / "selfnest_api" / "__main__.py").is_file()

@@ -1,0 +1,130 @@
+"""Python Lambda functions packaged at synth without Docker: the handler folder plus its pip dependencies."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+
+from constructs import Construct
+
+from .encryption import EncryptedLogGroup
+from .nag import GRANTS_POLICY, acknowledge
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# Wheels for the Lambda platform, not for this machine: pure-Python or manylinux aarch64 builds only.
+PIP_PLATFORM = ("--platform", "manylinux2014_aarch64", "--implementation", "cp", "--python-version", "3.14",
+                "--only-binary=:all:")
+REQUIREMENTS_FILE = "requirements.txt"
+SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "tests")
+DEPENDENCY_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lambda-dependencies"
+
+
+class PackagingError(RuntimeError):
+    """pip could not install a function's requirements; raised with pip's own explanation."""
+
+
+@jsii.implements(cdk.ILocalBundling)
+class PipBundler:
+    """Copies the source folder and pip-installs its requirements.txt beside it, caching installs by content."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:  # noqa: ARG002 - jsii interface
+        output = Path(output_dir)
+        shutil.copytree(self.source, output, dirs_exist_ok=True, ignore=SKIPPED)
+        requirements = self.source / REQUIREMENTS_FILE
+        if requirements.is_file() and _pinned_lines(requirements):
+            shutil.copytree(self._installed(requirements), output, dirs_exist_ok=True)
+        return True
+
+    @staticmethod
+    def _installed(requirements: Path) -> Path:
+        # Every synth (and every test session) bundles again; pip would otherwise cost seconds each time.
+        digest = hashlib.sha256(requirements.read_bytes() + " ".join(PIP_PLATFORM).encode()).hexdigest()[:16]
+        target = DEPENDENCY_CACHE / digest
+        if target.is_dir():
+            return target
+        staging = target.with_name(f"{digest}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+                   "--target", str(staging), *PIP_PLATFORM, "-r", str(requirements)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise PackagingError(f"pip could not install {requirements}: {result.stderr.strip()}")
+        staging.rename(target)
+        return target
+
+
+def _pinned_lines(requirements: Path) -> list[str]:
+    lines = [line.split("#")[0].strip() for line in requirements.read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines if line]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionShape:
+    handler: str
+    description: str
+    timeout_seconds: int
+    memory_mib: int = 256
+    environment: dict[str, str] = field(default_factory=dict)
+    log_retention_days: int
+
+
+class BundledPythonFunction(Construct):
+    """A Python Lambda function (ARM64, latest runtime) with an encrypted log group and X-Ray tracing.
+
+    `source` is a folder under services/; its requirements.txt (exact pins) is installed into the asset at synth,
+    so deploying needs neither Docker nor a build step.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, source: Path, shape: FunctionShape, logs_key: kms.IKey,
+                 retain_data: bool) -> None:
+        super().__init__(scope, id)
+        self.logs = EncryptedLogGroup(self, "Logs", key=logs_key, retention_days=shape.log_retention_days,
+                                      retain_data=retain_data)
+        self.function = lambda_.Function(
+            self, "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=shape.handler,
+            description=shape.description,
+            code=lambda_.Code.from_asset(str(source), bundling=cdk.BundlingOptions(
+                image=RUNTIME.bundling_image, local=PipBundler(source),
+                # Only reached where local bundling is impossible; same result from the Lambda build image.
+                command=["bash", "-c", "cp -r /asset-input/. /asset-output && "
+                         f"pip install -r {REQUIREMENTS_FILE} -t /asset-output"],
+            )),
+            timeout=cdk.Duration.seconds(shape.timeout_seconds),
+            memory_size=shape.memory_mib,
+            environment={"POWERTOOLS_SERVICE_NAME": id.lower(), "POWERTOOLS_LOG_LEVEL": "INFO",
+                         **shape.environment},
+            log_group=self.logs.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment_encryption=logs_key,
+        )
+        self.role: iam.IRole = self.function.role  # type: ignore[assignment]  # always set: we pass no role
+        acknowledge(self.function, {
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]":
+                "The AWS managed basic execution role only lets the function write its own logs.",
+            **GRANTS_POLICY,
+            "AwsSolutions-IAM5[Resource::*]": "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level "
+                                              "permissions; every other statement names its resource.",
+            "HIPAA.Security-LambdaInsideVPC": "The function reaches no VPC resource: every call it makes is an "
+                                              "IAM-authorized, TLS AWS API call (SQS, DynamoDB, Cognito).",
+            "HIPAA.Security-LambdaDLQ": "Never invoked asynchronously (Cognito calls triggers synchronously; SQS "
+                                        "consumers fail back to their queue, whose own DLQ keeps what fails).",
+            "HIPAA.Security-LambdaConcurrency": "Reserved concurrency would fail to deploy in new accounts (limit 10); "
+                                                "SQS event sources cap concurrent batches instead.",
+        })

@@ -1,0 +1,147 @@
+"""A Cognito user directory where clients may stay anonymous and therapists are verified and admitted by an admin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+
+from constructs import Construct
+
+from .encryption import removal_policy
+from .functions import BundledPythonFunction, FunctionShape
+from .nag import GRANTS_POLICY, acknowledge
+
+CLIENTS_GROUP = "clients"
+THERAPISTS_GROUP = "therapists"
+ADMINS_GROUP = "admins"
+# Lower precedence wins when a user is in several groups (an admin who is also a therapist acts as admin).
+GROUP_PRECEDENCE = {ADMINS_GROUP: 0, THERAPISTS_GROUP: 10, CLIENTS_GROUP: 20}
+GROUP_DESCRIPTIONS = {
+    CLIENTS_GROUP: "People seeking therapy; added automatically when a pseudonymous sign-up is confirmed.",
+    THERAPISTS_GROUP: "Admitted by an admin only; honoured only while the email is verified and MFA is on.",
+    ADMINS_GROUP: "Platform operators.",
+}
+ACCOUNT_TYPE_ATTRIBUTE = "account_type"   # custom:account_type, set once at sign-up: client | therapist
+TRIGGER_TIMEOUT_SECONDS = 5               # Cognito waits at most 5 s for a trigger
+
+
+@dataclass(frozen=True, kw_only=True)
+class DirectoryShape:
+    password_min_length: int
+    threat_protection: str                # enforced | audit | off
+    mobile_callback_urls: list[str]
+    web_callback_urls: list[str]
+    access_token_minutes: int
+    refresh_token_days: int
+    log_retention_days: int
+
+
+class UserDirectory(Construct):
+    """User pool, groups, the mobile (public, PKCE) and web (confidential) app clients, and sign-up triggers.
+
+    Anonymity: a client account is a pseudonym (the username) and a password, nothing else; the pre-sign-up trigger
+    refuses a client sign-up that carries an email or phone number and confirms the rest without a code. Therapists
+    sign up with an email that Cognito verifies, and hold therapist rights only after an admin adds them to
+    `therapists` — and, through the pre-token-generation trigger, only while their email is verified and MFA is on.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, pool_name: str, shape: DirectoryShape, triggers_source: Path,
+                 logs_key: kms.IKey, retain_data: bool) -> None:
+        super().__init__(scope, id)
+        triggers = {
+            name: BundledPythonFunction(self, construct_id, source=triggers_source, logs_key=logs_key,
+                                        retain_data=retain_data, shape=FunctionShape(
+                                            handler=f"triggers.{name}", description=description,
+                                            timeout_seconds=TRIGGER_TIMEOUT_SECONDS,
+                                            log_retention_days=shape.log_retention_days,
+                                            environment={"CLIENTS_GROUP": CLIENTS_GROUP,
+                                                         "THERAPISTS_GROUP": THERAPISTS_GROUP}))
+            for name, construct_id, description in (
+                ("pre_sign_up", "PreSignUp", "Selfnest: refuse identifying client sign-ups, confirm pseudonyms"),
+                ("post_confirmation", "PostConfirmation", "Selfnest: put confirmed clients into the clients group"),
+                ("pre_token_generation", "PreTokenGeneration",
+                 "Selfnest: drop therapist rights without a verified email and MFA"),
+            )
+        }
+        threat_protection = {"enforced": cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+                             "audit": cognito.StandardThreatProtectionMode.AUDIT_ONLY}.get(shape.threat_protection)
+        self.pool = cognito.UserPool(
+            self, "Pool",
+            user_pool_name=pool_name,
+            self_sign_up_enabled=True,
+            sign_in_aliases=cognito.SignInAliases(username=True),   # the username is the client's pseudonym
+            sign_in_case_sensitive=False,
+            standard_attributes=cognito.StandardAttributes(
+                email=cognito.StandardAttribute(required=False, mutable=True)),
+            custom_attributes={ACCOUNT_TYPE_ATTRIBUTE: cognito.StringAttribute(min_len=6, max_len=9, mutable=False)},
+            auto_verify=cognito.AutoVerifiedAttrs(email=True),
+            keep_original=cognito.KeepOriginalAttrs(email=True),
+            # Pseudonymous clients have no channel to recover through; therapists recover by verified email.
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            mfa=cognito.Mfa.OPTIONAL,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            password_policy=cognito.PasswordPolicy(
+                min_length=shape.password_min_length, require_lowercase=True, require_uppercase=True,
+                require_digits=True, require_symbols=True, temp_password_validity=cdk.Duration.days(3)),
+            feature_plan=cognito.FeaturePlan.PLUS if threat_protection else cognito.FeaturePlan.ESSENTIALS,
+            standard_threat_protection_mode=threat_protection,
+            lambda_triggers=cognito.UserPoolTriggers(
+                pre_sign_up=triggers["pre_sign_up"].function,
+                post_confirmation=triggers["post_confirmation"].function,
+                pre_token_generation=triggers["pre_token_generation"].function),
+            deletion_protection=retain_data,
+            removal_policy=removal_policy(retain_data=retain_data),
+        )
+        # A separate policy, not the functions' default one: the pool depends on its triggers, so the triggers'
+        # roles can only name the pool once it exists.
+        trigger_permissions = iam.Policy(self, "TriggerPermissions", statements=[
+            iam.PolicyStatement(actions=["cognito-idp:AdminAddUserToGroup"], resources=[self.pool.user_pool_arn]),
+            iam.PolicyStatement(actions=["cognito-idp:AdminGetUser"], resources=[self.pool.user_pool_arn]),
+        ], roles=[triggers["post_confirmation"].role, triggers["pre_token_generation"].role])
+        acknowledge(trigger_permissions, GRANTS_POLICY)
+
+        self.groups = {
+            name: cognito.CfnUserPoolGroup(self, f"{name.capitalize()}Group", user_pool_id=self.pool.user_pool_id,
+                                           group_name=name, precedence=precedence,
+                                           description=GROUP_DESCRIPTIONS[name])
+            for name, precedence in GROUP_PRECEDENCE.items()
+        }
+        self.mobile_client = self._client("Mobile", shape=shape, callback_urls=shape.mobile_callback_urls,
+                                          generate_secret=False)
+        self.web_client = self._client("Web", shape=shape, callback_urls=shape.web_callback_urls,
+                                       generate_secret=True)
+        self.api_client_ids = [self.mobile_client.user_pool_client_id, self.web_client.user_pool_client_id]
+
+        acknowledge(self.pool, {
+            "AwsSolutions-COG2": "MFA is optional pool-wide so anonymous clients can join with a pseudonym alone; "
+                                 "therapists lose therapist rights in every token unless MFA is on (pre-token "
+                                 "trigger).",
+        })
+        if threat_protection != cognito.StandardThreatProtectionMode.FULL_FUNCTION:
+            plus_plan_reason = ("Threat protection needs the paid Plus feature plan: enforced in prod; set "
+                                "identity.threat_protection to 'enforced' to turn it on here.")
+            acknowledge(self.pool, {"AwsSolutions-COG8": plus_plan_reason, "AwsSolutions-COG3": plus_plan_reason})
+
+    def _client(self, id: str, *, shape: DirectoryShape, callback_urls: list[str],
+                generate_secret: bool) -> cognito.UserPoolClient:
+        """An app client using the authorization-code flow (PKCE for public clients) and SRP, never passwords."""
+        return self.pool.add_client(
+            id,
+            generate_secret=generate_secret,
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.PROFILE],
+                callback_urls=callback_urls),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+            prevent_user_existence_errors=True,
+            enable_token_revocation=True,
+            access_token_validity=cdk.Duration.minutes(shape.access_token_minutes),
+            id_token_validity=cdk.Duration.minutes(shape.access_token_minutes),
+            refresh_token_validity=cdk.Duration.days(shape.refresh_token_days),
+        )

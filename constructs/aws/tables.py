@@ -1,0 +1,41 @@
+"""DynamoDB tables for application data: on-demand, customer-managed encryption, point-in-time recovery."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+
+from constructs import Construct
+
+from .encryption import removal_policy
+from .nag import acknowledge
+
+
+class EncryptedTable(Construct):
+    """An on-demand table keyed by string attributes, encrypted with `key`, recoverable to any second of 35 days.
+
+    `expiry_attribute` names the epoch-seconds attribute DynamoDB's TTL deletes items by; prod tables are
+    retained and deletion-protected, dev tables are removed with their stack.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, table_name: str, partition_key: str, sort_key: str | None,
+                 key: kms.IKey, expiry_attribute: str | None, retain_data: bool) -> None:
+        super().__init__(scope, id)
+        self.table = dynamodb.Table(
+            self, "Table",
+            table_name=table_name,
+            partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            time_to_live_attribute=expiry_attribute,
+            deletion_protection=retain_data,
+            removal_policy=removal_policy(retain_data=retain_data),
+        )
+        acknowledge(self.table, {
+            "HIPAA.Security-DynamoDBInBackupPlan": "Point-in-time recovery covers the last 35 days; the AWS Backup "
+                                                   "plan that selects tables by tag lands with the backup stack.",
+        })

@@ -1,0 +1,91 @@
+"""Cognito Lambda triggers for the Selfnest user pool.
+
+Clients stay anonymous: a client account is a pseudonym and a password. Therapists give an email Cognito verifies,
+are admitted by an admin (group membership), and keep therapist rights only while the email is verified and MFA is
+on. Event shapes: https://docs.aws.amazon.com/cognito/latest/developerguide/cognito-user-pools-working-with-lambda-triggers.html
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+import boto3
+
+ACCOUNT_TYPE = "custom:account_type"
+CLIENT, THERAPIST = "client", "therapist"
+IDENTIFYING_ATTRIBUTES = ("email", "phone_number")
+TOTP_MFA = "SOFTWARE_TOKEN_MFA"
+
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+
+Event = dict[str, Any]
+
+
+class SignUpRefused(Exception):
+    """Cognito returns the message to the app as `PreSignUp failed with error <message>`."""
+
+
+def pre_sign_up(event: Event, context: object) -> Event:
+    attributes: dict[str, str] = event["request"].get("userAttributes", {})
+    account_type = attributes.get(ACCOUNT_TYPE)
+    if account_type == CLIENT:
+        given = [name for name in IDENTIFYING_ATTRIBUTES if attributes.get(name)]
+        if given:
+            raise SignUpRefused(f"client accounts are anonymous: leave out {', '.join(given)} and sign up with a "
+                                "pseudonym only")
+        # Nothing to verify: a pseudonym has no channel a code could go to.
+        event["response"]["autoConfirmUser"] = True
+    elif account_type == THERAPIST:
+        if not attributes.get("email"):
+            raise SignUpRefused("therapist accounts need an email address (Cognito sends a code to verify it)")
+    else:
+        raise SignUpRefused(f"{ACCOUNT_TYPE} must be '{CLIENT}' or '{THERAPIST}' (got {account_type!r})")
+    _log("sign-up accepted", event, account_type=account_type)
+    return event
+
+
+def post_confirmation(event: Event, context: object) -> Event:
+    attributes: dict[str, str] = event["request"].get("userAttributes", {})
+    if event["triggerSource"] == "PostConfirmation_ConfirmSignUp" and attributes.get(ACCOUNT_TYPE) == CLIENT:
+        _cognito().admin_add_user_to_group(UserPoolId=event["userPoolId"], Username=event["userName"],
+                                           GroupName=os.environ["CLIENTS_GROUP"])
+        _log("client added to group", event, group=os.environ["CLIENTS_GROUP"])
+    return event
+
+
+def pre_token_generation(event: Event, context: object) -> Event:
+    therapists = os.environ["THERAPISTS_GROUP"]
+    groups: list[str] = event["request"].get("groupConfiguration", {}).get("groupsToOverride", [])
+    if therapists not in groups:
+        return event
+    missing = _therapist_requirements_missing(event)
+    if missing:
+        kept = [group for group in groups if group != therapists]
+        event["response"]["claimsOverrideDetails"] = {"groupOverrideDetails": {"groupsToOverride": kept}}
+        _log("therapist rights withheld", event, missing=missing)
+    return event
+
+
+def _therapist_requirements_missing(event: Event) -> list[str]:
+    attributes: dict[str, str] = event["request"].get("userAttributes", {})
+    missing = []
+    if attributes.get("email_verified") != "true":
+        missing.append("verified email")
+    user = _cognito().admin_get_user(UserPoolId=event["userPoolId"], Username=event["userName"])
+    if TOTP_MFA not in user.get("UserMFASettingList", []):
+        missing.append("MFA (authenticator app)")
+    return missing
+
+
+def _cognito() -> Any:
+    return boto3.client("cognito-idp")
+
+
+def _log(message: str, event: Event, **fields: object) -> None:
+    # The user's sub only: usernames are pseudonyms a client chose and stay out of logs.
+    sub = event["request"].get("userAttributes", {}).get("sub")
+    logger.info(json.dumps({"message": message, "trigger": event["triggerSource"], "sub": sub, **fields}))

@@ -1,0 +1,28 @@
+"""selfnest-<env>-identity: the Cognito user pool for clients, therapists and admins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from refarch.constructs.aws.encryption import CustomerManagedKey
+from refarch.constructs.aws.identity import DirectoryShape, UserDirectory
+
+from constructs import Construct
+
+from .config import SelfnestSettings
+
+TRIGGERS_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_identity"
+
+
+class IdentityStack(cdk.Stack):
+    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        logs_key = CustomerManagedKey(
+            self, "LogsKey", alias=f"alias/{settings.name('identity-logs')}",
+            purpose="Selfnest Cognito trigger logs and settings", retain_data=settings.retain_data,
+            for_cloudwatch_logs=True)
+        self.directory = UserDirectory(
+            self, "Users", pool_name=settings.name("users"), shape=DirectoryShape(**settings.identity.model_dump()),
+            triggers_source=TRIGGERS_DIRECTORY, logs_key=logs_key.key, retain_data=settings.retain_data)

@@ -1,0 +1,88 @@
+"""selfnest-<env>-messaging: session events fanned out to the notification and audit consumers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_sns as sns
+from refarch.constructs.aws.encryption import CustomerManagedKey
+from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
+from refarch.constructs.aws.messaging import EncryptedTopic, TopicConsumer
+from refarch.constructs.aws.tables import EncryptedTable
+
+from constructs import Construct
+
+from .config import SelfnestSettings
+
+CONSUMERS_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_events"
+EVENT_TYPE_ATTRIBUTE = "event_type"
+NOTIFIED_EVENT_TYPES = ["session.booked", "session.cancelled"]
+AUDITED_EVENT_PREFIX = "session."
+# What a caller needs on a table's customer-managed key to read and write items (no wildcards).
+DYNAMODB_CMK_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+
+
+class MessagingStack(cdk.Stack):
+    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        messaging, retain = settings.messaging, settings.retain_data
+        # Two keys: the queues' key policy names the topic (SNS delivers into them), so the topic cannot use it.
+        self.topic_key = CustomerManagedKey(
+            self, "TopicKey", alias=f"alias/{settings.name('events-topics')}",
+            purpose="Selfnest session-event and alarm topics", retain_data=retain).key
+        key = CustomerManagedKey(
+            self, "Key", alias=f"alias/{settings.name('events-consumers')}",
+            purpose="Selfnest session-event queues, consumer tables and logs", retain_data=retain,
+            for_cloudwatch_logs=True).key
+        self.session_events = EncryptedTopic(self, "SessionEvents", topic_name=settings.name("session-events"),
+                                             key=self.topic_key).topic
+        self.alarms = EncryptedTopic(self, "Alarms", topic_name=settings.name("alarms"), key=self.topic_key).topic
+
+        idempotency = EncryptedTable(self, "Idempotency", table_name=settings.name("event-idempotency"),
+                                     partition_key="id", sort_key=None, key=key, expiry_attribute="expiration",
+                                     retain_data=retain).table
+        inbox = EncryptedTable(self, "Inbox", table_name=settings.name("inbox"), partition_key="recipient_id",
+                               sort_key="notification_id", key=key, expiry_attribute="expires_at",
+                               retain_data=retain).table
+        audit_trail = EncryptedTable(self, "AuditTrail", table_name=settings.name("audit"),
+                                     partition_key="session_id", sort_key="event_key", key=key,
+                                     expiry_attribute=None, retain_data=retain).table
+
+        def consumer(id: str, *, handler: str, description: str, environment: dict[str, str]) -> BundledPythonFunction:
+            function = BundledPythonFunction(self, id, source=CONSUMERS_DIRECTORY, logs_key=key, retain_data=retain,
+                                             shape=FunctionShape(
+                                                 handler=handler, description=description,
+                                                 timeout_seconds=messaging.consumer_timeout_seconds,
+                                                 log_retention_days=messaging.log_retention_days,
+                                                 environment={"IDEMPOTENCY_TABLE": idempotency.table_name,
+                                                              **environment}))
+            idempotency.grant(function.role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                              "dynamodb:DeleteItem")
+            return function
+
+        notifier = consumer("NotificationsConsumer", handler="notifications.handler",
+                            description="Selfnest: session events into participants' in-app inboxes",
+                            environment={"INBOX_TABLE": inbox.table_name,
+                                         "NOTIFICATION_RETENTION_DAYS": str(messaging.notification_retention_days)})
+        inbox.grant(notifier.role, "dynamodb:PutItem")
+        auditor = consumer("AuditConsumer", handler="audit.handler",
+                           description="Selfnest: session events into the append-only audit trail",
+                           environment={"AUDIT_TABLE": audit_trail.table_name})
+        audit_trail.grant(auditor.role, "dynamodb:PutItem")
+        for function in (notifier, auditor):
+            key.grant(function.role, *DYNAMODB_CMK_ACTIONS)
+
+        for id, function, filter_policy in (
+            ("Notifications", notifier, {EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
+                allowlist=NOTIFIED_EVENT_TYPES)}),
+            ("Audit", auditor, {EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(
+                match_prefixes=[AUDITED_EVENT_PREFIX])}),
+        ):
+            TopicConsumer(self, id, topic=self.session_events, filter_policy=filter_policy,
+                          function=function.function, queue_name=settings.name(id.lower()), key=key,
+                          visibility_timeout_seconds=messaging.visibility_timeout_seconds,
+                          max_receive_count=messaging.max_receive_count, batch_size=messaging.batch_size,
+                          dead_letter_retention_days=messaging.dead_letter_retention_days, alarm_topic=self.alarms,
+                          retain_data=retain)
