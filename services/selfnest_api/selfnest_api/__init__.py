@@ -1,0 +1,1 @@
+"""Selfnest booking API: the web tier's container (therapist directory, booking, cancelling)."""

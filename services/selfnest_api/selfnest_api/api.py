@@ -1,0 +1,127 @@
+"""The booking API: its routes, and the service that wires settings, database, token verifier and outbox together."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import boto3
+from botocore.config import Config
+
+from . import logs
+from .auth import CLIENTS, THERAPISTS, TokenVerifier
+from .bookings import BookingStore
+from .database import Database, DatabaseSecret
+from .errors import NotFoundError, ServiceUnavailableError
+from .http import PUBLIC, SIGNED_IN, ApiServer, Request, Response, Route, Router
+from .inputs import BookingBody, SessionQuery, TherapistProfileBody, TherapistQuery, parse_body, parse_query
+from .migrations import apply_migrations
+from .outbox import OutboxRelay
+from .settings import Settings
+
+# Fail fast rather than hold a request thread: the outbox relay retries whatever SNS did not take.
+AWS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+
+
+class BookingApi:
+    """Route handlers; each gets a Request the router has already authenticated and authorized."""
+
+    def __init__(self, *, store: BookingStore, database: Database) -> None:
+        self._store = store
+        self._database = database
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(method="GET", pattern="/healthz", handler=self.health, groups=PUBLIC),
+            Route(method="GET", pattern="/readyz", handler=self.readiness, groups=PUBLIC),
+            Route(method="GET", pattern="/therapists", handler=self.list_therapists, groups=SIGNED_IN),
+            Route(method="PUT", pattern="/therapists/me", handler=self.publish_profile,
+                  groups=frozenset({THERAPISTS}), takes_body=True),
+            Route(method="GET", pattern="/sessions", handler=self.list_sessions,
+                  groups=frozenset({CLIENTS, THERAPISTS})),
+            Route(method="POST", pattern="/sessions", handler=self.book_session, groups=frozenset({CLIENTS}),
+                  takes_body=True),
+            Route(method="DELETE", pattern="/sessions/{session_id}", handler=self.cancel_session, groups=SIGNED_IN),
+        ]
+
+    def health(self, request: Request) -> Response:
+        """The load balancer's check: the process answers. Deliberately not the database (see /readyz)."""
+        return Response(status=200, body={"status": "ok"})
+
+    def readiness(self, request: Request) -> Response:
+        try:
+            with self._database.connection() as connection:
+                connection.execute("SELECT 1")
+        except Exception as error:  # any failure means "not ready"
+            raise ServiceUnavailableError("the database is not reachable") from error
+        return Response(status=200, body={"status": "ready"})
+
+    def list_therapists(self, request: Request) -> Response:
+        query = parse_query(TherapistQuery, request.query)
+        return Response(status=200, body={"therapists": self._store.directory(language=query.language)})
+
+    def publish_profile(self, request: Request) -> Response:
+        profile = parse_body(TherapistProfileBody, request.body)
+        published, created = self._store.publish_profile(therapist=request.signed_in, profile=profile)
+        return Response(status=201 if created else 200, body=published)
+
+    def list_sessions(self, request: Request) -> Response:
+        query = parse_query(SessionQuery, request.query)
+        return Response(status=200, body={"sessions": self._store.sessions_of(caller=request.signed_in,
+                                                                              status=query.status)})
+
+    def book_session(self, request: Request) -> Response:
+        booking = parse_body(BookingBody, request.body)
+        session = self._store.book(client=request.signed_in, booking=booking, now=datetime.now(UTC))
+        return Response(status=201, body=session, headers={"Location": f"/sessions/{session['id']}"})
+
+    def cancel_session(self, request: Request) -> Response:
+        try:
+            session_id = uuid.UUID(request.path_parameters["session_id"])
+        except ValueError:
+            raise NotFoundError("no session with this id among your sessions") from None
+        return Response(status=200, body=self._store.cancel(caller=request.signed_in, session_id=session_id,
+                                                            now=datetime.now(UTC)))
+
+
+class ApiService:
+    """Everything one task runs: the HTTP server, the database pool and the outbox relay."""
+
+    def __init__(self, *, settings: Settings, host: str = "0.0.0.0", outbox_retry_seconds: float = 5.0) -> None:  # noqa: S104 - a container listens on all interfaces
+        secret = DatabaseSecret(client=boto3.client("secretsmanager", region_name=settings.secret_region,
+                                                    config=AWS_CLIENT_CONFIG), secret_arn=settings.db_secret_arn)
+        self.database = Database(settings=settings, secret=secret)
+        self.outbox = OutboxRelay(database=self.database, topic_arn=settings.session_events_topic_arn,
+                                  sns=boto3.client("sns", region_name=settings.topic_region, config=AWS_CLIENT_CONFIG),
+                                  retry_seconds=outbox_retry_seconds)
+        verifier = TokenVerifier(issuer=settings.token_issuer, client_ids=settings.user_pool_client_ids,
+                                 jwks_url=settings.cognito_jwks_url)
+        api = BookingApi(store=BookingStore(database=self.database, outbox=self.outbox), database=self.database)
+        self._settings = settings
+        self._server = ApiServer(address=(host, settings.port), router=Router(routes=api.routes(), verifier=verifier))
+        self._serving: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Open the pool, migrate when configured, start relaying and serving (in a background thread)."""
+        if self._settings.migrate_on_start:
+            with self.database.connect_outside_pool() as connection:
+                apply_migrations(connection)
+        self.database.open()
+        self.outbox.start()
+        self._serving = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._serving.start()
+        logs.info("serving", port=self.port)
+
+    def stop(self) -> None:
+        """Stop taking requests, let the relay finish its round, close the pool."""
+        if self._serving is not None:
+            self._server.shutdown()
+        self._server.server_close()
+        self.outbox.stop()
+        self.database.close()
+        logs.info("stopped")

@@ -1,0 +1,172 @@
+"""PostgreSQL through a connection pool, with the credentials from the RDS secret in Secrets Manager.
+
+The secret is read once and cached. When PostgreSQL refuses the cached password (the secret was rotated), the
+secret is read again once and the connection retried, so rotation needs no restart.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from . import logs
+from .errors import ServiceUnavailableError
+from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+POOL_WAIT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 5
+# Server-side guards: a stuck query or a forgotten transaction must not hold a slot's row locks for long.
+SESSION_OPTIONS = "-c TimeZone=UTC -c statement_timeout=10s -c idle_in_transaction_session_timeout=30s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    """The RDS-generated secret: username and password, and (usually) where the database is."""
+
+    username: str
+    password: str
+    host: str | None
+    port: int | None
+    dbname: str | None
+
+    @classmethod
+    def from_secret_string(cls, secret_string: str) -> Credentials:
+        try:
+            fields = json.loads(secret_string)
+        except json.JSONDecodeError:
+            fields = None
+        if not isinstance(fields, dict) or not all(isinstance(fields.get(key), str) and fields[key]
+                                                   for key in ("username", "password")):
+            raise SettingsError("DB_SECRET_ARN: the secret is not JSON with a username and a password")
+        port = fields.get("port")
+        return cls(username=fields["username"], password=fields["password"], host=fields.get("host") or None,
+                   port=int(port) if port else None, dbname=fields.get("dbname") or None)
+
+
+class DatabaseSecret:
+    """The cached credentials; re-read from Secrets Manager only when the ones in use have been refused."""
+
+    def __init__(self, *, client: SecretsManagerClient, secret_arn: str) -> None:
+        self._client = client
+        self._secret_arn = secret_arn
+        self._lock = threading.Lock()
+        self._cached: Credentials | None = None
+
+    def current(self) -> Credentials:
+        with self._lock:
+            if self._cached is None:
+                self._cached = self._read()
+            return self._cached
+
+    def replace_refused(self, refused: Credentials) -> Credentials:
+        """Fresh credentials after `refused` failed; threads that fail together cause one read, not one each."""
+        with self._lock:
+            if self._cached is None or self._cached == refused:
+                self._cached = self._read()
+                logs.info("database_secret_reread")
+            return self._cached
+
+    def _read(self) -> Credentials:
+        return Credentials.from_secret_string(self._client.get_secret_value(SecretId=self._secret_arn)["SecretString"])
+
+
+def is_refused_password(error: psycopg.OperationalError) -> bool:
+    # Connection failures carry no SQLSTATE in libpq; the server's FATAL message is the only signal.
+    return "password authentication failed" in str(error)
+
+
+class SecretConnection(psycopg.Connection[DictRow]):
+    """A connection that signs in with the secret's credentials; explicit host/port/dbname arguments win."""
+
+    secret: ClassVar[DatabaseSecret]
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        credentials = cls.secret.current()
+        try:
+            return super().connect(conninfo, **_login(credentials, kwargs))
+        except psycopg.OperationalError as error:
+            if not is_refused_password(error):
+                raise
+        logs.warning("database_password_refused")
+        return super().connect(conninfo, **_login(cls.secret.replace_refused(credentials), kwargs))
+
+
+def _login(credentials: Credentials, explicit: dict[str, Any]) -> dict[str, Any]:
+    from_secret = {"host": credentials.host, "port": credentials.port, "dbname": credentials.dbname}
+    return {**{key: value for key, value in from_secret.items() if value is not None}, **explicit,
+            "user": credentials.username, "password": credentials.password}
+
+
+def bind_secret(secret: DatabaseSecret) -> type[SecretConnection]:
+    """A SecretConnection class for this secret (the pool creates connections from a class, not an instance)."""
+
+    class BoundSecretConnection(SecretConnection):
+        pass
+
+    BoundSecretConnection.secret = secret
+    return BoundSecretConnection
+
+
+class Database:
+    def __init__(self, *, settings: Settings, secret: DatabaseSecret, max_connections: int = 10) -> None:
+        self._secret = secret
+        self._connection_class = bind_secret(secret)
+        explicit = {"host": settings.db_host, "port": settings.db_port, "dbname": settings.db_name}
+        self._connect_arguments: dict[str, Any] = {
+            **{key: value for key, value in explicit.items() if value is not None},
+            "sslmode": settings.db_sslmode,
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "application_name": "selfnest-api",
+            "options": SESSION_OPTIONS,
+        }
+        self._pool = ConnectionPool(
+            connection_class=self._connection_class,
+            kwargs={**self._connect_arguments, "row_factory": dict_row},
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            timeout=POOL_WAIT_SECONDS,
+            # A connection that died while idle (failover, idle timeout) is replaced instead of failing a request.
+            check=ConnectionPool.check_connection,
+            name="selfnest-api",
+        )
+
+    def open(self) -> None:
+        self._check_target()
+        self._pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[DictRow]]:
+        try:
+            with self._pool.connection() as connection:
+                yield connection
+        except PoolTimeout:
+            raise ServiceUnavailableError("the database is not answering; try again shortly") from None
+
+    def connect_outside_pool(self) -> psycopg.Connection[DictRow]:
+        """A dedicated connection (migrations hold a transaction-wide lock and should not borrow a pool slot)."""
+        self._check_target()
+        return self._connection_class.connect(**self._connect_arguments, row_factory=dict_row)
+
+    def _check_target(self) -> None:
+        """Where to connect comes from the settings or the secret; refuse to fall back to libpq's defaults."""
+        credentials = self._secret.current()
+        if "host" not in self._connect_arguments and credentials.host is None:
+            raise SettingsError("DB_HOST is not set and the database secret names no host")
+        if "dbname" not in self._connect_arguments and credentials.dbname is None:
+            raise SettingsError("DB_NAME is not set and the database secret names no dbname")

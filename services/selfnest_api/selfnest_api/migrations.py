@@ -1,0 +1,79 @@
+"""Schema migrations: ordered SQL files (migrations/NNNN_name.sql), each applied once, recorded in
+schema_migrations.
+
+Everything runs in one transaction under a transaction-scoped advisory lock, so tasks that start together apply
+the pending files exactly once between them (the others wait, then find nothing to do), and a failing file leaves
+the schema as it was. So a file must not need to run outside a transaction (no CREATE INDEX CONCURRENTLY).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg.rows import DictRow
+
+from . import logs
+
+MIGRATION_FILE = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
+# Any constant both runners agree on; it only has to differ from other advisory locks in this database.
+MIGRATION_LOCK_KEY = 0x5E1F_0001
+
+
+@dataclass(frozen=True, kw_only=True)
+class Migration:
+    version: int
+    name: str
+    statements: str
+
+
+class MigrationError(RuntimeError):
+    """The migration files or the recorded history are inconsistent; nothing was applied."""
+
+
+def bundled_migrations() -> list[Migration]:
+    folder = resources.files(__package__) / "migrations"
+    migrations = []
+    for entry in folder.iterdir():
+        match = MIGRATION_FILE.fullmatch(entry.name)
+        if match is None:
+            if entry.name.endswith(".sql"):
+                raise MigrationError(f"migrations/{entry.name}: expected a name like 0001_create_sessions.sql")
+            continue
+        migrations.append(Migration(version=int(match["version"]), name=match["name"],
+                                    statements=entry.read_text(encoding="utf-8")))
+    migrations.sort(key=lambda migration: migration.version)
+    versions = [migration.version for migration in migrations]
+    if len(set(versions)) != len(versions):
+        raise MigrationError("two migration files share a version number")
+    return migrations
+
+
+def apply_migrations(connection: psycopg.Connection[DictRow], *,
+                     migrations: list[Migration] | None = None) -> list[Migration]:
+    """Apply the pending migrations; return those this call applied (empty when the schema was current)."""
+    wanted = bundled_migrations() if migrations is None else migrations
+    applied: list[Migration] = []
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                           " version integer PRIMARY KEY, name text NOT NULL,"
+                           " applied_at timestamptz NOT NULL DEFAULT now())")
+        recorded = {row["version"]: row["name"]
+                    for row in connection.execute("SELECT version, name FROM schema_migrations").fetchall()}
+        for migration in wanted:
+            if migration.version in recorded:
+                if recorded[migration.version] != migration.name:
+                    raise MigrationError(f"migration {migration.version:04d} was applied as "
+                                         f"{recorded[migration.version]!r} but the file is now {migration.name!r}")
+                continue
+            # The files are trusted code shipped in the image, not input: run them as written.
+            connection.execute(migration.statements)
+            connection.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                               (migration.version, migration.name))
+            applied.append(migration)
+    for migration in applied:
+        logs.info("migration_applied", version=migration.version, name=migration.name)
+    return applied

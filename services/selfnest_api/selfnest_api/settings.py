@@ -1,0 +1,133 @@
+"""The API's settings: read from the environment once, at start-up, and refused with one line when wrong."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+USER_POOL_ID = re.compile(r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+")
+SNS_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):\d{12}:[A-Za-z0-9_.-]{1,256}")
+SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):\d{12}:secret:[^\s]+")
+APP_CLIENT_ID = re.compile(r"[\w+]{1,128}")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class SettingsError(ValueError):
+    """A missing or malformed setting; the message is the one line an operator needs."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    port: int
+    db_host: str | None
+    db_port: int | None
+    db_name: str | None
+    db_secret_arn: str
+    db_sslmode: str
+    user_pool_id: str
+    user_pool_client_ids: tuple[str, ...]
+    cognito_jwks_url: str
+    session_events_topic_arn: str
+    migrate_on_start: bool
+
+    @property
+    def region(self) -> str:
+        """The user pool's region (its id's prefix): where Cognito issues and signs the tokens."""
+        return _region_of(USER_POOL_ID, self.user_pool_id)
+
+    @property
+    def token_issuer(self) -> str:
+        return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
+
+    @property
+    def secret_region(self) -> str:
+        return _region_of(SECRET_ARN, self.db_secret_arn)
+
+    @property
+    def topic_region(self) -> str:
+        return _region_of(SNS_TOPIC_ARN, self.session_events_topic_arn)
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Validate every setting; raise SettingsError naming the first variable that is missing or malformed."""
+    reader = _EnvironmentReader(environ)
+    user_pool_id = reader.matching("USER_POOL_ID", USER_POOL_ID, example="eu-west-1_AbCdEf123")
+    region = _region_of(USER_POOL_ID, user_pool_id)
+    default_jwks_url = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}/.well-known/jwks.json"
+    return Settings(
+        port=reader.port("PORT") or 8080,
+        db_host=reader.optional("DB_HOST"),
+        db_port=reader.port("DB_PORT"),
+        db_name=reader.optional("DB_NAME"),
+        db_secret_arn=reader.matching("DB_SECRET_ARN", SECRET_ARN, example="a Secrets Manager secret ARN"),
+        db_sslmode=reader.choice("DB_SSLMODE", SSL_MODES, default="require"),
+        user_pool_id=user_pool_id,
+        user_pool_client_ids=reader.client_ids("USER_POOL_CLIENT_IDS"),
+        cognito_jwks_url=reader.url("COGNITO_JWKS_URL", default=default_jwks_url),
+        session_events_topic_arn=reader.matching("SESSION_EVENTS_TOPIC_ARN", SNS_TOPIC_ARN, example="an SNS topic ARN"),
+        migrate_on_start=reader.boolean("MIGRATE_ON_START", default=True),
+    )
+
+
+class _EnvironmentReader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise SettingsError(f"{name} is not set")
+        return value
+
+    def matching(self, name: str, pattern: re.Pattern[str], *, example: str) -> str:
+        value = self.required(name)
+        if not pattern.fullmatch(value):
+            raise SettingsError(f"{name}={value!r} is not valid: expected {example}")
+        return value
+
+    def port(self, name: str) -> int | None:
+        value = self.optional(name)
+        if value is None:
+            return None
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            raise SettingsError(f"{name}={value!r} is not valid: expected a TCP port between 1 and 65535")
+        return int(value)
+
+    def choice(self, name: str, allowed: tuple[str, ...], *, default: str) -> str:
+        value = self.optional(name) or default
+        if value not in allowed:
+            raise SettingsError(f"{name}={value!r} is not valid: expected one of {', '.join(allowed)}")
+        return value
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self.optional(name)
+        if value is None:
+            return default
+        if value.lower() not in BOOLEANS:
+            raise SettingsError(f"{name}={value!r} is not valid: expected true or false")
+        return BOOLEANS[value.lower()]
+
+    def url(self, name: str, *, default: str) -> str:
+        value = self.optional(name) or default
+        if not value.startswith(("https://", "http://")):
+            raise SettingsError(f"{name}={value!r} is not valid: expected an http(s) URL")
+        return value
+
+    def client_ids(self, name: str) -> tuple[str, ...]:
+        ids = tuple(part.strip() for part in self.required(name).split(",") if part.strip())
+        malformed = [client_id for client_id in ids if not APP_CLIENT_ID.fullmatch(client_id)]
+        if not ids or malformed:
+            raise SettingsError(f"{name} is not valid: expected comma-separated Cognito app client ids")
+        return ids
+
+
+def _region_of(pattern: re.Pattern[str], arn: str) -> str:
+    match = pattern.fullmatch(arn)
+    assert match is not None  # checked when the settings were read
+    return match["region"]
