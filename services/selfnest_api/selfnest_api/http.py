@@ -118,6 +118,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.1"  # keep-alive with the load balancer; every response carries Content-Length
     server: ApiServer
+    body_unread = True
 
     def do_GET(self) -> None:
         self._handle()
@@ -187,6 +188,16 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (unknown method, malformed request line, oversized headers), in JSON."""
+        self.close_connection = True
+        reason = self.responses.get(code, ("error", ""))[0]
+        detail = message or reason
+        if code == 501:
+            detail = f"method {self.command} is not supported"
+        self._send(Response(status=code, body={"error": reason.lower().replace(" ", "_"), "detail": detail}))
+        logs.info("request", method=self.command or "(unparsed)", route="(none)", status=code)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the default line has the raw path and query; `_handle` logs a structured line instead."""

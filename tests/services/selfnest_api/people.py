@@ -1,0 +1,49 @@
+"""Test people and slots: every test signs up its own users, so tests sharing one API never share a slot."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from .api_client import ApiClient
+
+
+class Tokens(Protocol):
+    username: str
+    sub: str
+    access_token: str
+    id_token: str
+
+
+class Identity(Protocol):
+    def client(self, pseudonym: str) -> Tokens: ...
+    def therapist(self, username: str, *, approved: bool = True) -> Tokens: ...
+    def admin(self, username: str) -> Tokens: ...
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def slot(*, hours_ahead: int) -> str:
+    """A bookable start: on a UTC hour, `hours_ahead` (>= 2) hours after the current hour began."""
+    this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return (this_hour + timedelta(hours=hours_ahead)).isoformat().replace("+00:00", "Z")
+
+
+def profile(**changes: Any) -> dict[str, Any]:
+    return {"display_name": "Dr. Ada Calm", "bio": "Cognitive behavioural therapy.", "languages": ["en", "de"],
+            "specialties": ["anxiety"], **changes}
+
+
+def listed_therapist(identity: Identity, client: ApiClient, **profile_changes: Any) -> Tokens:
+    """An approved therapist with a published directory profile."""
+    therapist = identity.therapist(unique("therapist"))
+    reply = client.put("/therapists/me", profile(**profile_changes), token=therapist.access_token)
+    assert reply.status == 201, reply.body
+    return therapist
+
+
+def book(client: ApiClient, *, who: Tokens, therapist: Tokens, starts_at: str) -> Any:
+    return client.post("/sessions", {"therapist_id": therapist.sub, "starts_at": starts_at}, token=who.access_token)

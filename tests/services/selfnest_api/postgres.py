@@ -1,0 +1,155 @@
+"""A throwaway PostgreSQL cluster for the API tests: initdb into a temporary directory, started and always stopped.
+
+The superuser connects over the cluster's private Unix socket without a password (peer-like trust, test set-up
+only); everyone else connects over TCP on 127.0.0.1 with a SCRAM password, as the API does against RDS.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+SUPERUSER = "postgres"
+
+
+def find_postgres_binary(name: str) -> Path:
+    """`name` (initdb, pg_ctl) on PATH, else from a Debian-style /usr/lib/postgresql/<version>/bin."""
+    on_path = shutil.which(name)
+    if on_path:
+        return Path(on_path)
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=_version_key, reverse=True)
+    if not candidates:
+        raise RuntimeError(f"PostgreSQL's {name} is not installed; `make test` installs it (apt package postgresql)")
+    return Path(candidates[0])
+
+
+def _version_key(path: str) -> int:
+    version = Path(path).parts[-3]
+    return int(version) if version.isdigit() else 0
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseLogin:
+    """What a Secrets Manager secret for this database holds (RDS shape)."""
+
+    host: str
+    port: int
+    dbname: str
+    username: str
+    password: str
+
+    def secret_string(self) -> str:
+        import json
+
+        return json.dumps({"engine": "postgres", "host": self.host, "port": self.port, "dbname": self.dbname,
+                           "username": self.username, "password": self.password})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemporaryPostgres:
+    directory: Path
+    port: int
+
+    @property
+    def socket_directory(self) -> Path:
+        return self.directory / "socket"
+
+    def admin(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+        """A superuser connection over the private socket, autocommit."""
+        return psycopg.connect(host=str(self.socket_directory), port=self.port, user=SUPERUSER, dbname=dbname,
+                               autocommit=True)
+
+    def create_database(self, *, name: str) -> DatabaseLogin:
+        """A new database owned by a new login role with a random password (what RDS's master user is to us)."""
+        login = DatabaseLogin(host="127.0.0.1", port=self.port, dbname=name, username=f"{name}_owner",
+                              password=secrets.token_urlsafe(24))
+        with self.admin() as admin:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(login.username), sql.Literal(login.password)))
+            admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(name), sql.Identifier(login.username)))
+        return login
+
+    def change_password(self, login: DatabaseLogin) -> DatabaseLogin:
+        rotated = DatabaseLogin(host=login.host, port=login.port, dbname=login.dbname, username=login.username,
+                                password=secrets.token_urlsafe(24))
+        with self.admin() as admin:
+            admin.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(login.username), sql.Literal(rotated.password)))
+        return rotated
+
+    def disconnect_everyone(self, *, username: str) -> int:
+        """End every session of `username` (what a failover or an idle timeout does to the API's pool)."""
+        with self.admin() as admin:
+            ended = admin.execute("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE usename = %s) AS terminated", (username,)).fetchone()
+        assert ended is not None
+        return int(str(ended[0]))
+
+
+class _ClusterOwner:
+    """Who runs initdb/pg_ctl: ourselves, or, when the tests run as root (PostgreSQL refuses to), an unprivileged
+    system account that owns the cluster's directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.account = _unprivileged_account() if os.geteuid() == 0 else None
+        if self.account is not None:
+            os.chown(directory, self.account.pw_uid, self.account.pw_gid)
+
+    def run(self, command: list[str], *, check: bool = True) -> None:
+        environment = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
+        as_account = {} if self.account is None else {
+            "user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": [], "cwd": "/"}
+        finished = subprocess.run(command, capture_output=True, text=True, env=environment, check=False, **as_account)
+        if check and finished.returncode != 0:
+            raise RuntimeError(f"{Path(command[0]).name} failed: {finished.stderr.strip() or finished.stdout.strip()}")
+
+
+def _unprivileged_account() -> pwd.struct_passwd:
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("running as root and neither a postgres nor a nobody account exists to own the test cluster")
+
+
+@contextmanager
+def temporary_postgres(directory: Path) -> Iterator[TemporaryPostgres]:
+    """initdb + pg_ctl start; pg_ctl stop -m immediate on the way out, whatever happened in between.
+
+    `directory` must be reachable by an unprivileged account when running as root (not under a 0700 parent).
+    """
+    owner = _ClusterOwner(directory)
+    data = directory / "data"
+    cluster = TemporaryPostgres(directory=directory, port=free_tcp_port())
+    owner.run(["mkdir", str(cluster.socket_directory)])
+    owner.run([str(find_postgres_binary("initdb")), "--pgdata", str(data), "--username", SUPERUSER,
+               "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync"])
+    pg_ctl = str(find_postgres_binary("pg_ctl"))
+    settings = (f"-c listen_addresses=127.0.0.1 -p {cluster.port} -c unix_socket_directories={cluster.socket_directory}"
+                " -c fsync=off -c max_connections=200")
+    try:
+        owner.run([pg_ctl, "start", "--pgdata", str(data), "--wait", "--log", str(directory / "postgres.log"),
+                   "-o", settings])
+        yield cluster
+    finally:
+        owner.run([pg_ctl, "stop", "--pgdata", str(data), "-m", "immediate"], check=False)
