@@ -151,9 +151,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             response = Response(status=500, body={"error": "internal_error", "detail": "an unexpected error occurred"})
         if self.body_unread:
             self.close_connection = True  # unread bytes would otherwise be taken for the next request
-        self._send(response)
         logs.info("request", method=self.command, route=route_pattern or "(none)", status=response.status,
                   duration_ms=round((time.monotonic() - started) * 1000, 1))
+        self._send(response)
 
     def _take_body(self, *, expected: bool) -> bytes:
         """The JSON body when the route takes one (else an empty one, read and dropped); limits enforced first."""
@@ -196,8 +196,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         detail = message or reason
         if code == 501:
             detail = f"method {self.command} is not supported"
-        self._send(Response(status=code, body={"error": reason.lower().replace(" ", "_"), "detail": detail}))
         logs.info("request", method=self.command or "(unparsed)", route="(none)", status=code)
+        self._send(Response(status=code, body={"error": reason.lower().replace(" ", "_"), "detail": detail}))
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the default line has the raw path and query; `_handle` logs a structured line instead."""
