@@ -27,7 +27,9 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 def session_event_consumer(apply: Callable[[SessionEvent], None], *, logger: Logger) -> Handler:
     """A Lambda handler that applies `apply` once per event_id to each SQS record, reporting failures per record."""
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A batch whose every record failed is still a partial response, not an invocation error: the failures go
+    # back to the queue either way, and the dead-letter alarm (not function errors) is the signal.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     config = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=IDEMPOTENCY_DAYS * 86400)
     persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
 

@@ -128,6 +128,9 @@ def _create_supported(stack: MotoStack) -> None:
     kept = {logical_id: resource for logical_id, resource in resources.items()
             if resource["Type"] in CLOUDFORMATION_TYPES}
     for resource in kept.values():
+        if resource["Type"] == "AWS::KMS::Key":
+            # moto's KMS reads CloudFormation tags with the API's key names (TagKey) and fails; tags change nothing.
+            resource["Properties"].pop("Tags", None)
         depends_on = resource.get("DependsOn")
         if depends_on is not None:
             names = [depends_on] if isinstance(depends_on, str) else depends_on
@@ -188,7 +191,7 @@ USER_POOL_SEPARATE = {"LambdaConfig", "EnabledMfas", "UserPoolTier", "UserPoolAd
 
 
 def _user_pool(stack: MotoStack, properties: dict[str, Any]) -> str:
-    resolved = stack.resolve(properties)
+    resolved = stack.resolve({name: value for name, value in properties.items() if name != "LambdaConfig"})
     parameters = {USER_POOL_RENAMES.get(name, name): value for name, value in resolved.items()
                   if name not in USER_POOL_SEPARATE}
     parameters["Schema"] = [_schema_attribute(attribute) for attribute in parameters.get("Schema", [])]
@@ -220,7 +223,8 @@ def _user_pool_group(stack: MotoStack, properties: dict[str, Any]) -> str:
 
 
 def _user_pool_client(stack: MotoStack, properties: dict[str, Any]) -> str:
-    resolved = stack.resolve(properties)
+    # ClientName is optional in CloudFormation (it names the client after the resource) but required by the API.
+    resolved = {"ClientName": "client", **stack.resolve(properties)}
     created = stack.client("cognito-idp").create_user_pool_client(**resolved)
     return str(created["UserPoolClient"]["ClientId"])
 

@@ -82,6 +82,7 @@ def synthesize(settings: SelfnestSettings, outdir: Path,
     context = json.loads((Path(__file__).resolve().parents[3] / "cdk.json").read_text(encoding="utf-8"))["context"]
     # The CLI turns on construct-path metadata; tests use it to find resources by what they are.
     context["aws:cdk:enable-path-metadata"] = True
+    context["aws:cdk:enable-asset-metadata"] = True  # aws:asset:path tells service tests where a handler was bundled
     app, environment = build_app(settings, outdir=str(outdir), context=context)
     if tamper is not None:
         tamper(environment)

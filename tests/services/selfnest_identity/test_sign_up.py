@@ -1,0 +1,89 @@
+"""Accounts against the pool built from the identity template, with the synthesized Cognito triggers."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+from refarch.constructs.aws.identity import CLIENTS_GROUP, THERAPISTS_GROUP
+
+from tests.services.cognito import Identity, SignUpRefused
+
+
+def claims(token: str) -> dict[str, object]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def test_client_signs_up_with_a_pseudonym_only_and_gets_tokens_carrying_clients(identity: Identity) -> None:
+    user = identity.sign_up("quiet-otter", {"custom:account_type": "client"})
+
+    assert user["status"] == "CONFIRMED"              # no code to type: there is nowhere to send one
+    assert "email" not in user and "phone_number" not in user
+    tokens = identity.sign_in("quiet-otter")
+    for token in (tokens.access_token, tokens.id_token):
+        assert claims(token)["cognito:groups"] == [CLIENTS_GROUP]
+    assert claims(tokens.access_token)["token_use"] == "access"
+    assert claims(tokens.id_token).get("email") is None
+
+
+@pytest.mark.parametrize("identifying", [{"email": "me@example.com"}, {"phone_number": "+447700900123"}])
+def test_client_sign_up_with_contact_details_is_refused_and_creates_nothing(
+        identity: Identity, identifying: dict[str, str]) -> None:
+    username = f"curious-heron-{next(iter(identifying))}"
+    with pytest.raises(SignUpRefused, match=f"client accounts are anonymous: leave out {next(iter(identifying))}"):
+        identity.sign_up(username, {"custom:account_type": "client", **identifying})
+
+    assert username not in [user["Username"] for user in
+                            identity.cognito.list_users(UserPoolId=identity.pool_id)["Users"]]
+
+
+def test_sign_up_without_an_account_type_is_refused_with_the_allowed_values(identity: Identity) -> None:
+    with pytest.raises(SignUpRefused, match="custom:account_type must be 'client' or 'therapist'"):
+        identity.sign_up("no-type", {})
+
+
+def test_therapist_needs_an_email(identity: Identity) -> None:
+    with pytest.raises(SignUpRefused, match="therapist accounts need an email address"):
+        identity.sign_up("dr-no-email", {"custom:account_type": "therapist"})
+
+
+def test_therapist_is_not_one_until_an_admin_admits_them(identity: Identity) -> None:
+    user = identity.sign_up("dr-ada", {"custom:account_type": "therapist", "email": "ada@practice.example"})
+    assert user["status"] == "UNCONFIRMED"            # the email must be verified first
+    identity.confirm_email("dr-ada")
+
+    before = identity.sign_in("dr-ada")
+    assert "cognito:groups" not in claims(before.access_token)   # neither client nor therapist
+    assert identity.groups_of("dr-ada") == []
+
+    identity.admit("dr-ada", THERAPISTS_GROUP)
+    after = identity.sign_in("dr-ada")
+    assert claims(after.access_token)["cognito:groups"] == [THERAPISTS_GROUP]
+
+
+def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_with_it(identity: Identity) -> None:
+    identity.therapist("dr-bo")
+    pre_token = identity.triggers["PreTokenGeneration"]
+
+    without_mfa = pre_token(identity.token_event("dr-bo"))
+    override = without_mfa["response"]["claimsOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"]
+    assert THERAPISTS_GROUP not in override
+
+    identity.enable_totp("dr-bo")
+    with_mfa = pre_token(identity.token_event("dr-bo"))
+    assert with_mfa["response"]["claimsOverrideDetails"] is None   # groups untouched: therapist
+
+
+def test_therapist_rights_need_a_verified_email_too(identity: Identity) -> None:
+    identity.therapist("dr-cy")
+    identity.enable_totp("dr-cy")
+    identity.cognito.admin_update_user_attributes(
+        UserPoolId=identity.pool_id, Username="dr-cy", UserAttributes=[{"Name": "email_verified", "Value": "false"}])
+
+    event = identity.triggers["PreTokenGeneration"](identity.token_event("dr-cy"))
+    assert THERAPISTS_GROUP not in event["response"]["claimsOverrideDetails"]["groupOverrideDetails"][
+        "groupsToOverride"]
+
+
+def test_pool_enforces_the_templates_password_policy(identity: Identity) -> None:
+    with pytest.raises(identity.cognito.exceptions.InvalidPasswordException):
+        identity.cognito.sign_up(ClientId=identity.mobile_client_id, Username="weak-pass", Password="short1!A")
