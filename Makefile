@@ -17,7 +17,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
-	bench deploy destroy clean
+	postgres-server bench deploy destroy clean
 
 help:
 	@echo "make synth [ENV=dev|prod]   Selfnest CloudFormation into cdk.out/ (bootstraps .venv and node_modules)"
@@ -52,10 +52,12 @@ plan-azure: $(PY_STAMP)
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 
+# The booking API is a container's own package (services/selfnest_api/selfnest_api), imported by its tests as such.
+typecheck: export MYPYPATH := services/selfnest_api
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
 		-p refarch.tools -p tests
-	$(VENV)/bin/mypy services/selfnest_api
+	$(VENV)/bin/mypy -p selfnest_api
 
 test-unit: $(PY_STAMP)
 	$(PY) -m pytest tests/unit
@@ -66,10 +68,16 @@ test-infra-aws: bootstrap
 test-infra-azure: $(PY_STAMP)
 	$(PY) -m pytest tests/infra/azure
 
-test-services: $(PY_STAMP)
+# The API tests start a throwaway PostgreSQL (initdb, pg_ctl): install the server where it is missing.
+postgres-server:
+	@if command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y --no-install-recommends postgresql; fi
+
+test-services: $(PY_STAMP) postgres-server
 	$(PY) -m pytest tests/services
 
-test: bootstrap lint typecheck
+test: bootstrap lint typecheck postgres-server
 	$(PY) -m pytest
 
 bench: bootstrap

@@ -24,6 +24,7 @@ from selfnest_api.api import ApiService
 from selfnest_api.settings import load_settings
 
 from .api_client import ApiClient
+from .people import Identity, SessionEvents
 from .postgres import DatabaseLogin, TemporaryPostgres, temporary_postgres
 
 REGION = "eu-west-1"
@@ -117,21 +118,17 @@ class CapturedEvents:
         self._queue_url = self._sqs.create_queue(QueueName=queue_name)["QueueUrl"]
         queue_arn = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])
         boto3.client("sns", region_name=REGION).subscribe(
-            TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"],
+            Attributes={"RawMessageDelivery": "true"})
 
     def drain(self) -> list[dict[str, Any]]:
-        return [json.loads(envelope["Message"]) for envelope in self.drain_envelopes()]
-
-    def drain_envelopes(self) -> list[dict[str, Any]]:
-        """The SNS notifications themselves (message attributes included)."""
-        envelopes = []
+        events: list[dict[str, Any]] = []
         while True:
-            received = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10)
-            messages = received.get("Messages", [])
+            messages = self._sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
-                return envelopes
+                return events
             for message in messages:
-                envelopes.append(json.loads(message["Body"]))
+                events.append(json.loads(message["Body"]))
                 self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
@@ -155,14 +152,14 @@ def postgres() -> Iterator[TemporaryPostgres]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def store_secret(login: DatabaseLogin) -> str:
+def store_secret(login: DatabaseLogin, *, region: str) -> str:
     """The login as an RDS-shaped secret in moto's Secrets Manager; returns the secret's ARN."""
-    created = boto3.client("secretsmanager", region_name=REGION).create_secret(
+    created = boto3.client("secretsmanager", region_name=region).create_secret(
         Name=f"selfnest-test/{login.dbname}-{uuid.uuid4().hex[:8]}", SecretString=login.secret_string())
     return created["ARN"]
 
 
-def api_environment(*, secret_arn: str, identity: TemporaryIdentity, topic_arn: str,
+def api_environment(*, secret_arn: str, identity: Identity, topic_arn: str,
                     **overrides: str) -> dict[str, str]:
     """The task's environment as the web stack sets it, pointed at the test PostgreSQL and moto."""
     return {"DB_SECRET_ARN": secret_arn, "DB_SSLMODE": "disable", "USER_POOL_ID": identity.pool_id,
@@ -181,7 +178,7 @@ class RunningApi:
 class ApiLauncher:
     """Starts API services in this process, each on its own database and port; stops them all at the end."""
 
-    def __init__(self, *, postgres: TemporaryPostgres, identity: TemporaryIdentity, topic_arn: str) -> None:
+    def __init__(self, *, postgres: TemporaryPostgres, identity: Identity, topic_arn: str) -> None:
         self._postgres = postgres
         self._identity = identity
         self._topic_arn = topic_arn
@@ -189,7 +186,7 @@ class ApiLauncher:
 
     def start(self, *, database: str, topic_arn: str | None = None, retry_seconds: float = 5.0) -> RunningApi:
         login = self._postgres.create_database(name=database)
-        secret_arn = store_secret(login)
+        secret_arn = store_secret(login, region=self._identity.region)
         settings = load_settings(api_environment(secret_arn=secret_arn, identity=self._identity,
                                                  topic_arn=topic_arn or self._topic_arn))
         service = ApiService(settings=dataclasses.replace(settings, port=0), host="127.0.0.1",
@@ -205,8 +202,8 @@ class ApiLauncher:
 
 
 @pytest.fixture(scope="session")
-def launcher(postgres: TemporaryPostgres, identity: TemporaryIdentity,
-             session_events: CapturedEvents) -> Iterator[ApiLauncher]:
+def launcher(postgres: TemporaryPostgres, identity: Identity,
+             session_events: SessionEvents) -> Iterator[ApiLauncher]:
     launcher = ApiLauncher(postgres=postgres, identity=identity, topic_arn=session_events.topic_arn)
     try:
         yield launcher

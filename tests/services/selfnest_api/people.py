@@ -17,9 +17,25 @@ class Tokens(Protocol):
 
 
 class Identity(Protocol):
+    """The `identity` fixture: a user pool the API trusts, and people signed in to it."""
+
+    pool_id: str
+    region: str
+    issuer: str
+    jwks_url: str
+    api_client_ids: list[str]
+
     def client(self, pseudonym: str) -> Tokens: ...
     def therapist(self, username: str, *, approved: bool = True) -> Tokens: ...
     def admin(self, username: str) -> Tokens: ...
+
+
+class SessionEvents(Protocol):
+    """The `session_events` fixture: the topic the API publishes to, and what reached it since the last drain."""
+
+    topic_arn: str
+
+    def drain(self) -> list[dict[str, Any]]: ...
 
 
 def unique(prefix: str) -> str:

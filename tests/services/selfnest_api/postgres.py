@@ -7,6 +7,7 @@ only); everyone else connects over TCP on 127.0.0.1 with a SCRAM password, as th
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import secrets
@@ -57,8 +58,6 @@ class DatabaseLogin:
     password: str
 
     def secret_string(self) -> str:
-        import json
-
         return json.dumps({"engine": "postgres", "host": self.host, "port": self.port, "dbname": self.dbname,
                            "username": self.username, "password": self.password})
 
@@ -116,9 +115,10 @@ class _ClusterOwner:
 
     def run(self, command: list[str], *, check: bool = True) -> None:
         environment = {**os.environ, "LC_ALL": "C", "TZ": "UTC"}
-        as_account = {} if self.account is None else {
-            "user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": [], "cwd": "/"}
-        finished = subprocess.run(command, capture_output=True, text=True, env=environment, check=False, **as_account)
+        finished = subprocess.run(command, capture_output=True, text=True, env=environment, check=False, cwd="/",
+                                  user=None if self.account is None else self.account.pw_uid,
+                                  group=None if self.account is None else self.account.pw_gid,
+                                  extra_groups=None if self.account is None else [])
         if check and finished.returncode != 0:
             raise RuntimeError(f"{Path(command[0]).name} failed: {finished.stderr.strip() or finished.stdout.strip()}")
 

@@ -1,0 +1,102 @@
+"""Start-up refuses bad settings and unreachable dependencies with one line and a non-zero exit status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from . import SERVICE_DIRECTORY
+from .api_client import ApiClient
+from .conftest import api_environment, store_secret
+from .people import Identity, SessionEvents
+from .postgres import DatabaseLogin, TemporaryPostgres, free_tcp_port
+
+
+@pytest.fixture(scope="module")
+def good_environment(postgres: TemporaryPostgres, identity: Identity,
+                     session_events: SessionEvents) -> dict[str, str]:
+    login = postgres.create_database(name="selfnest_settings")
+    return api_environment(secret_arn=store_secret(login, region=identity.region), identity=identity,
+                           topic_arn=session_events.topic_arn, PORT=str(free_tcp_port()))
+
+
+def process_environment(settings: dict[str, str]) -> dict[str, str]:
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith(("DB_", "USER_POOL"))}
+    return {**inherited, **settings}
+
+
+def start(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "selfnest_api"], cwd=SERVICE_DIRECTORY, capture_output=True,
+                          env=process_environment(environment), text=True, check=False, timeout=60)
+
+
+def test_good_settings_serve_until_sigterm(good_environment: dict[str, str]) -> None:
+    server = subprocess.Popen([sys.executable, "-m", "selfnest_api"], cwd=SERVICE_DIRECTORY, text=True,
+                              env=process_environment(good_environment), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:  # the process says when it listens; no sleeping and polling
+            if '"event": "serving"' in line:
+                break
+        client = ApiClient(f"http://127.0.0.1:{good_environment['PORT']}")
+        assert client.get("/healthz").status == 200
+        server.send_signal(signal.SIGTERM)
+        remaining_output, errors = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert (server.returncode, errors) == (0, "")
+    assert '"event": "stopped"' in remaining_output
+
+
+BAD_SETTINGS = {
+    "no user pool": ({"USER_POOL_ID": ""}, 2, "selfnest-api: USER_POOL_ID is not set"),
+    "user pool without region": ({"USER_POOL_ID": "abc"}, 2,
+                                 "selfnest-api: USER_POOL_ID='abc' is not valid: expected eu-west-1_AbCdEf123"),
+    "port out of range": ({"PORT": "70000"}, 2,
+                          "selfnest-api: PORT='70000' is not valid: expected a TCP port between 1 and 65535"),
+    "unknown ssl mode": ({"DB_SSLMODE": "sometimes"}, 2, "selfnest-api: DB_SSLMODE='sometimes' is not valid: "
+                         "expected one of disable, allow, prefer, require, verify-ca, verify-full"),
+    "no app clients": ({"USER_POOL_CLIENT_IDS": " , "}, 2,
+                       "selfnest-api: USER_POOL_CLIENT_IDS is not valid: expected comma-separated Cognito app "
+                       "client ids"),
+    "topic not an ARN": ({"SESSION_EVENTS_TOPIC_ARN": "session-events"}, 2,
+                         "selfnest-api: SESSION_EVENTS_TOPIC_ARN='session-events' is not valid: expected an SNS "
+                         "topic ARN"),
+    "migrate flag not boolean": ({"MIGRATE_ON_START": "sure"}, 2,
+                                 "selfnest-api: MIGRATE_ON_START='sure' is not valid: expected true or false"),
+}
+
+
+@pytest.mark.parametrize(("changes", "status", "line"), BAD_SETTINGS.values(), ids=BAD_SETTINGS.keys())
+def test_bad_settings_end_the_process_with_one_line(good_environment: dict[str, str], changes: dict[str, str],
+                                                    status: int, line: str) -> None:
+    finished = start({**good_environment, **changes})
+    assert (finished.returncode, finished.stderr, finished.stdout) == (status, line + "\n", "")
+
+
+def test_a_missing_secret_is_one_line(good_environment: dict[str, str], identity: Identity) -> None:
+    missing = f"arn:aws:secretsmanager:{identity.region}:123456789012:secret:nowhere-AbCdEf"
+    finished = start({**good_environment, "DB_SECRET_ARN": missing})
+    assert finished.returncode == 1
+    assert finished.stderr.startswith("selfnest-api: cannot read the database secret: ")
+    assert finished.stderr.count("\n") == 1
+
+
+def test_an_unreachable_database_is_one_line(good_environment: dict[str, str]) -> None:
+    finished = start({**good_environment, "DB_HOST": "127.0.0.1", "DB_PORT": str(free_tcp_port())})
+    assert finished.returncode == 1
+    assert finished.stderr.startswith("selfnest-api: cannot connect to the database: ")
+    assert finished.stderr.count("\n") == 1
+
+
+def test_a_secret_that_is_not_an_rds_secret_is_one_line(good_environment: dict[str, str], identity: Identity) -> None:
+    login = DatabaseLogin(host="127.0.0.1", port=1, dbname="x", username="", password="")
+    finished = start({**good_environment, "DB_SECRET_ARN": store_secret(login, region=identity.region)})
+    assert (finished.returncode, finished.stderr) == (
+        2, "selfnest-api: DB_SECRET_ARN: the secret is not JSON with a username and a password\n")
