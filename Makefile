@@ -58,6 +58,9 @@ typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
 		-p refarch.tools -p tests
 	$(VENV)/bin/mypy -p selfnest_api
+	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
+	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
+	MYPYPATH=services/selfnest_identity $(VENV)/bin/mypy services/selfnest_identity
 
 test-unit: $(PY_STAMP)
 	$(PY) -m pytest tests/unit

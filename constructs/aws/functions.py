@@ -41,7 +41,7 @@ class PipBundler:
     def __init__(self, source: Path) -> None:
         self.source = source
 
-    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:  # noqa: ARG002 - jsii interface
+    def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
         output = Path(output_dir)
         shutil.copytree(self.source, output, dirs_exist_ok=True, ignore=SKIPPED)
         requirements = self.source / REQUIREMENTS_FILE
@@ -101,7 +101,8 @@ class BundledPythonFunction(Construct):
             handler=shape.handler,
             description=shape.description,
             code=lambda_.Code.from_asset(str(source), bundling=cdk.BundlingOptions(
-                image=RUNTIME.bundling_image, local=PipBundler(source),
+                image=RUNTIME.bundling_image,
+                local=PipBundler(source),  # type: ignore[arg-type]  # jsii.implements is invisible to mypy
                 # Only reached where local bundling is impossible; same result from the Lambda build image.
                 command=["bash", "-c", "cp -r /asset-input/. /asset-output && "
                          f"pip install -r {REQUIREMENTS_FILE} -t /asset-output"],

@@ -99,11 +99,12 @@ class UserDirectory(Construct):
         )
         # A separate policy, not the functions' default one: the pool depends on its triggers, so the triggers'
         # roles can only name the pool once it exists.
-        trigger_permissions = iam.Policy(self, "TriggerPermissions", statements=[
-            iam.PolicyStatement(actions=["cognito-idp:AdminAddUserToGroup"], resources=[self.pool.user_pool_arn]),
-            iam.PolicyStatement(actions=["cognito-idp:AdminGetUser"], resources=[self.pool.user_pool_arn]),
-        ], roles=[triggers["post_confirmation"].role, triggers["pre_token_generation"].role])
-        acknowledge(trigger_permissions, GRANTS_POLICY)
+        for trigger, action in (("post_confirmation", "cognito-idp:AdminAddUserToGroup"),
+                                ("pre_token_generation", "cognito-idp:AdminGetUser")):
+            permission = iam.Policy(
+                self, f"{trigger.title().replace('_', '')}Permission", roles=[triggers[trigger].role],
+                statements=[iam.PolicyStatement(actions=[action], resources=[self.pool.user_pool_arn])])
+            acknowledge(permission, GRANTS_POLICY)
 
         self.groups = {
             name: cognito.CfnUserPoolGroup(self, f"{name.capitalize()}Group", user_pool_id=self.pool.user_pool_id,

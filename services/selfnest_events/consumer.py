@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -22,7 +23,7 @@ from session_events import SessionEvent
 # Long enough to cover SNS/SQS redelivery and a DLQ redrive after a fix (the DLQ keeps messages 14 days at most).
 IDEMPOTENCY_DAYS = 15
 
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+Handler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
 
 
 def session_event_consumer(apply: Callable[[SessionEvent], None], *, logger: Logger) -> Handler:
@@ -33,7 +34,8 @@ def session_event_consumer(apply: Callable[[SessionEvent], None], *, logger: Log
     config = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=IDEMPOTENCY_DAYS * 86400)
     persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
 
-    @idempotent_function(data_keyword_argument="event", persistence_store=persistence, config=config)
+    @idempotent_function(data_keyword_argument="event", persistence_store=persistence,  # type: ignore[untyped-decorator]
+                         config=config)
     def apply_once(*, event: dict[str, Any]) -> dict[str, str]:
         apply(SessionEvent.from_document(event))
         return {"applied": event["event_id"]}
@@ -44,7 +46,7 @@ def session_event_consumer(apply: Callable[[SessionEvent], None], *, logger: Log
         apply_once(event=event.document())
 
     @logger.inject_lambda_context(clear_state=True)
-    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
         config.register_lambda_context(context)
         return process_partial_response(event=event, record_handler=handle_record, processor=processor,
                                         context=context)

@@ -15,7 +15,7 @@ EVENT_TYPES = ("session.booked", "session.cancelled")
 ACTORS = ("client", "therapist", None)
 
 
-class MalformedEvent(ValueError):
+class MalformedEventError(ValueError):
     """The message is not a session event; it is reported as failed and ends in the dead-letter queue."""
 
 
@@ -36,33 +36,33 @@ class SessionEvent:
         try:
             document = json.loads(body)
         except ValueError as error:
-            raise MalformedEvent(f"body is not JSON ({error})") from None
+            raise MalformedEventError(f"body is not JSON ({error})") from None
         if not isinstance(document, dict):
-            raise MalformedEvent(f"body must be a JSON object, got {type(document).__name__}")
+            raise MalformedEventError(f"body must be a JSON object, got {type(document).__name__}")
         return cls.from_document(document)
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> SessionEvent:
         session = document.get("session")
         if not isinstance(session, dict):
-            raise MalformedEvent("session: missing or not an object")
+            raise MalformedEventError("session: missing or not an object")
         fields = {"event_id": document.get("event_id"), "type": document.get("type"),
                   "occurred_at": document.get("occurred_at"), "session_id": session.get("id"),
                   "therapist_id": session.get("therapist_id"), "client_id": session.get("client_id"),
                   "starts_at": session.get("starts_at"), "ends_at": session.get("ends_at")}
         for name, value in fields.items():
             if not isinstance(value, str) or not value:
-                raise MalformedEvent(f"{name}: missing or not a string")
+                raise MalformedEventError(f"{name}: missing or not a string")
         if fields["type"] not in EVENT_TYPES:
-            raise MalformedEvent(f"type: {fields['type']!r} is not one of {', '.join(EVENT_TYPES)}")
+            raise MalformedEventError(f"type: {fields['type']!r} is not one of {', '.join(EVENT_TYPES)}")
         for name in ("occurred_at", "starts_at", "ends_at"):
             try:
                 datetime.fromisoformat(str(fields[name]))
             except ValueError:
-                raise MalformedEvent(f"{name}: {fields[name]!r} is not an ISO-8601 timestamp") from None
+                raise MalformedEventError(f"{name}: {fields[name]!r} is not an ISO-8601 timestamp") from None
         cancelled_by = document.get("cancelled_by")
         if cancelled_by not in ACTORS:
-            raise MalformedEvent(f"cancelled_by: {cancelled_by!r} is not client, therapist or null")
+            raise MalformedEventError(f"cancelled_by: {cancelled_by!r} is not client, therapist or null")
         return cls(cancelled_by=cancelled_by, **{name: str(value) for name, value in fields.items()})
 
     def document(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ logger.setLevel(logging.INFO)
 Event = dict[str, Any]
 
 
-class SignUpRefused(Exception):
+class SignUpRefusedError(Exception):
     """Cognito returns the message to the app as `PreSignUp failed with error <message>`."""
 
 
@@ -35,15 +35,15 @@ def pre_sign_up(event: Event, context: object) -> Event:
     if account_type == CLIENT:
         given = [name for name in IDENTIFYING_ATTRIBUTES if attributes.get(name)]
         if given:
-            raise SignUpRefused(f"client accounts are anonymous: leave out {', '.join(given)} and sign up with a "
+            raise SignUpRefusedError(f"client accounts are anonymous: leave out {', '.join(given)} and sign up with a "
                                 "pseudonym only")
         # Nothing to verify: a pseudonym has no channel a code could go to.
         event["response"]["autoConfirmUser"] = True
     elif account_type == THERAPIST:
         if not attributes.get("email"):
-            raise SignUpRefused("therapist accounts need an email address (Cognito sends a code to verify it)")
+            raise SignUpRefusedError("therapist accounts need an email address (Cognito sends a code to verify it)")
     else:
-        raise SignUpRefused(f"{ACCOUNT_TYPE} must be '{CLIENT}' or '{THERAPIST}' (got {account_type!r})")
+        raise SignUpRefusedError(f"{ACCOUNT_TYPE} must be '{CLIENT}' or '{THERAPIST}' (got {account_type!r})")
     _log("sign-up accepted", event, account_type=account_type)
     return event
 

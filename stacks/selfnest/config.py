@@ -287,11 +287,14 @@ _PATTERN_HINTS = {
     "instance_type": "an RDS instance type without the db. prefix, such as t4g.micro",
     "certificate_arn": "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<id>, or null",
     "environment": "lowercase letters, digits and dashes",
+    "web_callback_urls": "an https:// URL of your web app's sign-in callback",
+    "mobile_callback_urls": "a URL with the app's scheme, such as selfnest://auth/callback",
 }
 
 
 def _pattern_hint(loc: tuple[int | str, ...]) -> str:
-    return _PATTERN_HINTS.get(str(loc[-1]), "see config/dev.yaml for the expected form")
+    field = next((str(part) for part in reversed(loc) if isinstance(part, str)), "")
+    return _PATTERN_HINTS.get(field, "see config/dev.yaml for the expected form")
 
 
 def _field_info(loc: tuple[int | str, ...]) -> Any:

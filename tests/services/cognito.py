@@ -28,7 +28,7 @@ class Tokens:
     id_token: str
 
 
-class SignUpRefused(Exception):
+class SignUpRefusedError(Exception):
     """What Cognito answers when the pre-sign-up trigger raises (UserLambdaValidationException)."""
 
 
@@ -62,7 +62,7 @@ class Identity:
         try:
             event = self.triggers["PreSignUp"](event)
         except Exception as error:  # Cognito turns any trigger exception into a refusal carrying its message
-            raise SignUpRefused(f"PreSignUp failed with error {error}") from error
+            raise SignUpRefusedError(f"PreSignUp failed with error {error}") from error
         self.cognito.sign_up(ClientId=self.mobile_client_id, Username=username, Password=PASSWORD,
                              UserAttributes=[{"Name": name, "Value": value} for name, value in attributes.items()])
         if event["response"]["autoConfirmUser"]:

@@ -83,7 +83,8 @@ class SessionEventsProbe:
     queue_url: str
 
     def drain(self) -> list[dict[str, Any]]:
-        sqs, events = self.stack.client("sqs"), []
+        sqs = self.stack.client("sqs")
+        events: list[dict[str, Any]] = []
         while True:
             messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
                                            WaitTimeSeconds=0).get("Messages", [])

@@ -112,7 +112,7 @@ class SqsEventSource:
         return PollResult(delivered=[message["MessageId"] for message in received], failed=failed)
 
     def drain(self, *, max_polls: int = 100) -> list[PollResult]:
-        results = []
+        results: list[PollResult] = []
         for _ in range(max_polls):
             result = self.poll()
             if not result.delivered:

@@ -135,3 +135,31 @@ def test_entry_points_print_one_line_and_exit_non_zero(command: list[str]) -> No
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip() and "!!" not in line]
     assert len(lines) == 1 and "unknown environment 'staging'" in lines[0], result.stderr
+
+
+def test_queue_visibility_shorter_than_six_consumer_timeouts_is_refused(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"messaging.consumer_timeout_seconds": 60,
+                                                "messaging.visibility_timeout_seconds": 300}))
+    assert ("messaging: visibility_timeout_seconds (300) must be at least 6 x consumer_timeout_seconds (60) = 360"
+            in message)
+
+
+def test_exactly_six_consumer_timeouts_is_accepted(tmp_path: Path) -> None:
+    write_config(tmp_path, {"messaging.consumer_timeout_seconds": 60, "messaging.visibility_timeout_seconds": 360})
+    assert load_settings("staging", config_dir=tmp_path).messaging.visibility_timeout_seconds == 360
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("identity.threat_protection", "strict", "identity.threat_protection: 'strict' is not allowed (allowed: "
+                                             "'enforced', 'audit' or 'off')"),
+    ("identity.password_min_length", 8, "identity.password_min_length: 8 is out of range (allowed: 12 to 99)"),
+    ("messaging.batch_size", 11, "messaging.batch_size: 11 is out of range (allowed: 1 to 10)"),
+])
+def test_identity_and_messaging_values_are_checked(tmp_path: Path, key: str, value: object, expected: str) -> None:
+    assert expected in error_for(write_config(tmp_path, {key: value}))
+
+
+def test_web_callback_must_be_https(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"identity.web_callback_urls": ["http://app.example/cb"]}))
+    assert ("identity.web_callback_urls.0: 'http://app.example/cb' is not valid here (an https:// URL of your web "
+            "app's sign-in callback)") in message

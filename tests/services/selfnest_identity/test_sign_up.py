@@ -6,7 +6,7 @@ import jwt
 import pytest
 from refarch.constructs.aws.identity import CLIENTS_GROUP, THERAPISTS_GROUP
 
-from tests.services.cognito import Identity, SignUpRefused
+from tests.services.cognito import Identity, SignUpRefusedError
 
 
 def claims(token: str) -> dict[str, object]:
@@ -29,7 +29,7 @@ def test_client_signs_up_with_a_pseudonym_only_and_gets_tokens_carrying_clients(
 def test_client_sign_up_with_contact_details_is_refused_and_creates_nothing(
         identity: Identity, identifying: dict[str, str]) -> None:
     username = f"curious-heron-{next(iter(identifying))}"
-    with pytest.raises(SignUpRefused, match=f"client accounts are anonymous: leave out {next(iter(identifying))}"):
+    with pytest.raises(SignUpRefusedError, match=f"client accounts are anonymous: leave out {next(iter(identifying))}"):
         identity.sign_up(username, {"custom:account_type": "client", **identifying})
 
     assert username not in [user["Username"] for user in
@@ -37,12 +37,12 @@ def test_client_sign_up_with_contact_details_is_refused_and_creates_nothing(
 
 
 def test_sign_up_without_an_account_type_is_refused_with_the_allowed_values(identity: Identity) -> None:
-    with pytest.raises(SignUpRefused, match="custom:account_type must be 'client' or 'therapist'"):
+    with pytest.raises(SignUpRefusedError, match="custom:account_type must be 'client' or 'therapist'"):
         identity.sign_up("no-type", {})
 
 
 def test_therapist_needs_an_email(identity: Identity) -> None:
-    with pytest.raises(SignUpRefused, match="therapist accounts need an email address"):
+    with pytest.raises(SignUpRefusedError, match="therapist accounts need an email address"):
         identity.sign_up("dr-no-email", {"custom:account_type": "therapist"})
 
 
