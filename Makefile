@@ -56,6 +56,7 @@ typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
 		-p refarch.tools -p tests
 	$(VENV)/bin/mypy services/selfnest_api
+	$(VENV)/bin/mypy services/babybloom_functions
 
 test-unit: $(PY_STAMP)
 	$(PY) -m pytest tests/unit
