@@ -25,8 +25,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import azure.functions as func
 import pytest
 from azure.cosmos import CosmosClient, DatabaseProxy, PartitionKey
+from azure.functions.queue import QueueMessage
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -110,6 +112,14 @@ def _wait_until(check: Callable[[], object], deadline: float, what: str) -> None
             time.sleep(0.1)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for name, seconds in STARTUP_SECONDS.items():
+        terminalreporter.write_line(f"babybloom: {name} answered {seconds:.2f} s after the session started it")
+
+
+STARTUP_SECONDS: dict[str, float] = {}
+
+
 @pytest.fixture(scope="session")
 def local_servers() -> Iterator[LocalServers]:
     started: list[ServerProcess] = []
@@ -137,10 +147,10 @@ def local_servers() -> Iterator[LocalServers]:
         )
         client = CosmosClient(servers.cosmos_endpoint, credential=EMULATOR_KEY, connection_verify=False)
         _wait_until(lambda: list(client.list_databases()), deadline, "cosmosdb-server")
-        servers.startup_seconds["cosmosdb-server"] = time.monotonic() - began
+        STARTUP_SECONDS["cosmosdb-server"] = servers.startup_seconds["cosmosdb-server"] = time.monotonic() - began
         queues = QueueServiceClient.from_connection_string(servers.queue_connection_string)
         _wait_until(queues.get_service_properties, deadline, "azurite")
-        servers.startup_seconds["azurite"] = time.monotonic() - began
+        STARTUP_SECONDS["azurite"] = servers.startup_seconds["azurite"] = time.monotonic() - began
         yield servers
     finally:
         for server in started:
@@ -205,13 +215,26 @@ def empty_store(database: DatabaseProxy, reminder_queue: QueueClient) -> Databas
 
 
 def principal(subject: str | None = None, *, provider: str = "aad") -> str:
-    claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": subject or str(uuid.uuid4())}]
+    claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier",
+               "val": subject or str(uuid.uuid4())}]
     return base64.b64encode(json.dumps({"auth_typ": provider, "claims": claims}).encode()).decode()
 
 
 def call(function: Any, request: Any) -> Any:
     """Run a decorated function the way the worker does: the builder's user function with the trigger's object."""
     return function.build().get_user_function()(request)
+
+
+def http(function: Any, request: func.HttpRequest) -> func.HttpResponse:
+    response = call(function, request)
+    assert isinstance(response, func.HttpResponse)
+    return response
+
+
+def queue_message(*, id: str, body: bytes, dequeue_count: int = 1, pop_receipt: str | None = None) -> QueueMessage:
+    """The concrete message type the worker hands a queue trigger (azure.functions leaves its __init__ untyped)."""
+    return QueueMessage(id=id, body=body, dequeue_count=dequeue_count,  # type: ignore[no-untyped-call]
+                        pop_receipt=pop_receipt)
 
 
 def snapshot(database: DatabaseProxy) -> dict[str, list[dict[str, Any]]]:
@@ -225,4 +248,4 @@ def snapshot(database: DatabaseProxy) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-__all__ = ["TODAY", "call", "function_app", "principal", "snapshot"]
+__all__ = ["TODAY", "call", "function_app", "http", "principal", "queue_message", "snapshot"]

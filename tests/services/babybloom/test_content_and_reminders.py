@@ -10,24 +10,23 @@ from typing import Any
 
 import azure.functions as func
 import pytest
-from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
 from babybloom_app import identity, runtime
 from babybloom_app.content import load_seed
 from babybloom_app.repository import WEEKLY_CONTENT
 
-from .conftest import TODAY, call, function_app, principal
+from .conftest import TODAY, call, function_app, http, principal, queue_message
 
 
 def content(week: str, who: str) -> func.HttpResponse:
-    return call(function_app.weekly_content,
+    return http(function_app.weekly_content,
                 func.HttpRequest("GET", f"/api/content/weeks/{week}", headers={"X-MS-CLIENT-PRINCIPAL": who},
                                  route_params={"week": week}, body=b""))
 
 
 def put(url: str, function: Any, body: dict[str, Any], who: str) -> func.HttpResponse:
-    return call(function, func.HttpRequest("PUT" if "profile" in url else "POST", url,
+    return http(function, func.HttpRequest("PUT" if "profile" in url else "POST", url,
                                            headers={"X-MS-CLIENT-PRINCIPAL": who}, body=json.dumps(body).encode()))
 
 
@@ -104,8 +103,7 @@ def test_queue_trigger_sends_the_reminder_through_the_notifier(
     _run_timer()
     # What the host hands the trigger: the message as it sits on the queue (base64 on the wire), decoded.
     (stored,) = list(reminder_queue.receive_messages(max_messages=32, visibility_timeout=1))
-    message = QueueMessage(id=stored.id, body=base64.b64decode(stored.content), dequeue_count=1,
-                                pop_receipt=stored.pop_receipt)
+    message = queue_message(id=stored.id, body=base64.b64decode(stored.content), pop_receipt=stored.pop_receipt)
     with caplog.at_level(logging.INFO, logger="babybloom.reminders"):
         call(function_app.send_reminder, message)
     assert f"reminder for user {_user_id_of(who)}: no journal entry yet on {TODAY.isoformat()}" in caplog.messages
@@ -115,4 +113,4 @@ def test_queue_trigger_sends_the_reminder_through_the_notifier(
 def test_a_message_that_is_not_a_reminder_fails_towards_the_poison_queue(services: runtime.Services,
                                                                           body: bytes) -> None:
     with pytest.raises(ValueError, match="reminder message m-1 is not a reminder"):
-        call(function_app.send_reminder, QueueMessage(id="m-1", body=body, dequeue_count=1))
+        call(function_app.send_reminder, queue_message(id="m-1", body=body))

@@ -10,25 +10,25 @@ import azure.functions as func
 import pytest
 from babybloom_app import runtime
 
-from .conftest import TODAY, call, function_app, principal, snapshot
+from .conftest import TODAY, function_app, http, principal, snapshot
 
 VALID = {"date": TODAY.isoformat(), "mood": 4, "symptoms": ["nausea", "fatigue"], "notes": "Walked in the park."}
 
 
 def add(body: bytes | dict[str, Any], who: str) -> func.HttpResponse:
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return call(function_app.add_journal_entry,
+    return http(function_app.add_journal_entry,
                 func.HttpRequest("POST", "/api/journal", headers={"X-MS-CLIENT-PRINCIPAL": who}, body=payload))
 
 
 def listing(who: str, **params: str) -> func.HttpResponse:
-    return call(function_app.list_journal_entries,
+    return http(function_app.list_journal_entries,
                 func.HttpRequest("GET", "/api/journal", headers={"X-MS-CLIENT-PRINCIPAL": who}, params=params,
                                  body=b""))
 
 
 def delete(entry_id: str, who: str) -> func.HttpResponse:
-    return call(function_app.delete_journal_entry,
+    return http(function_app.delete_journal_entry,
                 func.HttpRequest("DELETE", f"/api/journal/{entry_id}", headers={"X-MS-CLIENT-PRINCIPAL": who},
                                  route_params={"entry_id": entry_id}, body=b""))
 

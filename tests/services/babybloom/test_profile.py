@@ -10,7 +10,7 @@ import azure.functions as func
 import pytest
 from babybloom_app import pregnancy, runtime
 
-from .conftest import TODAY, call, function_app, principal, snapshot
+from .conftest import TODAY, function_app, http, principal, snapshot
 
 PROFILE_URL = "/api/profile"
 
@@ -18,11 +18,11 @@ PROFILE_URL = "/api/profile"
 def put_profile(body: bytes | dict[str, Any], who: str) -> func.HttpResponse:
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = func.HttpRequest("PUT", PROFILE_URL, headers={"X-MS-CLIENT-PRINCIPAL": who}, body=payload)
-    return call(function_app.save_profile, request)
+    return http(function_app.save_profile, request)
 
 
 def get_profile(who: str) -> func.HttpResponse:
-    return call(function_app.read_profile,
+    return http(function_app.read_profile,
                 func.HttpRequest("GET", PROFILE_URL, headers={"X-MS-CLIENT-PRINCIPAL": who}, body=b""))
 
 
