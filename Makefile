@@ -61,6 +61,7 @@ typecheck: $(PY_STAMP)
 	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
 	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
 	MYPYPATH=services/selfnest_identity $(VENV)/bin/mypy services/selfnest_identity
+	$(VENV)/bin/mypy services/babybloom_functions
 
 test-unit: $(PY_STAMP)
 	$(PY) -m pytest tests/unit

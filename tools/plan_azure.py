@@ -32,6 +32,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "azure-native:storage:BlobContainer": ("containerName", "publicAccess"),
     "azure-native:storage:Queue": ("queueName",),
+    "azure-native:storage:Blob": ("containerName", "blobName", "metadata.sha256"),
     "azure-native:cosmosdb:DatabaseAccount": (
         "capabilities", "consistencyPolicy.defaultConsistencyLevel", "disableLocalAuth", "minimalTlsVersion",
         "backupPolicy.continuousModeProperties.tier", "publicNetworkAccess", "locations",

@@ -31,6 +31,7 @@ NAME_INPUTS = {
     "azure-native:applicationinsights:Component": "resourceName",
     "azure-native:storage:StorageAccount": "accountName",
     "azure-native:storage:BlobContainer": "containerName",
+    "azure-native:storage:Blob": "blobName",
     "azure-native:storage:Queue": "queueName",
     "azure-native:cosmosdb:DatabaseAccount": "accountName",
     "azure-native:cosmosdb:SqlResourceSqlDatabase": "databaseName",
@@ -156,6 +157,9 @@ def _plain(value: Any) -> Any:
     """Numbers cross the Pulumi wire as floats; show 1000 as 1000, the way it was written and Azure reads it."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, pulumi.FileAsset):
+        # What a reviewer (and a test) needs: which file would be uploaded.
+        return {"fileAsset": str(value.path)}
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list):

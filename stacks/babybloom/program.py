@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+from babybloom_app import settings as app_settings
 from pulumi_azure_native import authorization, resources
 from refarch.constructs.azure.access import AzureRoleGrant, IdentityAccess, IdentityAccessArgs
 from refarch.constructs.azure.common import (
@@ -19,9 +20,15 @@ from refarch.constructs.azure.functions import FlexFunctionApp, FlexFunctionAppA
 from refarch.constructs.azure.keyvault import SecretVault, SecretVaultArgs
 from refarch.constructs.azure.monitoring import Observability, ObservabilityArgs
 from refarch.constructs.azure.network import PrivateLink, PrivateLinkArgs, PrivateNetwork, PrivateNetworkArgs
+from refarch.constructs.azure.package import (
+    FunctionPackage,
+    FunctionPackageArgs,
+    build_function_package,
+    install_dependencies,
+)
 from refarch.constructs.azure.storage import FunctionStorage, FunctionStorageArgs
 
-from .config import ConfigError, StackSettings, settings_from_config
+from .config import PROJECT_DIR, ConfigError, StackSettings, settings_from_config
 
 DATABASE = "babybloom"
 # Profiles and journal entries are always read and written per user, so the user id spreads load and keeps each
@@ -33,6 +40,10 @@ CONTAINERS = (
 )
 DEPLOYMENT_CONTAINER = "app-package"
 REMINDER_QUEUE = "reminders"
+APP_SOURCE = PROJECT_DIR / "services" / "babybloom_functions"
+BUILD_DIR = PROJECT_DIR / ".build" / "babybloom_functions"
+# Not read by the app: a new package hash changes the site config, which restarts the app onto the new package.
+PACKAGE_HASH_SETTING = "BABYBLOOM_PACKAGE_SHA256"
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class BabyBloom:
     resource_group: resources.ResourceGroup
     observability: Observability
     storage: FunctionStorage
+    package: FunctionPackage
     cosmos: CosmosStore
     vault: SecretVault
     functions: FlexFunctionApp
@@ -140,6 +152,19 @@ def build(settings: StackSettings) -> BabyBloom:
         if private
         else None
     )
+    package = FunctionPackage(
+        "function-package",
+        FunctionPackageArgs(
+            placement=place,
+            package=build_function_package(
+                source=APP_SOURCE,
+                output_dir=BUILD_DIR,
+                dependencies=install_dependencies(APP_SOURCE / "requirements.txt", cache=BUILD_DIR),
+            ),
+            account_name=storage.account.name,
+            container_name=storage.deployment_container.name,
+        ),
+    )
     functions = FlexFunctionApp(
         "functions",
         FlexFunctionAppArgs(
@@ -152,16 +177,23 @@ def build(settings: StackSettings) -> BabyBloom:
             storage_account_name=storage.account.name,
             deployment_container_url=storage.deployment_container_url,
             insights_connection_string=observability.connection_string,
+            # The names come from the app itself (babybloom_app.settings), so what is set is what it reads.
             app_settings={
                 # `<prefix>__accountEndpoint` is the identity-based connection form the Cosmos DB bindings read;
-                # the app's own SDK client uses the same value with DefaultAzureCredential.
-                "COSMOS__accountEndpoint": cosmos.endpoint,
-                "COSMOS_DATABASE": DATABASE,
+                # the app's own SDK client uses the same value with its managed identity.
+                app_settings.COSMOS_ENDPOINT: cosmos.endpoint,
+                app_settings.COSMOS_DATABASE: DATABASE,
+                app_settings.REMINDER_QUEUE: REMINDER_QUEUE,
+                # Identity-based connection for the queue trigger and the app's reminder sender.
+                app_settings.REMINDERS_QUEUE_SERVICE_URI: storage.queue_endpoint,
+                app_settings.REMINDERS_CREDENTIAL: "managedidentity",
                 "KEY_VAULT_URI": vault.vault_uri,
-                "REMINDER_QUEUE": REMINDER_QUEUE,
+                PACKAGE_HASH_SETTING: package.sha256,
             },
             subnet_id=network.function_subnet.id if network is not None else None,
         ),
+        # The app starts from the package, so the package is in place first.
+        opts=pulumi.ResourceOptions(depends_on=[package]),
     )
     account_id = storage.account.id
     access = IdentityAccess(
@@ -211,6 +243,7 @@ def build(settings: StackSettings) -> BabyBloom:
         resource_group=group,
         observability=observability,
         storage=storage,
+        package=package,
         cosmos=cosmos,
         vault=vault,
         functions=functions,

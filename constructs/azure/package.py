@@ -1,0 +1,140 @@
+"""The function app's deployment package: a zip built deterministically and uploaded into the Flex Consumption
+deployment container, where the app runs it from (no build happens on the Azure side for a blob deployment).
+
+Deterministic means the same sources and requirements give byte-identical zips, whoever builds them and when:
+entries are sorted, every timestamp is 1980-01-01, permissions are 0644/0755, and what differs between machines is
+left out (__pycache__, compiled files, pip's RECORD/INSTALLER bookkeeping and console scripts, whose first line is
+the builder's Python path). The hash then identifies the code, and Pulumi uploads only when it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pulumi
+from pulumi_azure_native import storage
+
+from .common import Placement
+
+FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold
+# Where Azure Functions' Python worker looks for an app's dependencies inside the package.
+DEPENDENCY_FOLDER = PurePosixPath(".python_packages/lib/site-packages")
+# Flex Consumption runs the package it finds under this name in the deployment container (what `func publish` uploads).
+PACKAGE_BLOB_NAME = "released-package.zip"
+EXCLUDED_DIRECTORIES = frozenset({"__pycache__", ".venv", ".pytest_cache", ".mypy_cache"})
+EXCLUDED_FILES = frozenset({"local.settings.json", "RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+# Linux x86-64 workers, Python 3.11: wheels for that platform whatever machine builds the package.
+TARGET_PLATFORM = "x86_64-manylinux_2_28"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuiltPackage:
+    path: Path
+    sha256: str
+
+
+APP_ROOT = PurePosixPath()
+
+
+def package_entries(source: Path, *, prefix: PurePosixPath = APP_ROOT,
+                    skip_top_level: frozenset[str] = frozenset()) -> Iterator[tuple[str, Path]]:
+    """(name in the zip, file) for everything under `source` that belongs in a package, in sorted order."""
+    for root, directories, files in os.walk(source):
+        skipped = EXCLUDED_DIRECTORIES | (skip_top_level if Path(root) == source else frozenset())
+        directories[:] = sorted(name for name in directories if name not in skipped)
+        relative = PurePosixPath(Path(root).relative_to(source).as_posix())
+        for name in sorted(files):
+            if name in EXCLUDED_FILES or name.endswith(EXCLUDED_SUFFIXES):
+                continue
+            yield str(prefix / relative / name), Path(root) / name
+
+
+def build_zip(entries: list[tuple[str, Path]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, path in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIMESTAMP)
+            info.create_system = 3  # Unix, so the permission bits below are honoured
+            executable = path.stat().st_mode & stat.S_IXUSR
+            info.external_attr = (stat.S_IFREG | (0o755 if executable else 0o644)) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=6)
+    return buffer.getvalue()
+
+
+def install_dependencies(requirements: Path, *, cache: Path) -> Path:
+    """The requirements installed for the Azure worker's platform, reused while requirements.txt is unchanged."""
+    digest = hashlib.sha256(requirements.read_bytes() + TARGET_PLATFORM.encode()).hexdigest()[:16]
+    target = cache / f"site-packages-{digest}"
+    if not target.is_dir():
+        staging = cache / f".staging-{digest}"
+        subprocess.run(
+            [str(Path(sys.executable).with_name("uv")), "pip", "install", "--quiet", "--target", str(staging),
+             "--python-platform", TARGET_PLATFORM, "--python-version", "3.11", "--only-binary", ":all:",
+             "--no-compile", "-r", str(requirements)],
+            check=True,
+        )
+        staging.rename(target)
+    return target
+
+
+def build_function_package(*, source: Path, output_dir: Path, dependencies: Path | None) -> BuiltPackage:
+    entries = list(package_entries(source))
+    if dependencies is not None:
+        # bin/ holds console scripts, which the app never runs and whose first line names the builder's Python.
+        entries += package_entries(dependencies, prefix=DEPENDENCY_FOLDER, skip_top_level=frozenset({"bin"}))
+    # Compressing ~35 MB of dependencies takes most of a second; a zip built from the same inputs is reused.
+    path = output_dir / f"{source.name}-{_inputs_digest(entries)[:16]}.zip"
+    if not path.exists():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".partial")
+        staging.write_bytes(build_zip(entries))
+        staging.replace(path)
+    return BuiltPackage(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def _inputs_digest(entries: list[tuple[str, Path]]) -> str:
+    digest = hashlib.sha256()
+    for name, path in sorted(entries):
+        digest.update(f"{name}\0{path.stat().st_mode & stat.S_IXUSR}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionPackageArgs:
+    placement: Placement
+    package: BuiltPackage
+    account_name: pulumi.Input[str]
+    container_name: pulumi.Input[str]
+
+
+class FunctionPackage(pulumi.ComponentResource):
+    """The built zip as a block blob in the deployment container."""
+
+    def __init__(self, name: str, args: FunctionPackageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("refarch:azure:FunctionPackage", name, None, opts)
+        self.blob = storage.Blob(
+            f"{name}-blob",
+            account_name=args.account_name,
+            container_name=args.container_name,
+            resource_group_name=args.placement.resource_group_name,
+            blob_name=PACKAGE_BLOB_NAME,
+            type=storage.BlobType.BLOCK,
+            content_type="application/zip",
+            source=pulumi.FileAsset(str(args.package.path)),
+            metadata={"sha256": args.package.sha256},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.sha256 = args.package.sha256
+        self.register_outputs({"url": self.blob.url, "sha256": self.sha256})

@@ -1,0 +1,1 @@
+"""BabyBloom's backend logic, kept apart from function_app.py so the Pulumi program can share the setting names."""

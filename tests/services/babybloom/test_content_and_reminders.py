@@ -1,0 +1,116 @@
+"""Weekly content read through from the shipped seed; the daily reminder timer and the queue trigger."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions.timer import TimerRequest
+from azure.storage.queue import QueueClient
+from babybloom_app import identity, runtime
+from babybloom_app.content import load_seed
+from babybloom_app.repository import WEEKLY_CONTENT
+
+from .conftest import TODAY, call, function_app, http, principal, queue_message
+
+
+def content(week: str, who: str) -> func.HttpResponse:
+    return http(function_app.weekly_content,
+                func.HttpRequest("GET", f"/api/content/weeks/{week}", headers={"X-MS-CLIENT-PRINCIPAL": who},
+                                 route_params={"week": week}, body=b""))
+
+
+def put(url: str, function: Any, body: dict[str, Any], who: str) -> func.HttpResponse:
+    return http(function, func.HttpRequest("PUT" if "profile" in url else "POST", url,
+                                           headers={"X-MS-CLIENT-PRINCIPAL": who}, body=json.dumps(body).encode()))
+
+
+def test_every_week_1_to_42_answers_with_its_seed_content(services: runtime.Services) -> None:
+    who = principal()
+    seed = load_seed()
+    for week in range(1, 43):
+        response = content(str(week), who)
+        assert response.status_code == 200
+        assert json.loads(response.get_body()) == {**seed.week(week), "id": str(week), "seedVersion": seed.version}
+
+
+@pytest.mark.parametrize("week", ["0", "43", "-1", "twelve", "1.5"])
+def test_weeks_outside_1_to_42_are_400(services: runtime.Services, week: str) -> None:
+    response = content(week, principal())
+    assert response.status_code == 400
+    assert json.loads(response.get_body())["errors"][0]["field"] == "week"
+
+
+def test_an_outdated_stored_copy_is_replaced_by_the_shipped_seed(services: runtime.Services, database: Any) -> None:
+    container = database.get_container_client(WEEKLY_CONTENT)
+    container.upsert_item({"id": "20", "week": 20, "title": "old text", "seedVersion": 0})
+    answered = json.loads(content("20", principal()).get_body())
+    assert answered["title"] == load_seed().week(20)["title"]
+    assert container.read_item("20", partition_key=20)["seedVersion"] == load_seed().version
+
+
+def test_current_content_follows_the_profile(services: runtime.Services) -> None:
+    who = principal()
+    put("/api/profile", function_app.save_profile, {"dueDate": (TODAY + timedelta(days=280 - 100)).isoformat()}, who)
+    response = call(function_app.current_week_content,
+                    func.HttpRequest("GET", "/api/content/current", headers={"X-MS-CLIENT-PRINCIPAL": who}, body=b""))
+    answered = json.loads(response.get_body())
+    assert answered["week"] == 15  # 14 weeks 2 days along: the 15th week
+    assert answered["pregnancy"]["trimester"] == 2
+
+
+def _run_timer() -> None:
+    call(function_app.queue_daily_reminders, TimerRequest(past_due=False))
+
+
+def _user_id_of(who: str) -> str:
+    return identity.user_id({"X-MS-CLIENT-PRINCIPAL": who})
+
+
+def test_timer_queues_one_reminder_per_expecting_user_without_an_entry_today(
+    services: runtime.Services, empty_store: Any, reminder_queue: QueueClient
+) -> None:
+    wrote_today, wrote_yesterday, silent, no_profile, on_last_day, long_past = (principal() for _ in range(6))
+    for who in (wrote_today, wrote_yesterday, silent):
+        put("/api/profile", function_app.save_profile, {"dueDate": (TODAY + timedelta(days=60)).isoformat()}, who)
+    put("/api/profile", function_app.save_profile, {"dueDate": (TODAY - timedelta(days=14)).isoformat()}, on_last_day)
+    # Saved weeks ago, now past 42 weeks (the API would no longer accept these dates): no more reminders.
+    services.repository.save_profile(_user_id_of(long_past), {"dueDate": (TODAY - timedelta(days=15)).isoformat()})
+    for entry_date, who in ((TODAY, wrote_today), (TODAY, wrote_today), (TODAY - timedelta(days=1), wrote_yesterday),
+                            (TODAY, no_profile)):
+        put("/api/journal", function_app.add_journal_entry, {"date": entry_date.isoformat(), "mood": 3}, who)
+
+    _run_timer()
+
+    messages = reminder_queue.receive_messages(max_messages=32, visibility_timeout=1)
+    queued = [json.loads(base64.b64decode(message.content)) for message in messages]
+    assert sorted(queued, key=lambda item: item["userId"]) == sorted(
+        [{"userId": _user_id_of(who), "date": TODAY.isoformat()} for who in (wrote_yesterday, silent, on_last_day)],
+        key=lambda item: item["userId"],
+    )
+
+
+def test_queue_trigger_sends_the_reminder_through_the_notifier(
+    services: runtime.Services, empty_store: Any, reminder_queue: QueueClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    who = principal()
+    put("/api/profile", function_app.save_profile, {"dueDate": (TODAY + timedelta(days=60)).isoformat()}, who)
+    _run_timer()
+    # What the host hands the trigger: the message as it sits on the queue (base64 on the wire), decoded.
+    (stored,) = list(reminder_queue.receive_messages(max_messages=32, visibility_timeout=1))
+    message = queue_message(id=stored.id, body=base64.b64decode(stored.content), pop_receipt=stored.pop_receipt)
+    with caplog.at_level(logging.INFO, logger="babybloom.reminders"):
+        call(function_app.send_reminder, message)
+    assert f"reminder for user {_user_id_of(who)}: no journal entry yet on {TODAY.isoformat()}" in caplog.messages
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"userId": "u1"}', b'{"userId": "u1", "date": "2026-03-02", "x": 1}'])
+def test_a_message_that_is_not_a_reminder_fails_towards_the_poison_queue(services: runtime.Services,
+                                                                          body: bytes) -> None:
+    with pytest.raises(ValueError, match="reminder message m-1 is not a reminder"):
+        call(function_app.send_reminder, queue_message(id="m-1", body=body))
