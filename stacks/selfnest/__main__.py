@@ -1,4 +1,4 @@
-"""`cdk synth -c env=<env> [-c dr_tier=<tier>]` runs this: load config/<env>.yaml once, build that environment, synthesize."""
+"""`cdk synth -c env=<env> [-c dr_tier=<tier>]` runs this: load config/<env>.yaml once, build it, synthesize."""
 
 from __future__ import annotations
 
