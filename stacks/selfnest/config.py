@@ -465,7 +465,8 @@ def _annotated_metadata(annotation: Any) -> list[Any]:
     found = list(getattr(annotation, "__metadata__", ()))
     for arg in typing.get_args(annotation):
         found.extend(getattr(arg, "__metadata__", ()))
-    return found
+    # Field(ge=..., le=...) inside Annotated keeps its constraints in its own metadata list.
+    return [constraint for meta in found for constraint in (meta, *getattr(meta, "metadata", ()))]
 
 
 def _model_in(annotation: Any) -> Any:
