@@ -5,6 +5,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 ENV ?= dev
+DR_TIER ?=
+# `make synth ENV=prod DR_TIER=pilot_light`: overrides config's dr.tier (validated like the file).
+DR_TIER_ARGS := $(if $(DR_TIER),--dr-tier $(DR_TIER))
+DR_TIER_CONTEXT := $(if $(DR_TIER),-c dr_tier=$(DR_TIER))
 STACK ?= dev
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -20,7 +24,7 @@ NODE_STAMP := node_modules/.installed
 	postgres-server bench deploy destroy clean
 
 help:
-	@echo "make synth [ENV=dev|prod]   Selfnest CloudFormation into cdk.out/ (bootstraps .venv and node_modules)"
+	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
 	@echo "make plan-azure [STACK=dev|prod]  BabyBloom offline plan (Pulumi mocks) into .plan/"
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
@@ -41,7 +45,7 @@ $(NODE_STAMP): package-lock.json
 bootstrap: $(PY_STAMP) $(NODE_STAMP)
 
 synth: bootstrap
-	$(PY) -m refarch.tools.synth --env $(ENV)
+	$(PY) -m refarch.tools.synth --env $(ENV) $(DR_TIER_ARGS)
 	@echo
 	@echo "BabyBloom $(ENV) (offline Pulumi plan; full listing: make plan-azure STACK=$(ENV)):"
 	@$(PY) -m refarch.tools.plan_azure --stack $(ENV) | tail -n 3
@@ -88,10 +92,10 @@ bench: bootstrap
 	$(PY) -m refarch.tools.bench --env $(ENV)
 
 deploy: bootstrap
-	cdk deploy --all -c env=$(ENV)
+	cdk deploy --all -c env=$(ENV) $(DR_TIER_CONTEXT)
 
 destroy: bootstrap
-	cdk destroy --all -c env=$(ENV)
+	cdk destroy --all -c env=$(ENV) $(DR_TIER_CONTEXT)
 
 clean:
 	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache

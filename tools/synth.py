@@ -35,8 +35,10 @@ def tool_environment() -> dict[str, str]:
     return env
 
 
-def synthesize(environment: str, outdir: Path) -> subprocess.CompletedProcess[str]:
+def synthesize(environment: str, outdir: Path, dr_tier: str | None = None) -> subprocess.CompletedProcess[str]:
     command = [str(CDK), "synth", "--quiet", "--context", f"env={environment}", "--output", str(outdir)]
+    if dr_tier is not None:
+        command += ["--context", f"dr_tier={dr_tier}"]
     return subprocess.run(command, cwd=ROOT, env=tool_environment(), text=True, check=False)
 
 
@@ -65,16 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", default="dev", help="environment: a file name in config/ (default dev)")
     parser.add_argument("--output", default="cdk.out", help="cloud assembly directory (default cdk.out)")
+    parser.add_argument("--dr-tier", default=None, help="override config's dr.tier (backup_restore, pilot_light)")
     args = parser.parse_args(argv)
     try:
-        load_settings(args.env)
+        settings = load_settings(args.env, dr_tier=args.dr_tier or None)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
     outdir = (ROOT / args.output).resolve()
     started = time.perf_counter()
-    result = synthesize(args.env, outdir)
+    result = synthesize(args.env, outdir, args.dr_tier or None)
     if result.returncode != 0:
         print(f"error: cdk synth failed for env={args.env} (see the messages above)", file=sys.stderr)
         return result.returncode
@@ -83,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     stacks = summarize(outdir)
     width = max(len(stack.name) for stack in stacks)
     findings = unacknowledged_findings(outdir)
-    print(f"\nSelfnest {args.env}: {len(stacks)} stacks synthesized in {elapsed:.1f}s; "
+    print(f"\nSelfnest {args.env} (DR tier {settings.dr.tier}): {len(stacks)} stacks synthesized in {elapsed:.1f}s; "
           f"{findings} unacknowledged validation findings (cdk-nag AwsSolutions + HIPAA Security)")
     for stack in stacks:
         print(f"  {stack.name:<{width}}  {stack.resources:>4} resources  {stack.template.relative_to(ROOT)}")
-    print(f"Templates and assets: {outdir.relative_to(ROOT)}/  ·  deploy: npx cdk deploy --all -c env={args.env}")
+    tier = f" -c dr_tier={args.dr_tier}" if args.dr_tier else ""
+    print(f"Templates and assets: {outdir.relative_to(ROOT)}/  ·  deploy: npx cdk deploy --all -c env={args.env}{tier}")
     return 0
 
 

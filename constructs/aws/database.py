@@ -17,6 +17,46 @@ from .encryption import EncryptedLogGroup
 from .nag import acknowledge
 from .network import POSTGRES_PORT
 
+DEFAULT_PORT = {
+    "AwsSolutions-RDS11": "5432 is kept on purpose: a non-default port hides nothing from a scan, while the "
+                          "security groups (and, in the primary VPC, the data-subnet NACL) admit only known clients.",
+}
+ENHANCED_MONITORING_ROLE = {
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]":
+        "The AWS-maintained policy for the RDS enhanced-monitoring service role: it only writes RDS OS metrics to "
+        "CloudWatch Logs.",
+}
+
+
+def postgres_engine(version: str) -> rds.IInstanceEngine:
+    return rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.of(version, version.split(".")[0]))
+
+
+def tls_only_parameters(scope: Construct, id: str, *, engine: rds.IInstanceEngine) -> rds.ParameterGroup:
+    """Parameters every Selfnest PostgreSQL (primary or replica) runs with."""
+    return rds.ParameterGroup(
+        scope, id, engine=engine,
+        description="TLS-only connections, connection and slow-statement logging",
+        parameters={
+            "rds.force_ssl": "1",
+            "log_connections": "1",
+            "log_disconnections": "1",
+            "log_min_duration_statement": "1000",
+        },
+    )
+
+
+EXPORTED_LOGS = ("postgresql", "upgrade")
+
+
+def exported_log_groups(scope: Construct, *, instance_identifier: str, key: kms.IKey, retention_days: int,
+                        retain_data: bool) -> list[EncryptedLogGroup]:
+    """The groups RDS exports PostgreSQL logs to, created up front (hence the fixed identifier) so they are
+    KMS-encrypted and expire, without CDK's log-retention Lambda."""
+    return [EncryptedLogGroup(scope, f"{kind.capitalize()}Logs", key=key, retention_days=retention_days,
+                              retain_data=retain_data, name=f"/aws/rds/instance/{instance_identifier}/{kind}")
+            for kind in EXPORTED_LOGS]
+
 
 @dataclass(frozen=True, kw_only=True)
 class DatabaseShape:
@@ -43,27 +83,11 @@ class PrivateDatabase(Construct):
                  key: kms.IKey, shape: DatabaseShape, retain_data: bool, instance_identifier: str,
                  database_name: str) -> None:
         super().__init__(scope, id)
-        # Created up front (hence the fixed identifier) so the exported PostgreSQL logs are KMS-encrypted and
-        # expire, without CDK's log-retention Lambda.
-        exported_logs = ["postgresql", "upgrade"]
-        log_groups = [
-            EncryptedLogGroup(self, f"{kind.capitalize()}Logs", key=key, retention_days=shape.log_retention_days,
-                              retain_data=retain_data, name=f"/aws/rds/instance/{instance_identifier}/{kind}")
-            for kind in exported_logs
-        ]
-        major = shape.engine_version.split(".")[0]
-        engine = rds.DatabaseInstanceEngine.postgres(
-            version=rds.PostgresEngineVersion.of(shape.engine_version, major))
-        parameters = rds.ParameterGroup(
-            self, "Parameters", engine=engine,
-            description="TLS-only connections, connection and slow-statement logging",
-            parameters={
-                "rds.force_ssl": "1",
-                "log_connections": "1",
-                "log_disconnections": "1",
-                "log_min_duration_statement": "1000",
-            },
-        )
+        exported_logs = list(EXPORTED_LOGS)
+        log_groups = exported_log_groups(self, instance_identifier=instance_identifier, key=key,
+                                         retention_days=shape.log_retention_days, retain_data=retain_data)
+        engine = postgres_engine(shape.engine_version)
+        parameters = tls_only_parameters(self, "Parameters", engine=engine)
         self.instance = rds.DatabaseInstance(
             self, "Instance",
             engine=engine,
@@ -123,15 +147,7 @@ class PrivateDatabase(Construct):
         self.port = POSTGRES_PORT
         self.database_name = database_name
 
-        acknowledge(self.instance, {
-            "AwsSolutions-RDS11": "5432 is kept on purpose: a non-default port hides nothing from a scan, while the "
-                                  "security group and data-subnet NACL admit only the app tier on it.",
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonRDSEnhancedMonitoringRole]": "The AWS-maintained policy for the RDS enhanced-monitoring service "
-                                                "role: it only writes RDS OS metrics to CloudWatch Logs.",
-            "HIPAA.Security-RDSInBackupPlan": "Automated RDS backups are on (point-in-time restore); the AWS "
-                                              "Backup plan over tagged resources comes with the backup stack.",
-        })
+        acknowledge(self.instance, {**DEFAULT_PORT, **ENHANCED_MONITORING_ROLE})
         if not shape.multi_az:
             acknowledge(self.instance, {
                 "AwsSolutions-RDS3": "Single-AZ is the dev shape chosen in config (cost); prod is Multi-AZ.",

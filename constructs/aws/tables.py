@@ -8,7 +8,6 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .encryption import removal_policy
-from .nag import acknowledge
 
 
 class EncryptedTable(Construct):
@@ -35,7 +34,3 @@ class EncryptedTable(Construct):
             deletion_protection=retain_data,
             removal_policy=removal_policy(retain_data=retain_data),
         )
-        acknowledge(self.table, {
-            "HIPAA.Security-DynamoDBInBackupPlan": "Point-in-time recovery covers the last 35 days; the AWS Backup "
-                                                   "plan that selects tables by tag lands with the backup stack.",
-        })

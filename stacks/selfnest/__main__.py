@@ -1,4 +1,4 @@
-"""`cdk synth -c env=<env>` runs this: load config/<env>.yaml once, build that environment, synthesize."""
+"""`cdk synth -c env=<env> [-c dr_tier=<tier>]` runs this: load config/<env>.yaml once, build it, synthesize."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from .config import ConfigError, load_settings
 
 
 def main() -> int:
-    environment = str(cdk.App().node.try_get_context("env") or "dev")
+    context = cdk.App().node
+    environment = str(context.try_get_context("env") or "dev")
+    dr_tier = context.try_get_context("dr_tier")   # `-c dr_tier=pilot_light` overrides config's dr.tier
     try:
-        settings = load_settings(environment)
+        settings = load_settings(environment, dr_tier=None if dr_tier is None else str(dr_tier))
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2

@@ -9,8 +9,10 @@ from refarch.constructs.aws.nag import add_compliance_checks
 
 from constructs import Construct
 
+from .backup import BackupStack
 from .config import SelfnestSettings
 from .data import DataStack
+from .dr import DisasterRecoveryStack
 from .identity import IdentityStack
 from .messaging import MessagingStack
 from .network import NetworkStack
@@ -18,7 +20,8 @@ from .web import WebStack
 
 
 class SelfnestEnvironment(Construct):
-    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -web.
+    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -web, -backup and, with a
+    DR region, -dr.
 
     A plain construct rather than a cdk.Stage: only the selected environment is ever built, and stacks inside a
     Stage are invisible to `cdk deploy --all` / `cdk destroy --all`.
@@ -26,10 +29,11 @@ class SelfnestEnvironment(Construct):
 
     def __init__(self, scope: cdk.App, *, settings: SelfnestSettings) -> None:
         super().__init__(scope, f"selfnest-{settings.environment}")
-        env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=settings.region)
+        account = os.environ.get("CDK_DEFAULT_ACCOUNT")
 
-        def stack_args(part: str) -> dict[str, object]:
-            return {"stack_name": settings.name(part), "env": env, "termination_protection": settings.retain_data,
+        def stack_args(part: str, region: str = settings.region) -> dict[str, object]:
+            return {"stack_name": settings.name(part), "env": cdk.Environment(account=account, region=region),
+                    "termination_protection": settings.retain_data,
                     "description": f"Selfnest {settings.environment}: {part} tier"}
 
         self.network = NetworkStack(self, "network", settings=settings, **stack_args("network"))
@@ -38,6 +42,17 @@ class SelfnestEnvironment(Construct):
         self.messaging = MessagingStack(self, "messaging", settings=settings, **stack_args("messaging"))
         self.web = WebStack(self, "web", settings=settings, network=self.network, data=self.data,
                             identity=self.identity, messaging=self.messaging, **stack_args("web"))
+        # The DR-region stack comes before the backup stack (its bucket and vault are the replication and copy
+        # targets) and after the data stack (pilot light replicates the database). Nothing is referenced across
+        # regions: both sides build the names they share from settings.
+        self.dr: DisasterRecoveryStack | None = None
+        if settings.dr.copy_region is not None:
+            self.dr = DisasterRecoveryStack(self, "dr", settings=settings,
+                                            **stack_args("dr", region=settings.dr.copy_region))
+            self.dr.add_stack_dependency(self.data)
+        self.backup = BackupStack(self, "backup", settings=settings, **stack_args("backup"))
+        if self.dr is not None:
+            self.backup.add_stack_dependency(self.dr)
         for key, value in settings.tags.items():
             cdk.Tags.of(self).add(key, value)
 

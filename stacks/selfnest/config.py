@@ -8,12 +8,29 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
+from refarch.constructs.aws.lifecycle import (
+    WATERFALL,
+    StorageClass,
+    Transition,
+    backup_rule_problems,
+    lifecycle_problems,
+)
 from refarch.constructs.aws.retention import LOG_RETENTION_DAYS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -39,6 +56,17 @@ def _check_log_retention(value: int) -> int:
 
 
 LogRetentionDays = Annotated[int, AfterValidator(_check_log_retention)]
+
+
+def check_vpc_cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value)
+    except ValueError as error:
+        raise ValueError(f"must be an IPv4 network such as 10.0.0.0/16 ({error})") from None
+    low, high = VPC_PREFIX_RANGE
+    if not low <= network.prefixlen <= high:
+        raise ValueError(f"prefix must be from /{low} to /{high} (got /{network.prefixlen})")
+    return value
 
 
 class ConfigError(Exception):
@@ -67,14 +95,7 @@ class NetworkSettings(_Settings):
     @field_validator("vpc_cidr")
     @classmethod
     def _cidr_in_range(cls, value: str) -> str:
-        try:
-            network = ipaddress.IPv4Network(value)
-        except ValueError as error:
-            raise ValueError(f"must be an IPv4 network such as 10.0.0.0/16 ({error})") from None
-        low, high = VPC_PREFIX_RANGE
-        if not low <= network.prefixlen <= high:
-            raise ValueError(f"prefix must be from /{low} to /{high} (got /{network.prefixlen})")
-        return value
+        return check_vpc_cidr(value)
 
     @field_validator("availability_zones")
     @classmethod
@@ -179,6 +200,154 @@ class MessagingSettings(_Settings):
         return self
 
 
+GENERATIONS = ("daily", "weekly", "monthly")
+RetentionDays = Annotated[int, Field(ge=1, le=36500)]
+
+
+class BucketGeneration(_Settings):
+    """One generation prefix of the backup bucket (daily/, weekly/, monthly/): where its objects go, when they expire.
+
+    `transitions` maps storage class -> age in days when objects move there; S3's rules and minimum storage
+    durations are checked here, so a rule S3 would refuse (or bill for days it never keeps) never reaches a synth.
+    """
+
+    transitions: dict[Annotated[StorageClass, Strict(False)], Annotated[int, Field(ge=0, le=36500)]] = Field(
+        default_factory=dict)
+    expire_after_days: RetentionDays
+
+    @property
+    def transition_list(self) -> list[Transition]:
+        """The transitions in the order objects meet them (by age), whatever order the file lists them in."""
+        return sorted((Transition(storage_class=storage_class, after_days=days)
+                       for storage_class, days in self.transitions.items()),
+                      key=lambda transition: (transition.after_days, WATERFALL.index(transition.storage_class)))
+
+    @model_validator(mode="after")
+    def _respects_s3_minimums(self) -> BucketGeneration:
+        problems = lifecycle_problems(self.transition_list, self.expire_after_days)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class BackupBucketSettings(_Settings):
+    daily: BucketGeneration
+    weekly: BucketGeneration
+    monthly: BucketGeneration
+    noncurrent_version_expiry_days: Annotated[int, Field(ge=1, le=3650)]
+
+    @property
+    def generations(self) -> dict[str, BucketGeneration]:
+        return {name: getattr(self, name) for name in GENERATIONS}
+
+
+class PlanGeneration(_Settings):
+    """One AWS Backup rule's retention: optionally move to cold storage, then delete."""
+
+    delete_after_days: RetentionDays
+    move_to_cold_storage_after_days: RetentionDays | None = None
+
+    @model_validator(mode="after")
+    def _respects_cold_storage_minimum(self) -> PlanGeneration:
+        problems = backup_rule_problems(move_to_cold_storage_after_days=self.move_to_cold_storage_after_days,
+                                        delete_after_days=self.delete_after_days)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class VaultLock(_Settings):
+    """AWS Backup Vault Lock. Without `changeable_for_days` it is governance mode (removable with IAM permission);
+    with it, compliance mode: after that many days nobody, root included, can shorten retention or delete."""
+
+    min_retention_days: RetentionDays
+    max_retention_days: RetentionDays
+    changeable_for_days: Annotated[int, Field(ge=3, le=36500)] | None
+
+
+class BackupPlanSettings(_Settings):
+    daily: PlanGeneration
+    weekly: PlanGeneration
+    monthly: PlanGeneration
+    vault_lock: VaultLock | None
+
+    @property
+    def generations(self) -> dict[str, PlanGeneration]:
+        return {name: getattr(self, name) for name in GENERATIONS}
+
+    @model_validator(mode="after")
+    def _retention_fits_the_lock(self) -> BackupPlanSettings:
+        lock = self.vault_lock
+        if lock is None:
+            return self
+        if lock.max_retention_days < lock.min_retention_days:
+            raise ValueError(f"vault_lock.max_retention_days ({lock.max_retention_days}) must be at least "
+                             f"min_retention_days ({lock.min_retention_days})")
+        for name, rule in self.generations.items():
+            if not lock.min_retention_days <= rule.delete_after_days <= lock.max_retention_days:
+                raise ValueError(
+                    f"{name}.delete_after_days ({rule.delete_after_days}) is outside the vault lock's "
+                    f"{lock.min_retention_days} to {lock.max_retention_days} days: the locked vault would refuse "
+                    f"its recovery points")
+        return self
+
+
+class BackupSettings(_Settings):
+    bucket: BackupBucketSettings
+    # null: no AWS Backup vault (dev: a vault holding recovery points cannot be removed by `cdk destroy`).
+    plan: BackupPlanSettings | None
+
+
+DrTier = Literal["backup_restore", "pilot_light"]
+DR_TIERS: tuple[DrTier, ...] = ("backup_restore", "pilot_light")
+
+
+class DrSettings(_Settings):
+    """Disaster recovery: the tier and the second region it uses.
+
+    `backup_restore`: backups are copied (AWS Backup) and replicated (S3) to `region`; infrastructure is redeployed
+    from code after a disaster. `pilot_light`: also keeps a live replica of the data there (an RDS cross-region read
+    replica; DynamoDB global-table replicas in `replica_regions`), in its own small VPC.
+    """
+
+    tier: DrTier
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] | None
+    vpc_cidr: str | None = None
+    availability_zones: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _tier_has_what_it_needs(self) -> DrSettings:
+        if self.region is None:
+            if self.tier == "pilot_light":
+                raise ValueError("tier pilot_light needs dr.region (a second region for the live replica); "
+                                 "set dr.region, dr.vpc_cidr and dr.availability_zones, or use backup_restore")
+            return self
+        for zone in self.availability_zones:
+            if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone):
+                raise ValueError(f"availability_zones: {zone!r} is not a zone of dr.region {self.region}")
+        if self.tier == "pilot_light":
+            low, high = AZ_COUNT_RANGE
+            if not low <= len(self.availability_zones) <= high or self.vpc_cidr is None:
+                raise ValueError(f"tier pilot_light needs dr.vpc_cidr and {low} to {high} dr.availability_zones "
+                                 f"of {self.region} for the replica's subnets")
+        return self
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr_in_range(cls, value: str | None) -> str | None:
+        return None if value is None else check_vpc_cidr(value)
+
+    @property
+    def replica_regions(self) -> list[str]:
+        """Regions that hold live data replicas: DynamoDB global tables pass this to TableV2(replicas=...)."""
+        return [self.region] if self.tier == "pilot_light" and self.region is not None else []
+
+    @property
+    def copy_region(self) -> str | None:
+        """Where backups are copied and the backup bucket replicated (every tier, when a DR region is set)."""
+        return self.region
+
+
 class SelfnestSettings(_Settings):
     """Everything that differs between Selfnest environments."""
 
@@ -190,6 +359,9 @@ class SelfnestSettings(_Settings):
     web: WebSettings
     identity: IdentitySettings
     messaging: MessagingSettings
+
+    backup: BackupSettings
+    dr: DrSettings
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -197,6 +369,12 @@ class SelfnestSettings(_Settings):
         for zone in self.network.availability_zones:
             if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone):
                 raise ValueError(f"network.availability_zones: {zone!r} is not a zone of region {self.region}")
+        if self.dr.region == self.region:
+            raise ValueError(f"dr.region: must differ from region ({self.region}): a disaster takes both out")
+        if self.dr.vpc_cidr is not None and ipaddress.IPv4Network(self.dr.vpc_cidr).overlaps(
+                ipaddress.IPv4Network(self.network.vpc_cidr)):
+            raise ValueError(f"dr.vpc_cidr: {self.dr.vpc_cidr} overlaps network.vpc_cidr {self.network.vpc_cidr} "
+                             f"(the two VPCs must stay peerable)")
         return self
 
     def name(self, part: str) -> str:
@@ -230,8 +408,12 @@ def available_environments(config_dir: Path = CONFIG_DIR) -> list[str]:
     return sorted(path.stem for path in config_dir.glob("*.yaml"))
 
 
-def load_settings(environment: str, config_dir: Path = CONFIG_DIR) -> SelfnestSettings:
-    """Read and validate config/<environment>.yaml; raise ConfigError with a one-line message on any mistake."""
+def load_settings(environment: str, config_dir: Path = CONFIG_DIR, *, dr_tier: str | None = None) -> SelfnestSettings:
+    """Read and validate config/<environment>.yaml; raise ConfigError with a one-line message on any mistake.
+
+    `dr_tier` (from `make synth DR_TIER=...` / `cdk synth -c dr_tier=...`) replaces the file's `dr.tier` and is
+    validated with it, so a bad tier or one the environment cannot support fails the same way a file mistake does.
+    """
     path = config_dir / f"{environment}.yaml"
     shown = _display_path(path)
     if not re.fullmatch(r"[a-z][a-z0-9-]*", environment) or not path.is_file():
@@ -247,6 +429,10 @@ def load_settings(environment: str, config_dir: Path = CONFIG_DIR) -> SelfnestSe
         raise ConfigError(f"{shown}: must be a mapping of settings (got {type(raw).__name__})")
     if "environment" in raw:
         raise ConfigError(f"{shown}: environment: unknown key (the environment is the file name, {environment!r})")
+    if dr_tier is not None:
+        shown = f"{shown} with dr_tier={dr_tier}"
+        dr = raw.get("dr")
+        raw["dr"] = {**(dr if isinstance(dr, dict) else {}), "tier": dr_tier}
     try:
         return SelfnestSettings.model_validate({"environment": environment, **raw})
     except ValidationError as error:
@@ -254,7 +440,7 @@ def load_settings(environment: str, config_dir: Path = CONFIG_DIR) -> SelfnestSe
 
 
 def _describe(shown: str, detail: ErrorDetails) -> str:
-    key = ".".join(str(part) for part in detail["loc"]) or "(top level)"
+    key = ".".join(str(part) for part in detail["loc"] if part != "[key]") or "(top level)"
     kind = detail["type"]
     value = detail.get("input")
     if kind == "extra_forbidden":
@@ -262,13 +448,13 @@ def _describe(shown: str, detail: ErrorDetails) -> str:
         return f"{shown}: {key}: unknown key (allowed here: {', '.join(allowed)})"
     if kind == "missing":
         return f"{shown}: {key}: missing (required)"
-    if kind == "literal_error":
+    if kind in {"literal_error", "enum"}:
         expected = detail.get("ctx", {}).get("expected", "")
         return f"{shown}: {key}: {value!r} is not allowed (allowed: {expected})"
     if kind in {"greater_than_equal", "less_than_equal"}:
         ctx = detail.get("ctx", {})
         field = _field_info(detail["loc"])
-        bounds = _bounds(field) if field is not None else str(ctx)
+        bounds = _bounds(field, ctx) if field is not None else str(ctx)
         return f"{shown}: {key}: {value!r} is out of range (allowed: {bounds})"
     if kind == "string_pattern_mismatch":
         return f"{shown}: {key}: {value!r} is not valid here ({_pattern_hint(detail['loc'])})"
@@ -305,22 +491,41 @@ def _field_info(loc: tuple[int | str, ...]) -> Any:
         if fields is None or part not in fields:
             return info
         info = fields[part]
-        model = info.annotation
+        model = _model_in(info.annotation)
     return info
 
 
-def _bounds(field: Any) -> str:
-    low = high = None
-    for meta in field.metadata:
-        low = getattr(meta, "ge", low)
-        high = getattr(meta, "le", high)
-    return f"{low} to {high}"
+def _bounds(field: Any, ctx: dict[str, Any]) -> str:
+    low, high = ctx.get("ge"), ctx.get("le")
+    for meta in [*field.metadata, *_annotated_metadata(field.annotation)]:
+        low = getattr(meta, "ge", None) if getattr(meta, "ge", None) is not None else low
+        high = getattr(meta, "le", None) if getattr(meta, "le", None) is not None else high
+    if low is not None and high is not None:
+        return f"{low} to {high}"
+    return f"at least {low}" if low is not None else f"at most {high}"
+
+
+def _annotated_metadata(annotation: Any) -> list[Any]:
+    """Constraints of `Annotated[int, Field(...)] | None`-style annotations (pydantic keeps them inside the union)."""
+    found = list(getattr(annotation, "__metadata__", ()))
+    for arg in typing.get_args(annotation):
+        found.extend(getattr(arg, "__metadata__", ()))
+    # Field(ge=..., le=...) inside Annotated keeps its constraints in its own metadata list.
+    return [constraint for meta in found for constraint in (meta, *getattr(meta, "metadata", ()))]
+
+
+def _model_in(annotation: Any) -> Any:
+    """The settings model behind `Model` or `Model | None`."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return annotation
 
 
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     model: Any = SelfnestSettings
     for part in loc:
-        model = model.model_fields[part].annotation
+        model = _model_in(model.model_fields[part].annotation)
     return [name for name in model.model_fields if name != "environment"]
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from refarch.constructs.aws.backup import select_for_backup
 from refarch.constructs.aws.database import DatabaseShape, PrivateDatabase
 from refarch.constructs.aws.encryption import CustomerManagedKey
 
 from constructs import Construct
 
+from .backup import backup_plan_name
 from .config import SelfnestSettings
 from .network import NetworkStack
 
@@ -28,3 +30,4 @@ class DataStack(cdk.Stack):
             clients=groups.app, rotation_subnets=tiers.app_subnets, secrets_endpoint=tiers.secrets_manager_endpoint,
             key=key.key, shape=DatabaseShape(**settings.database.model_dump()), retain_data=settings.retain_data,
             instance_identifier=settings.name("postgres"), database_name="selfnest")
+        select_for_backup(self.database.instance, plan_name=backup_plan_name(settings))

@@ -7,13 +7,16 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_sns as sns
+from refarch.constructs.aws.backup import select_for_backup
 from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
 from refarch.constructs.aws.messaging import EncryptedTopic, TopicConsumer
+from refarch.constructs.aws.nag import acknowledge
 from refarch.constructs.aws.tables import EncryptedTable
 
 from constructs import Construct
 
+from .backup import backup_plan_name
 from .config import SelfnestSettings
 
 CONSUMERS_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_events"
@@ -61,6 +64,13 @@ class MessagingStack(cdk.Stack):
             idempotency.grant(function.role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                               "dynamodb:DeleteItem")
             return function
+
+        for table in (inbox, audit_trail):
+            select_for_backup(table, plan_name=backup_plan_name(settings))
+        acknowledge(idempotency, {
+            "HIPAA.Security-DynamoDBInBackupPlan": "Holds only which event ids were applied, for 15 days; restoring it "
+                                                   "would change nothing because every consumer write is conditional.",
+        })
 
         notifier = consumer("NotificationsConsumer", handler="notifications.handler",
                             description="Selfnest: session events into participants' in-app inboxes",

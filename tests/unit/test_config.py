@@ -163,3 +163,86 @@ def test_web_callback_must_be_https(tmp_path: Path) -> None:
     message = error_for(write_config(tmp_path, {"identity.web_callback_urls": ["http://app.example/cb"]}))
     assert ("identity.web_callback_urls.0: 'http://app.example/cb' is not valid here (an https:// URL of your web "
             "app's sign-in callback)") in message
+
+def write_prod_config(directory: Path, edit: dict[str, Any]) -> Path:
+    """Like write_config, from config/prod.yaml (the shape with an AWS Backup plan and a DR region)."""
+    config = yaml.safe_load((CONFIG_DIR / "prod.yaml").read_text(encoding="utf-8"))
+    for dotted, value in edit.items():
+        *parents, leaf = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
+    (directory / "staging.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return directory
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    ({"backup.bucket.weekly.expire_after_days": 90},
+     "backup.bucket.weekly: expiry at day 90 after GLACIER_IR at day 30: Glacier Instant Retrieval has a 90-day "
+     "minimum storage duration (expire at day 120 or later)"),
+    ({"backup.bucket.daily.transitions": {"STANDARD_IA": 7}},
+     "backup.bucket.daily: STANDARD_IA at day 7: S3 moves objects to Standard-IA only once they are at least 30 "
+     "days old"),
+    ({"backup.bucket.monthly.transitions": {"GLACIER": 30, "DEEP_ARCHIVE": 90}},
+     "backup.bucket.monthly: DEEP_ARCHIVE at day 90 after GLACIER at day 30: Glacier Flexible Retrieval has a "
+     "90-day minimum storage duration (move at day 120 or later)"),
+    ({"backup.bucket.monthly.expire_after_days": 200},
+     "backup.bucket.monthly: expiry at day 200 after DEEP_ARCHIVE at day 120: Glacier Deep Archive has a 180-day "
+     "minimum storage duration (expire at day 300 or later)"),
+    ({"backup.bucket.weekly.transitions": {"GLACIER_DEEP": 30}},
+     "backup.bucket.weekly.transitions.GLACIER_DEEP: 'GLACIER_DEEP' is not allowed (allowed: 'STANDARD_IA'"),
+])
+def test_lifecycle_rule_that_breaks_an_s3_minimum_is_refused_in_one_line(tmp_path: Path, edit: dict[str, Any],
+                                                                          expected: str) -> None:
+    assert expected in error_for(write_prod_config(tmp_path, edit))
+
+
+def test_backup_plan_cold_storage_and_vault_lock_rules(tmp_path: Path) -> None:
+    assert ("backup.plan.monthly: deletion at day 100 after cold storage at day 30: AWS Backup keeps cold recovery "
+            "points at least 90 days (delete at day 120 or later)") in error_for(
+        write_prod_config(tmp_path, {"backup.plan.monthly.delete_after_days": 100}))
+    assert "daily.delete_after_days (3) is outside the vault lock's 7 to 2557 days" in error_for(
+        write_prod_config(tmp_path, {"backup.plan.daily.delete_after_days": 3}))
+    assert "backup.plan.vault_lock.changeable_for_days: 1 is out of range (allowed: 3 to 36500)" in error_for(
+        write_prod_config(tmp_path, {"backup.plan.vault_lock.changeable_for_days": 1}))
+
+
+def test_dr_settings_and_replica_regions() -> None:
+    dev, prod = load_settings("dev"), load_settings("prod")
+    assert dev.dr.tier == prod.dr.tier == "backup_restore"
+    assert dev.dr.copy_region is None and prod.dr.copy_region == prod.dr.region != prod.region
+    assert prod.dr.replica_regions == []
+    pilot = load_settings("prod", dr_tier="pilot_light")
+    assert pilot.dr.tier == "pilot_light" and pilot.dr.replica_regions == [pilot.dr.region]
+
+
+@pytest.mark.parametrize(("environment", "tier", "expected"), [
+    ("prod", "warm_standby", "config/prod.yaml with dr_tier=warm_standby: dr.tier: 'warm_standby' is not allowed "
+                             "(allowed: 'backup_restore' or 'pilot_light')"),
+    ("dev", "pilot_light", "config/dev.yaml with dr_tier=pilot_light: dr: tier pilot_light needs dr.region"),
+])
+def test_dr_tier_override_is_validated_like_config(environment: str, tier: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environment, dr_tier=tier)
+    assert str(caught.value) == expected or str(caught.value).startswith(expected)
+    assert "\n" not in str(caught.value)
+
+
+def test_dr_region_and_network_must_be_separate(tmp_path: Path) -> None:
+    assert "dr.region: must differ from region (eu-west-1)" in error_for(
+        write_prod_config(tmp_path, {"dr.region": "eu-west-1", "dr.availability_zones": ["eu-west-1a"]}))
+    assert "dr.vpc_cidr: 10.30.0.0/16 overlaps network.vpc_cidr 10.30.0.0/16" in error_for(
+        write_prod_config(tmp_path, {"dr.vpc_cidr": "10.30.0.0/16"}))
+
+
+@pytest.mark.parametrize("command", [
+    [sys.executable, "-m", "refarch.tools.synth", "--env", "prod", "--dr-tier", "hot"],
+    [sys.executable, "-m", "refarch.stacks.selfnest"],
+])
+def test_a_bad_dr_tier_stops_the_entry_points_with_one_line(command: list[str]) -> None:
+    env = {**os.environ, "CDK_CONTEXT_JSON": '{"env": "prod", "dr_tier": "hot"}'}
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "!!" not in line]
+    assert len(lines) == 1 and "dr.tier: 'hot' is not allowed" in lines[0], result.stderr

@@ -29,6 +29,7 @@ class Assembly:
     templates: dict[str, Template]          # by stack part: network, data, web
     template_files: dict[str, Path]
     findings: list[Finding] = field(default_factory=list)
+    regions: dict[str, str] = field(default_factory=dict)   # by stack part, from the manifest's environment
 
     def resources(self, part: str, resource_type: str) -> dict[str, Resource]:
         return {logical_id: resource for logical_id, resource in self.templates[part]["Resources"].items()
@@ -70,6 +71,13 @@ class Assembly:
                 found.append({key: value for key, value in rule["Properties"].items() if key != "GroupId"})
         return [{key: self.resolve(value) for key, value in rule.items() if key != "Description"} for rule in found]
 
+    def at_path(self, part: str, path_suffix: str) -> tuple[str, Resource]:
+        """The one resource of `part` whose construct path ends with `path_suffix`."""
+        found = [(logical_id, resource) for logical_id, resource in self.templates[part]["Resources"].items()
+                 if resource.get("Metadata", {}).get("aws:cdk:path", "").endswith(path_suffix)]
+        assert len(found) == 1, f"expected one resource at */{path_suffix} in {part}, found {len(found)}"
+        return found[0]
+
     def only(self, part: str, resource_type: str) -> tuple[str, Resource]:
         found = self.resources(part, resource_type)
         assert len(found) == 1, f"expected one {resource_type} in {part}, found {sorted(found)}"
@@ -99,7 +107,9 @@ def synthesize(settings: SelfnestSettings, outdir: Path,
     files = {artifact["displayName"].split("/")[-1]: outdir / artifact["properties"]["templateFile"]
              for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
     templates = {part: json.loads(path.read_text(encoding="utf-8")) for part, path in files.items()}
-    return Assembly(settings, outdir, templates, files, findings)
+    regions = {artifact["displayName"].split("/")[-1]: artifact["environment"].rsplit("/", 1)[-1]
+               for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
+    return Assembly(settings, outdir, templates, files, findings, regions)
 
 
 def ref(logical_id: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from refarch.constructs.aws.backup import BACKUP_TAG_KEY, BACKUP_TAG_VALUE
 from refarch.stacks.selfnest.config import SQS_VISIBILITY_PER_CONSUMER_TIMEOUT
 
 from .assembly import Assembly, Resource, get_att, ref
@@ -174,3 +175,10 @@ def test_every_function_asset_holds_its_handler_and_its_pinned_dependencies(asse
                     installed = Path(asset) / f"{package.replace('-', '_')}-{version}.dist-info"
                     assert installed.is_dir(), f"{part}/{logical_id}: {requirement} not bundled"
             assert function["Properties"]["Architectures"] == ["arm64"]
+
+
+def test_inbox_and_audit_trail_are_selected_for_the_backup_plan(assembly: Assembly) -> None:
+    tagged = {t["Properties"]["TableName"] for t in resources(assembly, "AWS::DynamoDB::Table").values()
+              if {"Key": BACKUP_TAG_KEY, "Value": BACKUP_TAG_VALUE} in t["Properties"].get("Tags", [])}
+    name = assembly.settings.name
+    assert tagged == {name("inbox"), name("audit")}     # idempotency records are disposable by design

@@ -1,0 +1,67 @@
+"""selfnest-<env>-dr: what each DR tier keeps in the DR region."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .assembly import Assembly
+from .test_backup import joined
+from .test_data import customer_managed_key
+
+
+def replica(assembly: Assembly) -> tuple[str, dict[str, Any]]:
+    return assembly.only("dr", "AWS::RDS::DBInstance")
+
+
+def test_backup_restore_keeps_only_backups_in_the_dr_region(prod: Assembly) -> None:
+    assert prod.settings.dr.tier == "backup_restore"
+    assert prod.settings.dr.replica_regions == []
+    types = {resource["Type"] for resource in prod.templates["dr"]["Resources"].values()}
+    assert "AWS::RDS::DBInstance" not in types and "AWS::EC2::VPC" not in types
+    assert {"AWS::S3::Bucket", "AWS::Backup::BackupVault", "AWS::KMS::Key"} <= types
+
+
+def test_pilot_light_runs_an_encrypted_cross_region_replica_of_the_primary(prod_pilot_light: Assembly) -> None:
+    assembly = prod_pilot_light
+    settings = assembly.settings
+    assert settings.dr.replica_regions == [settings.dr.region]   # what the chat tables' TableV2(replicas=) get
+    _, primary = assembly.only("data", "AWS::RDS::DBInstance")
+    _, instance = replica(assembly)
+    props = instance["Properties"]
+    assert joined(props["SourceDBInstanceIdentifier"]) == (
+        f"arn:aws:rds:{settings.region}:123456789012:db:{primary['Properties']['DBInstanceIdentifier']}")
+    key = customer_managed_key(assembly, "dr", props["KmsKeyId"])
+    assert key["Properties"]["EnableKeyRotation"] is True
+    customer_managed_key(assembly, "dr", props["PerformanceInsightsKMSKeyId"])
+    assert "StorageEncrypted" not in props   # CloudFormation refuses it on a replica; the key encrypts it
+    assert props["PubliclyAccessible"] is False and props["EnableIAMDatabaseAuthentication"] is True
+    assert props["DeletionProtection"] is settings.database.deletion_protection
+    assert instance["DeletionPolicy"] == "Retain"
+    [(_, parameters)] = assembly.resources("dr", "AWS::RDS::DBParameterGroup").items()
+    assert parameters["Properties"]["Parameters"]["rds.force_ssl"] == "1"
+
+
+def test_pilot_light_replica_sits_in_an_isolated_vpc_that_admits_nothing(prod_pilot_light: Assembly) -> None:
+    assembly = prod_pilot_light
+    resources = assembly.templates["dr"]["Resources"]
+    types = {resource["Type"] for resource in resources.values()}
+    assert not types & {"AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP",
+                        "AWS::EC2::SecurityGroupIngress"}
+    [(_, vpc)] = assembly.resources("dr", "AWS::EC2::VPC").items()
+    assert vpc["Properties"]["CidrBlock"] == assembly.settings.dr.vpc_cidr
+    subnets = assembly.resources("dr", "AWS::EC2::Subnet").values()
+    assert sorted(s["Properties"]["AvailabilityZone"] for s in subnets) == assembly.settings.dr.availability_zones
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets)
+    routes = assembly.resources("dr", "AWS::EC2::Route")
+    assert routes == {}
+    _, instance = replica(assembly)
+    [group] = instance["Properties"]["VPCSecurityGroups"]
+    replica_group = resources[group["Fn::GetAtt"][0]]["Properties"]
+    assert "SecurityGroupIngress" not in replica_group
+    assert assembly.resources("dr", "AWS::EC2::FlowLog")
+
+
+def test_dr_keys_are_in_the_dr_region_and_retained(with_dr_region: Assembly) -> None:
+    for _, key in with_dr_region.resources("dr", "AWS::KMS::Key").items():
+        assert key["DeletionPolicy"] == "Retain" and key["Properties"]["EnableKeyRotation"] is True
+    assert with_dr_region.regions["dr"] == with_dr_region.settings.dr.region
