@@ -14,6 +14,7 @@ COSMOS_ACCOUNT = "azure-native:cosmosdb:DatabaseAccount"
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 WEB_APP = "azure-native:web:WebApp"
 KEY_VAULT = "azure-native:keyvault:Vault"
+APP_AUTHENTICATION = "azure-native:web:WebAppAuthSettingsV2"
 
 # Environments (the `environment` tag every BabyBloom resource carries) whose data services must be private.
 PRIVATE_ENVIRONMENTS = frozenset({"prod"})
@@ -92,6 +93,17 @@ def _no_credentials_in_settings(props: Props) -> str | None:
         value = str(setting.get("value", ""))
         if any(marker in value for marker in CREDENTIAL_MARKERS):
             return f"app setting {setting.get('name')} holds a key or SAS; use `<name>__accountName`-style identity"
+    return None
+
+
+def _requires_sign_in(props: Props) -> str | None:
+    if get_path(props, "platform.enabled") is not True:
+        return "platform.enabled must be true (otherwise any caller can forge X-MS-CLIENT-PRINCIPAL)"
+    if get_path(props, "globalValidation.requireAuthentication") is not True:
+        return "globalValidation.requireAuthentication must be true (anonymous requests would reach the functions)"
+    action = get_path(props, "globalValidation.unauthenticatedClientAction")
+    if action not in ("Return401", "Return403"):
+        return f"globalValidation.unauthenticatedClientAction must be Return401 or Return403 for an API; got {action!r}"
     return None
 
 
@@ -187,6 +199,12 @@ RULES: tuple[Rule, ...] = (
         "Function app settings hold no keys, SAS tokens or connection strings with credentials.",
         frozenset({WEB_APP}),
         _no_credentials_in_settings,
+    ),
+    Rule(
+        "function-app-requires-sign-in",
+        "App Service authentication is on and answers anonymous requests with 401: the app trusts its identity header.",
+        frozenset({APP_AUTHENTICATION}),
+        _requires_sign_in,
     ),
     Rule(
         "key-vault-purge-protection",

@@ -25,6 +25,15 @@ class FlexFunctionAppArgs:
     app_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Outbound VNet integration (prod): the subnet must be delegated to Microsoft.App/environments.
     subnet_id: pulumi.Input[str] | None = None
+    sign_in: SignInProvider
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignInProvider:
+    """An Entra ID (External ID) app registration: its OpenID issuer and client (application) id."""
+
+    issuer: str
+    client_id: str
 
 
 class FlexFunctionApp(pulumi.ComponentResource):
@@ -96,6 +105,25 @@ class FlexFunctionApp(pulumi.ComponentResource):
         self.scm_basic_auth = web.WebAppScmAllowed(
             f"{name}-scm-basic-auth", name=self.app.name, resource_group_name=place.resource_group_name,
             allow=False, opts=child,
+        )
+        # App Service authentication in front of every function: anonymous requests get 401 before reaching the app,
+        # and the platform (not the caller) sets X-MS-CLIENT-PRINCIPAL, which the app takes the user id from.
+        self.authentication = web.WebAppAuthSettingsV2(
+            f"{name}-authentication", name=self.app.name, resource_group_name=place.resource_group_name,
+            platform=web.AuthPlatformArgs(enabled=True),
+            global_validation=web.GlobalValidationArgs(
+                require_authentication=True,
+                unauthenticated_client_action=web.UnauthenticatedClientActionV2.RETURN401),
+            identity_providers=web.IdentityProvidersArgs(azure_active_directory=web.AzureActiveDirectoryArgs(
+                enabled=True,
+                registration=web.AzureActiveDirectoryRegistrationArgs(
+                    client_id=args.sign_in.client_id, open_id_issuer=args.sign_in.issuer),
+                validation=web.AzureActiveDirectoryValidationArgs(
+                    allowed_audiences=[args.sign_in.client_id, f"api://{args.sign_in.client_id}"]))),
+            http_settings=web.HttpSettingsArgs(require_https=True),
+            # The app needs no stored provider tokens; keeping none leaves nothing to leak.
+            login=web.LoginArgs(token_store=web.TokenStoreArgs(enabled=False)),
+            opts=child,
         )
         self.principal_id: pulumi.Output[str] = self.app.identity.apply(_principal_id)
         self.default_host_name = self.app.default_host_name

@@ -30,6 +30,14 @@ AUTOSCALE_STEP = 1000
 AUTOSCALE_RANGE = (1000, 1_000_000)
 
 
+# What a pattern-checked value should look like, by field name, for the one-line error.
+_PATTERN_HINTS = {
+    "location": "an Azure region name such as westeurope",
+    "issuer": "the https:// OpenID issuer of your Entra ID tenant, e.g. https://<tenant>.ciamlogin.com/<id>/v2.0",
+    "clientId": "the application (client) id of your app registration, a GUID",
+}
+
+
 class ConfigError(Exception):
     """A configuration mistake, worded for the person who made it (one line)."""
 
@@ -115,6 +123,17 @@ class NetworkSettings(_Settings):
         return self
 
 
+class AuthenticationSettings(_Settings):
+    """Who signs users in: the Entra ID (External ID) app registration App Service authentication validates against.
+
+    The functions app trusts the `X-MS-CLIENT-PRINCIPAL` header only because App Service authentication, with
+    "require authentication", strips any client-sent copy and sets it itself after validating the token.
+    """
+
+    issuer: Annotated[str, Field(pattern=r"^https://[^\s/]+/\S+$")]
+    client_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
+
+
 class AppSettings(_Settings):
     """Everything under the `babybloom:` namespace of a stack file."""
 
@@ -125,6 +144,7 @@ class AppSettings(_Settings):
     cosmos: CosmosSettings
     key_vault: KeyVaultSettings
     network: NetworkSettings
+    authentication: AuthenticationSettings
 
 
 class ProviderSettings(_Settings):
@@ -222,7 +242,8 @@ def _describe(shown: str, detail: ErrorDetails) -> str:
     if kind in {"literal_error", "greater_than_equal", "less_than_equal", "greater_than", "less_than"}:
         return f"{shown}: {key}: {value!r} is not allowed (allowed: {_allowed(field) or _range(ctx)})"
     if kind == "string_pattern_mismatch":
-        return f"{shown}: {key}: {value!r} is not allowed (allowed: an Azure region name such as westeurope)"
+        field = next((str(part) for part in reversed(detail["loc"]) if isinstance(part, str)), "")
+        return f"{shown}: {key}: {value!r} is not allowed (allowed: {_PATTERN_HINTS.get(field, 'see Pulumi.dev.yaml')})"
     if kind.endswith("_type") or kind.endswith("_parsing"):
         expected = kind.removesuffix("_type").removesuffix("_parsing").replace("model", "mapping")
         return f"{shown}: {key}: expected {expected.replace('dict', 'mapping')}, got {type(value).__name__} {value!r}"

@@ -16,7 +16,7 @@ from refarch.constructs.azure.common import (
     Placement,
 )
 from refarch.constructs.azure.cosmos import ContainerSpec, CosmosStore, CosmosStoreArgs
-from refarch.constructs.azure.functions import FlexFunctionApp, FlexFunctionAppArgs
+from refarch.constructs.azure.functions import FlexFunctionApp, FlexFunctionAppArgs, SignInProvider
 from refarch.constructs.azure.keyvault import SecretVault, SecretVaultArgs
 from refarch.constructs.azure.monitoring import Observability, ObservabilityArgs
 from refarch.constructs.azure.network import PrivateLink, PrivateLinkArgs, PrivateNetwork, PrivateNetworkArgs
@@ -191,6 +191,7 @@ def build(settings: StackSettings) -> BabyBloom:
                 PACKAGE_HASH_SETTING: package.sha256,
             },
             subnet_id=network.function_subnet.id if network is not None else None,
+            sign_in=SignInProvider(issuer=app.authentication.issuer, client_id=app.authentication.client_id),
         ),
         # The app starts from the package, so the package is in place first.
         opts=pulumi.ResourceOptions(depends_on=[package]),

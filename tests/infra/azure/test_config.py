@@ -111,7 +111,7 @@ def test_value_not_in_the_allowed_set(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert _error(tmp_path, _set("babybloom:cosmosMode", "serverless")) == (
         "Pulumi.dev.yaml: babybloom:cosmosMode: unknown key "
-        "(allowed here: tags, monitoring, storage, functions, cosmos, keyVault, network)"
+        "(allowed here: tags, monitoring, storage, functions, cosmos, keyVault, network, authentication)"
     )
 
 
@@ -191,3 +191,17 @@ def test_plan_tool_exits_non_zero_with_one_line(tmp_path: Path) -> None:
         "(allowed: at least 30 and at most 730)"
     ]
     assert not (tmp_path / "plan").exists()
+
+
+@pulumi_test
+def test_sign_in_client_must_be_an_application_id(tmp_path: Path) -> None:
+    message = _error(tmp_path, _set("babybloom:authentication.clientId", "my-app"))
+    assert message == ("Pulumi.dev.yaml: babybloom:authentication.clientId: 'my-app' is not allowed (allowed: the "
+                       "application (client) id of your app registration, a GUID)")
+
+
+@pulumi_test
+def test_sign_in_issuer_must_be_https(tmp_path: Path) -> None:
+    message = _error(tmp_path, _set("babybloom:authentication.issuer", "http://login.example/t/v2.0"))
+    assert message.startswith("Pulumi.dev.yaml: babybloom:authentication.issuer: 'http://login.example/t/v2.0'"), \
+        message

@@ -69,6 +69,8 @@ BAD_VARIANTS: dict[str, tuple[str, str, Mutation]] = {
         rules.WEB_APP,
         _add_setting("AzureWebJobsStorage", "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=abc=="),
     ),
+    "function-app-requires-sign-in": (
+        "dev", rules.APP_AUTHENTICATION, _assign("globalValidation.unauthenticatedClientAction", "AllowAnonymous")),
     "key-vault-purge-protection": ("dev", rules.KEY_VAULT, _assign("properties.enablePurgeProtection", False)),
     "key-vault-rbac": ("dev", rules.KEY_VAULT, _assign("properties.enableRbacAuthorization", False)),
 }
@@ -85,6 +87,11 @@ MORE_BAD_VARIANTS: list[tuple[str, str, str, Mutation]] = [
     (
         "function-app-no-keys-in-settings", "dev", rules.WEB_APP,
         _assign("siteConfig.connectionStrings", [{"name": "db"}]),
+    ),
+    ("function-app-requires-sign-in", "prod", rules.APP_AUTHENTICATION, _assign("platform.enabled", False)),
+    (
+        "function-app-requires-sign-in", "dev", rules.APP_AUTHENTICATION,
+        _assign("globalValidation.requireAuthentication", False),
     ),
 ]
 ALL_BAD = [(rule, *variant) for rule, variant in BAD_VARIANTS.items()] + MORE_BAD_VARIANTS

@@ -226,6 +226,22 @@ def test_function_app_is_flex_consumption_python_https_tls12_no_ftp(plan: Plan) 
 
 
 @pulumi_test
+def test_every_request_is_signed_in_by_app_service_authentication_first(plan: Plan) -> None:
+    authentication = plan.one("azure-native:web:WebAppAuthSettingsV2").inputs
+    assert authentication["name"] == plan.one(WEB_APP).outputs["name"]
+    assert authentication["platform"] == {"enabled": True}
+    assert authentication["globalValidation"] == {"requireAuthentication": True,
+                                                  "unauthenticatedClientAction": "Return401"}
+    sign_in = plan.settings.app.authentication
+    provider = authentication["identityProviders"]["azureActiveDirectory"]
+    assert provider["enabled"] is True
+    assert provider["registration"] == {"clientId": sign_in.client_id, "openIdIssuer": sign_in.issuer}
+    assert provider["validation"]["allowedAudiences"] == [sign_in.client_id, f"api://{sign_in.client_id}"]
+    assert authentication["httpSettings"] == {"requireHttps": True}
+    assert authentication["login"]["tokenStore"] == {"enabled": False}
+
+
+@pulumi_test
 def test_monitoring_is_workspace_based_without_local_auth(plan: Plan) -> None:
     insights = plan.one(INSIGHTS).inputs
     assert insights["workspaceResourceId"] == plan.id_of(WORKSPACE)
