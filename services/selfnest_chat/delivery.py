@@ -22,10 +22,10 @@ class Delivery:
     """Posts frames to this API stage's connections (`https://{domain}/{stage}/@connections/{id}`)."""
 
     def __init__(self, request: APIGatewayWebSocketEventRequestContext) -> None:
-        # The SDK's AWS_ENDPOINT_URL (set only for local emulators such as moto) wins, as it does for every other
-        # client; in Lambda the endpoint is the API's own domain and stage from the event.
-        base = os.environ.get("AWS_ENDPOINT_URL") or f"https://{request.domain_name}"
-        self._client: Any = boto3.client("apigatewaymanagementapi", endpoint_url=f"{base}/{request.stage}")
+        # A local emulator named by the SDK's own AWS_ENDPOINT_URL (moto, in tests) serves the management API at its
+        # root; in Lambda the endpoint is the API's domain and stage, taken from the event.
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or f"https://{request.domain_name}/{request.stage}"
+        self._client: Any = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint)
 
     def post(self, connection_id: str, frame: dict[str, Any]) -> bool:
         """Send `frame`; False (and the connection's item deleted) if the client went away without a $disconnect."""
