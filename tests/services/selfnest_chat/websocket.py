@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend, apigatewaymanagementapi_backends
 from moto.core.exceptions import JsonRESTError
@@ -85,7 +86,7 @@ class WebSocketGateway:
     # -- what a client does ----------------------------------------------------------------------------------------
     def connect(self, token: str | None) -> Socket | Refusal:
         route = self.routes["$connect"]
-        connection_id = uuid.uuid4().hex[:12] + "="
+        connection_id = uuid.uuid4().hex[:15] + "="     # shaped like API Gateway's (base64, padded)
         query = {} if token is None else {"token": token}
         context = self._request_context(connection_id, "$connect", "CONNECT")
         authorized: dict[str, Any] = {}
@@ -149,7 +150,7 @@ class WebSocketGateway:
         post = backend.post_to_connection
 
         def post_unless_gone(data: bytes, connection_id: str) -> None:
-            if connection_id in self.gone:
+            if unquote(connection_id) in self.gone:
                 raise GoneError(connection_id)
             post(data=data, connection_id=connection_id)
 
@@ -160,7 +161,8 @@ class WebSocketGateway:
             backend.post_to_connection = post  # type: ignore[method-assign]
 
     def frames_posted_to(self, connection_id: str) -> list[dict[str, Any]]:
-        data = self.backend.connections[connection_id].data.decode("utf-8")
+        # moto keeps each connection under the id as it appeared in the URL path (percent-encoded: ids end in '=').
+        data = self.backend.connections[quote(connection_id, safe="")].data.decode("utf-8")
         decoder, frames, position = json.JSONDecoder(), [], 0
         while position < len(data):
             frame, position = decoder.raw_decode(data, position)
