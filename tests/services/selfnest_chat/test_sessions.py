@@ -40,9 +40,11 @@ def test_a_malformed_event_fails_until_it_is_dead_lettered_and_changes_nothing(
     def sessions_recorded() -> int:
         return int(dynamodb.scan(TableName=tables.sessions.name, Select="COUNT")["Count"])
 
+    sessions_consumer.drain()       # whatever other tests left on the shared topic's chat queue
     before = sessions_recorded()
-    bookings.stack.client("sns").publish(TopicArn=bookings.topic_arn, Message="{not json", MessageAttributes={
-        "event_type": {"DataType": "String", "StringValue": "session.booked"}})
+    # Straight onto the chat's queue (what raw SNS delivery would put there), so the messaging consumers'
+    # dead-letter queues, which their own tests inspect, never see it.
+    bookings.stack.client("sqs").send_message(QueueUrl=sessions_consumer.queue_url, MessageBody="{not json")
     polls = sessions_consumer.drain()
     queue = sessions_consumer.stack.template["Resources"][sessions_consumer.queue_logical_id]["Properties"]
     assert len(polls) == queue["RedrivePolicy"]["maxReceiveCount"]
