@@ -65,6 +65,8 @@ typecheck: $(PY_STAMP)
 	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
 	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
 	MYPYPATH=services/selfnest_identity $(VENV)/bin/mypy services/selfnest_identity
+	# The chat asset also holds the booking API's token verifier and the events' consumer helpers (shared modules).
+	MYPYPATH=services/selfnest_chat:services/selfnest_events:services/selfnest_api $(VENV)/bin/mypy services/selfnest_chat
 	$(VENV)/bin/mypy services/babybloom_functions
 
 test-unit: $(PY_STAMP)

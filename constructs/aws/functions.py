@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ PIP_PLATFORM = ("--platform", "manylinux2014_aarch64", "--implementation", "cp",
 REQUIREMENTS_FILE = "requirements.txt"
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", "tests")
 DEPENDENCY_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "lambda-dependencies"
+# Where the Docker fallback mounts shared modules (`include`) before copying them into the asset root.
+SHARED_MOUNT = "/asset-shared"
 
 
 class PackagingError(RuntimeError):
@@ -36,14 +39,24 @@ class PackagingError(RuntimeError):
 
 @jsii.implements(cdk.ILocalBundling)
 class PipBundler:
-    """Copies the source folder and pip-installs its requirements.txt beside it, caching installs by content."""
+    """Copies the source folder and any shared modules, and pip-installs requirements.txt beside them.
 
-    def __init__(self, source: Path) -> None:
+    `include` names modules or packages of other services that the handlers import (they land in the asset root,
+    where Lambda's import path starts), so shared code is packaged from its one place instead of being copied.
+    """
+
+    def __init__(self, source: Path, include: Sequence[Path] = ()) -> None:
         self.source = source
+        self.include = tuple(include)
 
     def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
         output = Path(output_dir)
         shutil.copytree(self.source, output, dirs_exist_ok=True, ignore=SKIPPED)
+        for shared in self.include:
+            if shared.is_dir():
+                shutil.copytree(shared, output / shared.name, dirs_exist_ok=True, ignore=SKIPPED)
+            else:
+                shutil.copy2(shared, output / shared.name)
         requirements = self.source / REQUIREMENTS_FILE
         if requirements.is_file() and _pinned_lines(requirements):
             shutil.copytree(self._installed(requirements), output, dirs_exist_ok=True)
@@ -86,12 +99,16 @@ class BundledPythonFunction(Construct):
     """A Python Lambda function (ARM64, latest runtime) with an encrypted log group and X-Ray tracing.
 
     `source` is a folder under services/; its requirements.txt (exact pins) is installed into the asset at synth,
-    so deploying needs neither Docker nor a build step.
+    so deploying needs neither Docker nor a build step. `include` adds other services' modules (files) or packages
+    (folders) to the asset root, for handlers that share code with them.
     """
 
     def __init__(self, scope: Construct, id: str, *, source: Path, shape: FunctionShape, logs_key: kms.IKey,
-                 retain_data: bool) -> None:
+                 retain_data: bool, include: Sequence[Path] = ()) -> None:
         super().__init__(scope, id)
+        missing = [str(path) for path in include if not path.exists()]
+        if missing:
+            raise PackagingError(f"{id}: shared modules to include do not exist: {', '.join(missing)}")
         self.logs = EncryptedLogGroup(self, "Logs", key=logs_key, retention_days=shape.log_retention_days,
                                       retain_data=retain_data)
         self.function = lambda_.Function(
@@ -102,10 +119,13 @@ class BundledPythonFunction(Construct):
             description=shape.description,
             code=lambda_.Code.from_asset(str(source), bundling=cdk.BundlingOptions(
                 image=RUNTIME.bundling_image,
-                local=PipBundler(source),  # type: ignore[arg-type]  # jsii.implements is invisible to mypy
+                local=PipBundler(source, include),  # type: ignore[arg-type]  # jsii.implements is invisible to mypy
                 # Only reached where local bundling is impossible; same result from the Lambda build image.
+                volumes=[cdk.DockerVolume(host_path=str(path), container_path=f"{SHARED_MOUNT}/{path.name}")
+                         for path in include],
                 command=["bash", "-c", "cp -r /asset-input/. /asset-output && "
-                         f"pip install -r {REQUIREMENTS_FILE} -t /asset-output"],
+                         + (f"cp -r {SHARED_MOUNT}/. /asset-output && " if include else "")
+                         + f"pip install -r {REQUIREMENTS_FILE} -t /asset-output"],
             )),
             timeout=cdk.Duration.seconds(shape.timeout_seconds),
             memory_size=shape.memory_mib,
@@ -123,9 +143,10 @@ class BundledPythonFunction(Construct):
             "AwsSolutions-IAM5[Resource::*]": "X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level "
                                               "permissions; every other statement names its resource.",
             "HIPAA.Security-LambdaInsideVPC": "The function reaches no VPC resource: every call it makes is an "
-                                              "IAM-authorized, TLS AWS API call (SQS, DynamoDB, Cognito).",
-            "HIPAA.Security-LambdaDLQ": "Never invoked asynchronously (Cognito calls triggers synchronously; SQS "
-                                        "consumers fail back to their queue, whose own DLQ keeps what fails).",
+                                              "IAM-authorized, TLS AWS API call (SQS, DynamoDB, Cognito, API Gateway), "
+                                              "or a fetch of Cognito's public signing keys.",
+            "HIPAA.Security-LambdaDLQ": "Never invoked asynchronously (Cognito and API Gateway call synchronously; "
+                                        "SQS consumers fail back to their queue, whose own DLQ keeps what fails).",
             "HIPAA.Security-LambdaConcurrency": "Reserved concurrency would fail to deploy in new accounts (limit 10); "
                                                 "SQS event sources cap concurrent batches instead.",
         })

@@ -9,6 +9,9 @@ from constructs import Construct
 
 from .encryption import removal_policy
 
+# What a caller needs on a table's customer-managed key to read and write items (no wildcards).
+DYNAMODB_CMK_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
+
 
 class EncryptedTable(Construct):
     """An on-demand table keyed by string attributes, encrypted with `key`, recoverable to any second of 35 days.

@@ -10,6 +10,7 @@ from refarch.constructs.aws.nag import add_compliance_checks
 from constructs import Construct
 
 from .backup import BackupStack
+from .chat import ChatStack
 from .config import SelfnestSettings
 from .data import DataStack
 from .dr import DisasterRecoveryStack
@@ -20,8 +21,8 @@ from .web import WebStack
 
 
 class SelfnestEnvironment(Construct):
-    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -web, -backup and, with a
-    DR region, -dr.
+    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -chat, -web, -backup and,
+    with a DR region, -dr.
 
     A plain construct rather than a cdk.Stage: only the selected environment is ever built, and stacks inside a
     Stage are invisible to `cdk deploy --all` / `cdk destroy --all`.
@@ -40,6 +41,8 @@ class SelfnestEnvironment(Construct):
         self.data = DataStack(self, "data", settings=settings, network=self.network, **stack_args("data"))
         self.identity = IdentityStack(self, "identity", settings=settings, **stack_args("identity"))
         self.messaging = MessagingStack(self, "messaging", settings=settings, **stack_args("messaging"))
+        self.chat = ChatStack(self, "chat", settings=settings, identity=self.identity, messaging=self.messaging,
+                              **stack_args("chat"))
         self.web = WebStack(self, "web", settings=settings, network=self.network, data=self.data,
                             identity=self.identity, messaging=self.messaging, **stack_args("web"))
         # The DR-region stack comes before the backup stack (its bucket and vault are the replication and copy

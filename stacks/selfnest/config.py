@@ -47,6 +47,8 @@ VPC_PREFIX_RANGE = (16, 28)
 SUBNET_PREFIX_RANGE = (16, 28)
 AZ_COUNT_RANGE = (2, 3)
 SQS_VISIBILITY_PER_CONSUMER_TIMEOUT = 6
+# API Gateway refuses WebSocket frames over 32 KB (and messages over 128 KB); a larger limit would never apply.
+WEBSOCKET_FRAME_LIMIT_BYTES = 32 * 1024
 
 
 def _check_log_retention(value: int) -> int:
@@ -348,6 +350,27 @@ class DrSettings(_Settings):
         return self.region
 
 
+class ChatSettings(_Settings):
+    """Real-time session chat: who may join when, how big a frame may be, how long history is kept."""
+
+    join_minutes_before_start: Annotated[int, Field(ge=0, le=120)]
+    join_minutes_after_end: Annotated[int, Field(ge=0, le=120)]
+    max_frame_bytes: Annotated[int, Field(ge=256, le=WEBSOCKET_FRAME_LIMIT_BYTES)]
+    message_retention_days: Annotated[int, Field(ge=1, le=3650)]
+    throttle_rate_per_second: Annotated[int, Field(ge=1, le=10000)]
+    throttle_burst: Annotated[int, Field(ge=1, le=5000)]
+    handler_timeout_seconds: Annotated[int, Field(ge=3, le=29)]
+    log_retention_days: LogRetentionDays
+
+    @model_validator(mode="after")
+    def _burst_covers_rate(self) -> ChatSettings:
+        # API Gateway's token bucket: a burst smaller than the steady rate would throttle below that rate.
+        if self.throttle_burst < self.throttle_rate_per_second:
+            raise ValueError(f"throttle_burst ({self.throttle_burst}) must be at least throttle_rate_per_second "
+                             f"({self.throttle_rate_per_second})")
+        return self
+
+
 class SelfnestSettings(_Settings):
     """Everything that differs between Selfnest environments."""
 
@@ -362,6 +385,8 @@ class SelfnestSettings(_Settings):
 
     backup: BackupSettings
     dr: DrSettings
+
+    chat: ChatSettings
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
 from refarch.constructs.aws.messaging import EncryptedTopic, TopicConsumer
 from refarch.constructs.aws.nag import acknowledge
-from refarch.constructs.aws.tables import EncryptedTable
+from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS, EncryptedTable
 
 from constructs import Construct
 
@@ -23,8 +23,6 @@ CONSUMERS_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfne
 EVENT_TYPE_ATTRIBUTE = "event_type"
 NOTIFIED_EVENT_TYPES = ["session.booked", "session.cancelled"]
 AUDITED_EVENT_PREFIX = "session."
-# What a caller needs on a table's customer-managed key to read and write items (no wildcards).
-DYNAMODB_CMK_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
 
 class MessagingStack(cdk.Stack):

@@ -237,3 +237,14 @@ _CREATORS: dict[str, Callable[[MotoStack, dict[str, Any]], str | None]] = {
     "AWS::Cognito::UserPoolGroup": _user_pool_group,
     "AWS::Cognito::UserPoolClient": _user_pool_client,
 }
+
+
+def outputs_of(*producers: MotoStack) -> Callable[[dict[str, Any]], Any]:
+    """Resolve a consumer template's Fn::GetStackOutput against the producing stacks already in moto."""
+    by_name = {producer.name: producer for producer in producers}
+
+    def read(argument: dict[str, Any]) -> Any:
+        producer = by_name[argument["StackName"]]
+        return producer.resolve(producer.template["Outputs"][argument["OutputName"]]["Value"])
+
+    return read

@@ -16,7 +16,7 @@ from refarch.stacks.selfnest.config import load_settings
 
 from tests.infra.aws.assembly import Assembly, synthesize
 
-from .aws_template import MotoStack, deploy
+from .aws_template import MotoStack, deploy, outputs_of
 from .cognito import Identity
 from .lambda_runtime import SqsEventSource, event_sources
 
@@ -48,9 +48,9 @@ def moto_endpoint(selfnest_assembly: Assembly) -> Iterator[str]:
             server.stop()
 
 
-def _deploy_part(assembly: Assembly, endpoint: str, part: str) -> MotoStack:
+def _deploy_part(assembly: Assembly, endpoint: str, part: str, *, reads: tuple[MotoStack, ...] = ()) -> MotoStack:
     return deploy(name=assembly.settings.name(part), template=copy.deepcopy(assembly.templates[part]),
-                  region=assembly.settings.region, endpoint=endpoint)
+                  region=assembly.settings.region, endpoint=endpoint, imports=outputs_of(*reads) if reads else None)
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +61,13 @@ def identity_stack(selfnest_assembly: Assembly, moto_endpoint: str) -> MotoStack
 @pytest.fixture(scope="session")
 def messaging_stack(selfnest_assembly: Assembly, moto_endpoint: str) -> MotoStack:
     return _deploy_part(selfnest_assembly, moto_endpoint, "messaging")
+
+
+@pytest.fixture(scope="session")
+def chat_stack(selfnest_assembly: Assembly, moto_endpoint: str, identity_stack: MotoStack,
+               messaging_stack: MotoStack) -> MotoStack:
+    """The chat template's tables, queues and subscription in moto (API Gateway itself is played by the tests)."""
+    return _deploy_part(selfnest_assembly, moto_endpoint, "chat", reads=(identity_stack, messaging_stack))
 
 
 @pytest.fixture(scope="session")

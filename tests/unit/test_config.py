@@ -246,3 +246,18 @@ def test_a_bad_dr_tier_stops_the_entry_points_with_one_line(command: list[str]) 
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip() and "!!" not in line]
     assert len(lines) == 1 and "dr.tier: 'hot' is not allowed" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("chat.max_frame_bytes", 65536, "chat.max_frame_bytes: 65536 is out of range (allowed: 256 to 32768)"),
+    ("chat.join_minutes_before_start", -5, "chat.join_minutes_before_start: -5 is out of range (allowed: 0 to 120)"),
+    ("chat.log_retention_days", 10, "chat.log_retention_days: 10 is not a CloudWatch Logs retention period"),
+    ("chat.message_retention_days", 0, "chat.message_retention_days: 0 is out of range (allowed: 1 to 3650)"),
+])
+def test_chat_values_are_checked(tmp_path: Path, key: str, value: object, expected: str) -> None:
+    assert expected in error_for(write_config(tmp_path, {key: value}))
+
+
+def test_chat_burst_below_the_steady_rate_is_refused(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"chat.throttle_rate_per_second": 100, "chat.throttle_burst": 50}))
+    assert "chat: throttle_burst (50) must be at least throttle_rate_per_second (100)" in message

@@ -160,7 +160,7 @@ def test_consumers_may_write_only_their_own_tables_and_read_only_their_own_queue
 
 
 def test_every_function_asset_holds_its_handler_and_its_pinned_dependencies(assembly: Assembly) -> None:
-    for part in ("identity", "messaging"):
+    for part in ("identity", "messaging", "chat"):
         for logical_id, function in assembly.resources(part, "AWS::Lambda::Function").items():
             if "aws:asset:path" not in function.get("Metadata", {}):
                 continue          # CDK's own inline helpers (e.g. log retention) carry no asset of ours
@@ -172,6 +172,7 @@ def test_every_function_asset_holds_its_handler_and_its_pinned_dependencies(asse
                 requirement = line.split("#")[0].strip()
                 if requirement:
                     package, version = requirement.split("==")
+                    package = package.split("[")[0].lower()      # pyjwt[crypto] installs as pyjwt
                     installed = Path(asset) / f"{package.replace('-', '_')}-{version}.dist-info"
                     assert installed.is_dir(), f"{part}/{logical_id}: {requirement} not bundled"
             assert function["Properties"]["Architectures"] == ["arm64"]

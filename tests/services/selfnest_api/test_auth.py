@@ -10,45 +10,11 @@ from typing import Any
 import boto3
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from moto.utilities.utils import load_resource
+
+from tests.services.tokens import claims_of, forged, signed_in_through, signed_with_pool_key, token_from_another_pool
 
 from .conftest import RunningApi
 from .people import Identity, Tokens, profile, slot, unique
-
-PASSWORD = "Quiet-Forest-Evening-7"
-
-
-def claims_of(token: str) -> dict[str, Any]:
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return claims
-
-
-def signed_with_pool_key(claims: dict[str, Any]) -> str:
-    """Signed by the key moto's user pools sign with (the private half of the JWKS the API trusts)."""
-    private_jwk = load_resource("cognitoidp/resources/jwks-private.json")
-    key = jwt.PyJWK(private_jwk, algorithm="RS256")
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": private_jwk["kid"]})
-
-
-def forged(claims: dict[str, Any]) -> str:
-    """Same claims, same key id, but signed by a key the attacker made up."""
-    attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_jwk = load_resource("cognitoidp/resources/jwks-private.json")
-    return jwt.encode(claims, attacker_key, algorithm="RS256", headers={"kid": private_jwk["kid"]})
-
-
-def signed_in_through(*, pool_id: str, client_id: str, username: str, groups: list[str]) -> str:
-    """An access token for a new user of `pool_id`, signed in through app client `client_id`."""
-    cognito = boto3.client("cognito-idp")
-    cognito.admin_create_user(UserPoolId=pool_id, Username=username, MessageAction="SUPPRESS")
-    cognito.admin_set_user_password(UserPoolId=pool_id, Username=username, Password=PASSWORD, Permanent=True)
-    for group in groups:
-        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
-    result = cognito.initiate_auth(ClientId=client_id, AuthFlow="USER_PASSWORD_AUTH",
-                                   AuthParameters={"USERNAME": username, "PASSWORD": PASSWORD})
-    token: str = result["AuthenticationResult"]["AccessToken"]
-    return token
 
 
 @pytest.fixture(scope="module")
@@ -104,14 +70,7 @@ def test_tampered_claims_break_the_signature(api: RunningApi, client: Tokens) ->
 
 
 def test_token_from_another_user_pool_is_refused(api: RunningApi) -> None:
-    cognito = boto3.client("cognito-idp")
-    other_pool = cognito.create_user_pool(PoolName=unique("other-pool"))["UserPool"]["Id"]
-    cognito.create_group(UserPoolId=other_pool, GroupName="clients")
-    other_client = cognito.create_user_pool_client(UserPoolId=other_pool, ClientName="other",
-                                                   ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"])
-    token = signed_in_through(pool_id=other_pool, client_id=other_client["UserPoolClient"]["ClientId"],
-                              username=unique("outsider"), groups=["clients"])
-    status, detail, _ = refused(api, token)
+    status, detail, _ = refused(api, token_from_another_pool(unique("outsider")))
     assert (status, detail) == (401, "the token was not issued by this API's user pool")
 
 

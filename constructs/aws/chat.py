@@ -1,0 +1,231 @@
+"""Real-time session chat: an API Gateway WebSocket API whose `$connect` checks Cognito tokens, Lambda route
+handlers, and encrypted DynamoDB tables for connections, messages and the sessions the chat may open."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_apigatewayv2 as apigatewayv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+
+from constructs import Construct
+
+from .encryption import EncryptedLogGroup, removal_policy
+from .functions import BundledPythonFunction, FunctionShape
+from .nag import acknowledge
+from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable
+
+# Browsers cannot set headers on a WebSocket handshake: the access token travels in the query string.
+TOKEN_IDENTITY_SOURCE = "route.request.querystring.token"  # noqa: S105  (where the token is, not a secret)
+CONNECTIONS_BY_SESSION_INDEX = "by-session"
+EXPIRY_ATTRIBUTE = "expires_at"
+# What one access-log line records: no source IP or user agent (clients stay anonymous), no bodies.
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId", "requestTime": "$context.requestTime", "routeKey": "$context.routeKey",
+    "eventType": "$context.eventType", "connectionId": "$context.connectionId", "status": "$context.status",
+    "sub": "$context.authorizer.sub", "authorizerError": "$context.authorizer.error",
+    "integrationLatency": "$context.integrationLatency", "error": "$context.error.message",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChatShape:
+    stage_name: str
+    join_minutes_before_start: int
+    join_minutes_after_end: int
+    max_frame_bytes: int
+    message_retention_days: int
+    throttle_rate_per_second: int
+    throttle_burst: int
+    handler_timeout_seconds: int
+    log_retention_days: int
+
+
+@jsii.implements(apigatewayv2.IAccessLogSettings)
+class _AccessLogs:
+    def __init__(self, destination: apigatewayv2.IAccessLogDestination) -> None:
+        self._destination = destination
+
+    @property
+    def destination(self) -> apigatewayv2.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> apigateway.AccessLogFormat:
+        return apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS))
+
+
+class ChatTables(Construct):
+    """Sessions the chat may open, live connections (indexed by session) and the message history — all on `key`,
+    all point-in-time recoverable, each expiring its items by TTL."""
+
+    def __init__(self, scope: Construct, id: str, *, name_prefix: str, key: kms.IKey, retain_data: bool) -> None:
+        super().__init__(scope, id)
+
+        def table(id: str, *, suffix: str, partition_key: str, sort_key: str | None = None,
+                  expiry_attribute: str = EXPIRY_ATTRIBUTE) -> dynamodb.Table:
+            return EncryptedTable(self, id, table_name=f"{name_prefix}-{suffix}", partition_key=partition_key,
+                                  sort_key=sort_key, key=key, expiry_attribute=expiry_attribute,
+                                  retain_data=retain_data).table
+
+        self.sessions = table("Sessions", suffix="sessions", partition_key="session_id")
+        self.connections = table("Connections", suffix="connections", partition_key="connection_id")
+        self.connections.add_global_secondary_index(
+            index_name=CONNECTIONS_BY_SESSION_INDEX,
+            partition_key=dynamodb.Attribute(name="session_id", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE, non_key_attributes=["user_id"])
+        self.messages = table("Messages", suffix="messages", partition_key="session_id", sort_key="message_key")
+        self.idempotency = table("Idempotency", suffix="idempotency", partition_key="id",
+                                 expiry_attribute="expiration")
+
+
+class SessionChat(Construct):
+    """The WebSocket API, its authorizer and route handlers, and the consumer that learns booked sessions.
+
+    Each function may touch only the tables its route needs (and their key), and only the route handlers that answer
+    clients may post to connections — `execute-api:ManageConnections` on this API's stage, POST only.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, api_name: str, shape: ChatShape, source: Path,
+                 include: Sequence[Path], user_pool_id: str, user_pool_client_ids: Sequence[str],
+                 tables: ChatTables, key: kms.IKey, retain_data: bool) -> None:
+        super().__init__(scope, id)
+        self.tables = tables
+        settings = {
+            "SESSIONS_TABLE": tables.sessions.table_name, "CONNECTIONS_TABLE": tables.connections.table_name,
+            "MESSAGES_TABLE": tables.messages.table_name, "CONNECTIONS_SESSION_INDEX": CONNECTIONS_BY_SESSION_INDEX,
+            "MAX_FRAME_BYTES": str(shape.max_frame_bytes),
+            "JOIN_MINUTES_BEFORE_START": str(shape.join_minutes_before_start),
+            "JOIN_MINUTES_AFTER_END": str(shape.join_minutes_after_end),
+            "MESSAGE_RETENTION_DAYS": str(shape.message_retention_days),
+        }
+
+        def function(id: str, *, handler: str, description: str,
+                     environment: Mapping[str, str]) -> BundledPythonFunction:
+            return BundledPythonFunction(
+                self, id, source=source, include=include, logs_key=key, retain_data=retain_data,
+                shape=FunctionShape(handler=handler, description=description,
+                                    timeout_seconds=shape.handler_timeout_seconds,
+                                    log_retention_days=shape.log_retention_days, environment=dict(environment)))
+
+        self.authorizer = function(
+            "Authorizer", handler="authorizer.handler", description="Selfnest chat: verify the Cognito access token",
+            environment={"USER_POOL_ID": user_pool_id, "USER_POOL_CLIENT_IDS": ",".join(user_pool_client_ids)})
+        self.connect = function("Connect", handler="chat.connect", environment=settings,
+                                description="Selfnest chat: remember an authorized connection")
+        self.disconnect = function("Disconnect", handler="chat.disconnect", environment=settings,
+                                   description="Selfnest chat: forget a closed connection")
+        self.join = function("JoinSession", handler="chat.join_session", environment=settings,
+                             description="Selfnest chat: join a booked session and receive its history")
+        self.send = function("SendMessage", handler="chat.send_message", environment=settings,
+                             description="Selfnest chat: store a message and pass it to the other participant")
+        self.default = function("Unrouted", handler="chat.default", environment=settings,
+                                description="Selfnest chat: answer frames without a known action")
+
+        def route(function: BundledPythonFunction) -> apigatewayv2.WebSocketRouteOptions:
+            return apigatewayv2.WebSocketRouteOptions(
+                integration=integrations.WebSocketLambdaIntegration(f"{function.node.id}Integration",
+                                                                    function.function))
+
+        self.api = apigatewayv2.WebSocketApi(
+            self, "Api", api_name=api_name, route_selection_expression="$request.body.action",
+            description="Selfnest real-time session chat",
+            connect_route_options=apigatewayv2.WebSocketRouteOptions(
+                integration=integrations.WebSocketLambdaIntegration("ConnectIntegration", self.connect.function),
+                authorizer=authorizers.WebSocketLambdaAuthorizer(
+                    "TokenAuthorizer", self.authorizer.function, identity_source=[TOKEN_IDENTITY_SOURCE])),
+            disconnect_route_options=route(self.disconnect),
+            default_route_options=route(self.default))
+        for route_key, handler in (("joinSession", self.join), ("sendMessage", self.send)):
+            self.api.add_route(route_key, integration=route(handler).integration)
+
+        self.access_logs = EncryptedLogGroup(self, "AccessLogs", key=key, retention_days=shape.log_retention_days,
+                                             retain_data=retain_data)
+        self.stage = apigatewayv2.WebSocketStage(
+            self, "Stage", web_socket_api=self.api, stage_name=shape.stage_name, auto_deploy=True,
+            throttle=apigatewayv2.ThrottleSettings(rate_limit=shape.throttle_rate_per_second,
+                                                   burst_limit=shape.throttle_burst),
+            access_log_settings=_AccessLogs(
+                apigatewayv2.LogGroupLogDestination(self.access_logs.log_group)))
+        self.stage.node.add_dependency(ApiGatewayLoggingRole(self, "LoggingRole", retain_data=retain_data))
+
+        stack = cdk.Stack.of(self)
+        post_to_connections = iam.PolicyStatement(
+            actions=["execute-api:ManageConnections"],
+            resources=[stack.format_arn(service="execute-api", resource=self.api.api_id,
+                                        resource_name=f"{shape.stage_name}/POST/@connections/*")])
+        connections, messages, sessions = tables.connections.table_arn, tables.messages.table_arn, \
+            tables.sessions.table_arn
+        by_session = f"{connections}/index/{CONNECTIONS_BY_SESSION_INDEX}"
+        # Statements name each table (and the one index) exactly; Table.grant would add every index (`/index/*`).
+        grants: list[tuple[BundledPythonFunction, list[tuple[str, tuple[str, ...]]], bool]] = [
+            (self.connect, [(connections, ("dynamodb:PutItem",))], False),
+            (self.disconnect, [(connections, ("dynamodb:DeleteItem",))], False),
+            (self.join, [(sessions, ("dynamodb:GetItem",)),
+                         (connections, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")),
+                         (messages, ("dynamodb:Query",))], True),
+            (self.send, [(sessions, ("dynamodb:GetItem",)),
+                         (connections, ("dynamodb:GetItem", "dynamodb:DeleteItem")), (by_session, ("dynamodb:Query",)),
+                         (messages, ("dynamodb:PutItem",))], True),
+            # Refusals only: never reads a table, but forgets a connection that turns out to be gone.
+            (self.default, [(connections, ("dynamodb:DeleteItem",))], True),
+        ]
+        for handler_function, table_actions, posts in grants:
+            for resource, actions in table_actions:
+                handler_function.role.add_to_principal_policy(iam.PolicyStatement(actions=list(actions),
+                                                                                   resources=[resource]))
+            key.grant(handler_function.role, *DYNAMODB_CMK_ACTIONS)
+            if posts:
+                handler_function.role.add_to_principal_policy(post_to_connections)
+                acknowledge(handler_function, {
+                    f"AwsSolutions-IAM5[Resource::{self._finding_arn(shape.stage_name)}]":
+                        "Connection ids exist only at run time: the function may POST to any connection of this "
+                        "API's own stage (never GET or DELETE, never another API or stage).",
+                })
+
+        acknowledge(self.api, {
+            "AwsSolutions-APIG4": "A WebSocket API authorizes once, on $connect (Lambda authorizer verifying the "
+                                  "Cognito token); API Gateway allows no authorizer on other routes, which only run "
+                                  "on an authorized connection and check the session's participants themselves.",
+        })
+
+
+    def _finding_arn(self, stage_name: str) -> str:
+        """The connections ARN as cdk-nag names it in a finding (tokens shown as <LogicalId> or <AWS::Pseudo>)."""
+        stack = cdk.Stack.of(self)
+        api_id = stack.resolve(stack.get_logical_id(self.api.node.default_child))  # type: ignore[arg-type]
+        return (f"arn:{stack.partition if not cdk.Token.is_unresolved(stack.partition) else '<AWS::Partition>'}"
+                f":execute-api:{stack.region}:<AWS::AccountId>:<{api_id}>/{stage_name}/POST/@connections/*")
+
+
+class ApiGatewayLoggingRole(Construct):
+    """The role API Gateway needs (once per account and region) before any WebSocket stage may write access logs.
+
+    It is an account-wide setting. Prod retains the role when the stack goes, so other APIs' logging keeps working;
+    dev removes it like everything else (set the account's role again if other APIs in that account log).
+    """
+
+    def __init__(self, scope: Construct, id: str, *, retain_data: bool) -> None:
+        super().__init__(scope, id)
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                        description="API Gateway: write access and execution logs to CloudWatch Logs",
+                        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                            "service-role/AmazonAPIGatewayPushToCloudWatchLogs")])
+        role.apply_removal_policy(removal_policy(retain_data=retain_data))
+        account = apigateway.CfnAccount(self, "Account", cloud_watch_role_arn=role.role_arn)
+        account.apply_removal_policy(removal_policy(retain_data=retain_data))
+        acknowledge(role, {
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]": "AWS's managed policy for exactly this role: API Gateway may "
+                                                     "create log groups and streams and put events, nothing else.",
+        })

@@ -1,0 +1,141 @@
+"""WebSocket route handlers: `$connect`, `$disconnect`, `joinSession`, `sendMessage` and `$default`.
+
+Rules: only the client and the therapist of a booked, uncancelled session may join it, and only from
+JOIN_MINUTES_BEFORE_START before its start to JOIN_MINUTES_AFTER_END after its end; a message is accepted only on
+a connection that joined that session, and reaches the session's other connections. A frame that is too large or
+malformed gets one error frame and nothing is stored. Logs carry ids only — never message text or usernames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from delivery import Delivery
+from frames import JOIN_SESSION, SEND_MESSAGE, ChatError, Frame, encode, parse_frame
+from store import BookedSession, Connection, Connections, Messages, Sessions, now_utc
+
+logger = Logger()
+OK = {"statusCode": 200}
+# post_to_connection takes at most 128 KB per call: history goes out in frames comfortably below that.
+HISTORY_FRAME_BYTES = 96 * 1024
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, int]]
+Apply = Callable[[Frame, Connection, Delivery, datetime], None]
+
+
+@logger.inject_lambda_context(clear_state=True)
+@event_source(data_class=APIGatewayWebSocketEvent)
+def connect(event: APIGatewayWebSocketEvent, context: LambdaContext) -> dict[str, int]:
+    """After the authorizer allowed the token: remember whose connection this is (by Cognito sub only)."""
+    authorizer = event.request_context.get("authorizer") or {}
+    user_id = authorizer.get("sub")
+    if not user_id:   # unreachable behind the authorizer; refuse rather than store an anonymous connection
+        logger.warning("connect without an authorizer context")
+        return {"statusCode": 403}
+    connection_id = event.request_context.connection_id
+    Connections.add(connection_id, user_id=user_id, now=now_utc())
+    logger.info("connected", extra={"connection_id": connection_id, "sub": user_id})
+    return OK
+
+
+@logger.inject_lambda_context(clear_state=True)
+@event_source(data_class=APIGatewayWebSocketEvent)
+def disconnect(event: APIGatewayWebSocketEvent, context: LambdaContext) -> dict[str, int]:
+    connection_id = event.request_context.connection_id
+    Connections.remove(connection_id)
+    logger.info("disconnected", extra={"connection_id": connection_id})
+    return OK
+
+
+def frame_route(action: str | None, apply: Apply) -> Handler:
+    """A handler that parses the frame, checks it is `action`'s, applies it, and answers refusals with an error
+    frame on the caller's connection (the route still succeeds: the client hears why, nothing is stored)."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @event_source(data_class=APIGatewayWebSocketEvent)
+    def handler(event: APIGatewayWebSocketEvent, context: LambdaContext) -> dict[str, int]:
+        request = event.request_context
+        logger.append_keys(connection_id=request.connection_id, route=request.route_key)
+        delivery = Delivery(request)
+        try:
+            frame = parse_frame(event.body, max_bytes=int(os.environ["MAX_FRAME_BYTES"]))
+            if frame.action != action:   # only $default sees this: a frame API Gateway could not route
+                raise ChatError("unknown_action", f"action {frame.action!r} is not served on this route")
+            apply(frame, Connections.get(request.connection_id), delivery, now_utc())
+        except ChatError as refusal:
+            logger.info("frame refused", extra={"code": refusal.code})
+            delivery.post(request.connection_id, refusal.frame())
+        return OK
+
+    return handler
+
+
+def open_session(session_id: str, user_id: str, now: datetime) -> tuple[BookedSession, str]:
+    session = Sessions.get(session_id)
+    role = session.check_open_to(
+        user_id, now=now, opens_before=timedelta(minutes=int(os.environ["JOIN_MINUTES_BEFORE_START"])),
+        closes_after=timedelta(minutes=int(os.environ["JOIN_MINUTES_AFTER_END"])))
+    return session, role
+
+
+def join(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
+    session, role = open_session(frame.session_id, connection.user_id, now)
+    Connections.attach(connection.connection_id, session_id=session.session_id)
+    history = [message_frame(item) for item in Messages.history(session.session_id, now=now)]
+    for chunk in history_chunks(history):
+        delivery.post(connection.connection_id, {"type": "history", "sessionId": session.session_id,
+                                                 "messages": chunk})
+    delivery.post(connection.connection_id, {"type": "joined", "sessionId": session.session_id, "role": role,
+                                             "startsAt": session.starts_at.isoformat(),
+                                             "endsAt": session.ends_at.isoformat()})
+    logger.info("joined session", extra={"session_id": session.session_id, "role": role})
+
+
+def send(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
+    if connection.session_id != frame.session_id:
+        raise ChatError("not_joined", f"join session {frame.session_id} (joinSession) before sending to it")
+    session, role = open_session(frame.session_id, connection.user_id, now)
+    assert frame.text is not None   # parse_frame guarantees text for sendMessage
+    item = Messages.add(session.session_id, sender_id=connection.user_id, sender_role=role, text=frame.text,
+                        now=now)
+    delivered = 0
+    for other in Connections.in_session(session.session_id):
+        if other.connection_id != connection.connection_id and session.role_of(other.user_id) is not None:
+            delivered += delivery.post(other.connection_id, message_frame(item))
+    delivery.post(connection.connection_id, {"type": "sent", "sessionId": session.session_id,
+                                             "messageId": item["message_id"], "sentAt": item["sent_at"]})
+    logger.info("message sent", extra={"session_id": session.session_id, "delivered": delivered})
+
+
+def message_frame(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "message", "sessionId": item["session_id"], "messageId": item["message_id"],
+            "senderRole": item["sender_role"], "sentAt": item["sent_at"], "text": item["text"]}
+
+
+def history_chunks(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive runs of messages whose encoded size stays under HISTORY_FRAME_BYTES (a frame is never empty)."""
+    chunks: list[list[dict[str, Any]]] = []
+    size = HISTORY_FRAME_BYTES
+    for message in messages:
+        encoded = len(encode(message)) + 1
+        if size + encoded > HISTORY_FRAME_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(message)
+        size += encoded
+    return chunks
+
+
+def refuse_unrouted(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
+    raise AssertionError("frame_route(None, ...) refuses every frame before applying it")
+
+
+join_session = frame_route(JOIN_SESSION, join)
+send_message = frame_route(SEND_MESSAGE, send)
+default = frame_route(None, refuse_unrouted)

@@ -1,0 +1,41 @@
+"""Frames to connected clients through API Gateway's management API; a connection that is gone is forgotten."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.api_gateway_websocket_event import (
+    APIGatewayWebSocketEventRequestContext,
+)
+from botocore.exceptions import ClientError
+from frames import encode
+from store import Connections
+
+logger = Logger()
+GONE = 410
+
+
+class Delivery:
+    """Posts frames to this API stage's connections (`https://{domain}/{stage}/@connections/{id}`)."""
+
+    def __init__(self, request: APIGatewayWebSocketEventRequestContext) -> None:
+        # A local emulator named by the SDK's own AWS_ENDPOINT_URL (moto, in tests) serves the management API at its
+        # root; in Lambda the endpoint is the API's domain and stage, taken from the event.
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or f"https://{request.domain_name}/{request.stage}"
+        self._client: Any = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint)
+
+    def post(self, connection_id: str, frame: dict[str, Any]) -> bool:
+        """Send `frame`; False (and the connection's item deleted) if the client went away without a $disconnect."""
+        try:
+            self._client.post_to_connection(ConnectionId=connection_id, Data=encode(frame))
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if error.response["Error"]["Code"] != "GoneException" and status != GONE:
+                raise
+            logger.info("connection gone; forgetting it", extra={"connection_id": connection_id})
+            Connections.remove(connection_id)
+            return False
+        return True

@@ -1,0 +1,174 @@
+"""The chat's tables: booked sessions (fed by session events), live connections and the message history.
+
+Every table's name, and the connections-by-session index name, come from the function's environment (the stack
+sets them); each function's role allows only the calls its route makes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+from frames import ChatError
+
+BOOKED = "booked"
+CANCELLED = "cancelled"
+# API Gateway closes a WebSocket after 2 hours at most; a connection item whose $disconnect never arrived is
+# swept by TTL soon after, so no stale connection lingers.
+CONNECTION_LIFETIME = timedelta(hours=3)
+
+
+def _table(variable: str) -> Any:
+    return boto3.resource("dynamodb").Table(os.environ[variable])
+
+
+def epoch_seconds(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookedSession:
+    session_id: str
+    therapist_id: str
+    client_id: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str
+
+    def role_of(self, user_id: str) -> str | None:
+        return {self.therapist_id: "therapist", self.client_id: "client"}.get(user_id)
+
+    def check_open_to(self, user_id: str, *, now: datetime, opens_before: timedelta, closes_after: timedelta) -> str:
+        """The caller's role in this session, if it is theirs, still booked and within its chat window."""
+        role = self.role_of(user_id)
+        if role is None:
+            raise ChatError("not_a_participant", "only the client and the therapist of this session may join it")
+        if self.status != BOOKED:
+            raise ChatError("session_cancelled", "this session was cancelled; its chat is closed")
+        opens, closes = self.starts_at - opens_before, self.ends_at + closes_after
+        if now < opens:
+            raise ChatError("too_early", f"this session's chat opens at {opens.isoformat()}")
+        if now > closes:
+            raise ChatError("session_over", f"this session's chat closed at {closes.isoformat()}")
+        return role
+
+
+class Sessions:
+    """session id → participants, booked times, status (written by the session-events consumer)."""
+
+    KEY = "session_id"
+
+    @staticmethod
+    @cache
+    def table() -> Any:
+        return _table("SESSIONS_TABLE")
+
+    @classmethod
+    def get(cls, session_id: str) -> BookedSession:
+        item = cls.table().get_item(Key={cls.KEY: session_id}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise ChatError("session_not_found", f"there is no booked session {session_id}")
+        return BookedSession(session_id=session_id, therapist_id=item["therapist_id"], client_id=item["client_id"],
+                             starts_at=datetime.fromisoformat(item["starts_at"]),
+                             ends_at=datetime.fromisoformat(item["ends_at"]), status=item["status"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class Connection:
+    connection_id: str
+    user_id: str
+    session_id: str | None
+
+
+class Connections:
+    """connection id → the signed-in user and, once joined, the session (indexed by session)."""
+
+    KEY = "connection_id"
+
+    @staticmethod
+    @cache
+    def table() -> Any:
+        return _table("CONNECTIONS_TABLE")
+
+    @classmethod
+    def add(cls, connection_id: str, *, user_id: str, now: datetime) -> None:
+        cls.table().put_item(Item={cls.KEY: connection_id, "user_id": user_id, "connected_at": now.isoformat(),
+                                   "expires_at": epoch_seconds(now + CONNECTION_LIFETIME)})
+
+    @classmethod
+    def remove(cls, connection_id: str) -> None:
+        cls.table().delete_item(Key={cls.KEY: connection_id})
+
+    @classmethod
+    def get(cls, connection_id: str) -> Connection:
+        item = cls.table().get_item(Key={cls.KEY: connection_id}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise ChatError("not_connected", "this connection is unknown or expired; reconnect")
+        return Connection(connection_id=connection_id, user_id=item["user_id"], session_id=item.get("session_id"))
+
+    @classmethod
+    def attach(cls, connection_id: str, *, session_id: str) -> None:
+        try:
+            cls.table().update_item(Key={cls.KEY: connection_id}, UpdateExpression="SET session_id = :session",
+                                    ConditionExpression="attribute_exists(#key)",
+                                    ExpressionAttributeNames={"#key": cls.KEY},
+                                    ExpressionAttributeValues={":session": session_id})
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ChatError("not_connected", "this connection closed while joining; reconnect") from None
+            raise
+
+    @classmethod
+    def in_session(cls, session_id: str) -> Iterator[Connection]:
+        query = {"IndexName": os.environ["CONNECTIONS_SESSION_INDEX"],
+                 "KeyConditionExpression": Key("session_id").eq(session_id)}
+        for item in _pages(cls.table(), query):
+            yield Connection(connection_id=item[cls.KEY], user_id=item["user_id"], session_id=session_id)
+
+
+class Messages:
+    """(session id, sent-at#message id) → sender and text; expires after MESSAGE_RETENTION_DAYS."""
+
+    KEY = ("session_id", "message_key")
+
+    @staticmethod
+    @cache
+    def table() -> Any:
+        return _table("MESSAGES_TABLE")
+
+    @classmethod
+    def add(cls, session_id: str, *, sender_id: str, sender_role: str, text: str, now: datetime) -> dict[str, Any]:
+        message_id = str(uuid.uuid4())
+        retention = timedelta(days=int(os.environ["MESSAGE_RETENTION_DAYS"]))
+        item = {"session_id": session_id, "message_key": f"{now.isoformat()}#{message_id}",
+                "message_id": message_id, "sender_id": sender_id, "sender_role": sender_role, "text": text,
+                "sent_at": now.isoformat(), "expires_at": epoch_seconds(now + retention)}
+        cls.table().put_item(Item=item)
+        return item
+
+    @classmethod
+    def history(cls, session_id: str, *, now: datetime) -> list[dict[str, Any]]:
+        """The session's messages, oldest first; TTL deletes lazily, so expired ones are left out here."""
+        query = {"KeyConditionExpression": Key("session_id").eq(session_id), "ConsistentRead": True}
+        return [item for item in _pages(cls.table(), query) if int(item["expires_at"]) > epoch_seconds(now)]
+
+
+def _pages(table: Any, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        page = table.query(**query)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        query = {**query, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,184 @@
+"""Joining and messaging: participants only, only around the booked time; bad frames refused with nothing stored."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from tests.services.cognito import Identity
+
+from .conftest import Bookings, Pair, Tables, connected, unique
+from .websocket import WebSocketGateway
+
+
+def join(session_id: str) -> dict[str, str]:
+    return {"action": "joinSession", "sessionId": session_id}
+
+
+def message(session_id: str, text: str) -> dict[str, str]:
+    return {"action": "sendMessage", "sessionId": session_id, "text": text}
+
+
+def stored_messages(tables: Tables, session_id: str) -> list[dict[str, object]]:
+    return tables.messages.items(**{tables.messages.keys[0]: session_id})
+
+
+def max_frame_bytes(gateway: WebSocketGateway) -> int:
+    return int(gateway.routes["sendMessage"].function.environment["MAX_FRAME_BYTES"])
+
+
+def test_a_message_reaches_exactly_the_other_participant_and_is_kept_for_the_retention_period(
+        pair: Pair, tables: Tables, gateway: WebSocketGateway) -> None:
+    [ack] = pair.client.send(message(pair.booking.session_id, "I slept better this week."))
+    assert ack["type"] == "sent"
+    [received] = pair.therapist.received()
+    assert received == {"type": "message", "sessionId": pair.booking.session_id, "messageId": ack["messageId"],
+                        "senderRole": "client", "sentAt": ack["sentAt"], "text": "I slept better this week."}
+    assert pair.client.received() == []             # the sender is not echoed its own message
+
+    [stored] = stored_messages(tables, pair.booking.session_id)
+    assert stored["sender_id"] == pair.booking.client.sub and stored["text"] == "I slept better this week."
+    retention_days = int(gateway.routes["sendMessage"].function.environment["MESSAGE_RETENTION_DAYS"])
+    sent_at = datetime.fromisoformat(str(stored["sent_at"]))
+    assert int(str(stored[tables.messages.expiry_attribute])) == int((sent_at + timedelta(days=retention_days))
+                                                                     .timestamp())
+
+    [reply] = pair.therapist.send(message(pair.booking.session_id, "Good to hear."))
+    assert reply["type"] == "sent"
+    [back] = pair.client.received()
+    assert (back["senderRole"], back["text"]) == ("therapist", "Good to hear.")
+
+
+def test_joining_returns_the_history_to_a_participant(pair: Pair, gateway: WebSocketGateway) -> None:
+    for text in ("first", "second"):
+        pair.client.send(message(pair.booking.session_id, text))
+    later = connected(gateway, pair.booking.therapist)          # the therapist's second device
+    history, joined = later.send(join(pair.booking.session_id))
+    assert [(item["senderRole"], item["text"]) for item in history["messages"]] == [("client", "first"),
+                                                                                     ("client", "second")]
+    assert joined == {"type": "joined", "sessionId": pair.booking.session_id, "role": "therapist",
+                      "startsAt": pair.booking.starts_at.isoformat(), "endsAt": pair.booking.ends_at.isoformat()}
+
+
+def test_a_third_user_can_neither_join_nor_send_nor_read(pair: Pair, identity: Identity, gateway: WebSocketGateway,
+                                                        tables: Tables) -> None:
+    pair.client.send(message(pair.booking.session_id, "private"))
+    pair.therapist.received()
+    outsider = connected(gateway, identity.client(unique("outsider")))
+    assert outsider.send(join(pair.booking.session_id)) == [{
+        "type": "error", "code": "not_a_participant",
+        "detail": "only the client and the therapist of this session may join it"}]
+    assert outsider.send(message(pair.booking.session_id, "hello?")) == [{
+        "type": "error", "code": "not_joined",
+        "detail": f"join session {pair.booking.session_id} (joinSession) before sending to it"}]
+    assert [item["text"] for item in stored_messages(tables, pair.booking.session_id)] == ["private"]
+    assert pair.client.received() == [] and pair.therapist.received() == []
+    [connection] = tables.connections.items(**{tables.connections.keys[0]: outsider.connection_id})
+    assert "session_id" not in connection
+
+
+def test_a_connection_that_vanished_is_forgotten_when_a_message_finds_it_gone(pair: Pair, tables: Tables) -> None:
+    connections = tables.connections
+    pair.therapist.vanish()
+    [ack] = pair.client.send(message(pair.booking.session_id, "are you there?"))
+    assert ack["type"] == "sent"
+    assert connections.items(**{connections.keys[0]: pair.therapist.connection_id}) == []
+    in_session = connections.items(session_id=pair.booking.session_id)
+    assert [item[connections.keys[0]] for item in in_session] == [pair.client.connection_id]
+    assert [item["text"] for item in stored_messages(tables, pair.booking.session_id)] == ["are you there?"]
+
+
+def test_disconnect_removes_the_connection(pair: Pair, tables: Tables) -> None:
+    connections = tables.connections
+    pair.therapist.close()
+    assert connections.items(**{connections.keys[0]: pair.therapist.connection_id}) == []
+    pair.client.send(message(pair.booking.session_id, "still here"))
+    assert pair.therapist.received() == []
+
+
+def test_an_oversized_frame_is_refused_and_nothing_is_stored(pair: Pair, gateway: WebSocketGateway,
+                                                             tables: Tables) -> None:
+    limit = max_frame_bytes(gateway)
+    frame = json.dumps(message(pair.booking.session_id, "x" * limit))
+    assert pair.client.send(frame) == [{"type": "error", "code": "frame_too_large",
+                                        "detail": f"the frame is {len(frame)} bytes; the limit is {limit} bytes"}]
+    assert stored_messages(tables, pair.booking.session_id) == []
+    assert pair.therapist.received() == []
+
+
+def test_a_frame_exactly_at_the_limit_is_accepted(pair: Pair, gateway: WebSocketGateway) -> None:
+    envelope = json.dumps(message(pair.booking.session_id, "")).encode()
+    remaining = max_frame_bytes(gateway) - len(envelope)
+    text = "é" * (remaining // 2) + "a" * (remaining % 2)     # "é" is two bytes in UTF-8: the limit counts bytes
+    frame = json.dumps(message(pair.booking.session_id, text), ensure_ascii=False)
+    assert len(frame.encode()) == max_frame_bytes(gateway)
+    [ack] = pair.client.send(frame)
+    assert ack["type"] == "sent"
+    assert pair.therapist.received()[0]["text"] == text
+
+
+def test_malformed_frames_are_refused_with_a_reason_and_nothing_is_stored(pair: Pair, tables: Tables) -> None:
+    session_id = pair.booking.session_id
+    cases = {
+        "not json": ("malformed_frame", "the frame is not JSON; send a JSON object with an 'action'"),
+        "[1, 2]": ("malformed_frame", "the frame must be a JSON object with an 'action'"),
+        json.dumps({"text": "hi"}): ("unknown_action", "action None is not one of joinSession, sendMessage"),
+        json.dumps({"action": "shout", "sessionId": session_id}):
+            ("unknown_action", "action 'shout' is not one of joinSession, sendMessage"),
+        json.dumps({"action": "sendMessage", "sessionId": session_id, "text": "  "}):
+            ("malformed_frame", "text must be a non-empty string"),
+        json.dumps({"action": "sendMessage", "sessionId": session_id, "text": 42}):
+            ("malformed_frame", "text must be a non-empty string"),
+        json.dumps({"action": "sendMessage", "sessionId": "abc", "text": "hi"}):
+            ("malformed_frame", "sessionId must be the id of a booked session (a UUID string)"),
+        json.dumps({"action": "joinSession"}):
+            ("malformed_frame", "sessionId must be the id of a booked session (a UUID string)"),
+    }
+    for frame, (code, detail) in cases.items():
+        assert pair.client.send(frame) == [{"type": "error", "code": code, "detail": detail}], frame
+    assert stored_messages(tables, session_id) == []
+    assert pair.therapist.received() == []
+
+
+def test_a_cancelled_session_cannot_be_joined(identity: Identity, bookings: Bookings,
+                                              gateway: WebSocketGateway) -> None:
+    booking = bookings.book(identity.therapist(unique("therapist")), identity.client(unique("client")))
+    bookings.cancel(booking)
+    [refusal] = connected(gateway, booking.client).send(join(booking.session_id))
+    assert refusal == {"type": "error", "code": "session_cancelled",
+                       "detail": "this session was cancelled; its chat is closed"}
+
+
+def test_a_session_opens_only_around_its_booked_time(identity: Identity, bookings: Bookings,
+                                                     gateway: WebSocketGateway) -> None:
+    environment = gateway.routes["joinSession"].function.environment
+    before = timedelta(minutes=int(environment["JOIN_MINUTES_BEFORE_START"]))
+    after = timedelta(minutes=int(environment["JOIN_MINUTES_AFTER_END"]))
+    therapist, client = identity.therapist(unique("therapist")), identity.client(unique("client"))
+
+    tomorrow = bookings.book(therapist, client, starts_in=timedelta(days=1))
+    [refusal] = connected(gateway, client).send(join(tomorrow.session_id))
+    assert refusal == {"type": "error", "code": "too_early",
+                       "detail": f"this session's chat opens at {(tomorrow.starts_at - before).isoformat()}"}
+
+    yesterday = bookings.book(therapist, client, starts_in=timedelta(days=-1))
+    [refusal] = connected(gateway, therapist).send(join(yesterday.session_id))
+    assert refusal == {"type": "error", "code": "session_over",
+                       "detail": f"this session's chat closed at {(yesterday.ends_at + after).isoformat()}"}
+
+    opening_soon = bookings.book(therapist, client, starts_in=before - timedelta(minutes=1))
+    assert connected(gateway, client).send(join(opening_soon.session_id))[-1]["type"] == "joined"
+
+
+def test_an_unknown_session_cannot_be_joined(pair: Pair, gateway: WebSocketGateway) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert pair.client.send(join(unknown)) == [{"type": "error", "code": "session_not_found",
+                                                "detail": f"there is no booked session {unknown}"}]
+
+
+def test_a_message_to_another_session_than_the_joined_one_is_refused(pair: Pair, identity: Identity,
+                                                                    bookings: Bookings, tables: Tables) -> None:
+    other = bookings.book(identity.therapist(unique("therapist")), pair.booking.client)
+    [refusal] = pair.client.send(message(other.session_id, "wrong room"))
+    assert refusal["code"] == "not_joined"
+    assert stored_messages(tables, other.session_id) == []
