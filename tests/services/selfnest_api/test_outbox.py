@@ -60,8 +60,12 @@ def test_bookings_survive_an_sns_outage_and_their_events_follow(launcher: ApiLau
     [pending] = pending_events(api)
     assert (pending["publish_attempts"] >= 1, pending["last_error"]) == (True, "NotFoundException")
 
-    boto3.client("sns").create_topic(Name=topic_name)
-    everything = FilteredQueue(topic_arn=topic_arn)
+    # Hold the pending row while SNS recovers and the probe subscribes: the relay claims rows FOR UPDATE SKIP LOCKED,
+    # so it cannot publish into the gap between the topic existing and anyone listening to it.
+    with api.service.database.connection() as connection, connection.transaction():
+        connection.execute("SELECT event_id FROM outbox_events WHERE published_at IS NULL FOR UPDATE")
+        boto3.client("sns").create_topic(Name=topic_name)
+        everything = FilteredQueue(topic_arn=topic_arn)
     eventually(lambda: not pending_events(api), what="the relay to publish the pending event")
     [event] = everything.received()
     assert (event["event_id"], event["type"], event["session"]["id"]) == (
