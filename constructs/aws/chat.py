@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import jsii
@@ -69,23 +70,27 @@ class ChatTables(Construct):
     """Sessions the chat may open, live connections (indexed by session) and the message history — all on `key`,
     all point-in-time recoverable, each expiring its items by TTL."""
 
-    def __init__(self, scope: Construct, id: str, *, name_prefix: str, key: kms.IKey, retain_data: bool) -> None:
+    def __init__(self, scope: Construct, id: str, *, name_prefix: str, key: kms.IKey, retain_data: bool,
+                 replicas: Mapping[str, str]) -> None:
         super().__init__(scope, id)
 
         def table(id: str, *, suffix: str, partition_key: str, sort_key: str | None = None,
-                  expiry_attribute: str = EXPIRY_ATTRIBUTE) -> dynamodb.Table:
+                  expiry_attribute: str = EXPIRY_ATTRIBUTE, replicated: bool = False) -> Any:
             return EncryptedTable(self, id, table_name=f"{name_prefix}-{suffix}", partition_key=partition_key,
                                   sort_key=sort_key, key=key, expiry_attribute=expiry_attribute,
-                                  retain_data=retain_data).table
+                                  retain_data=retain_data, replicas=replicas if replicated else None).table
 
-        self.sessions = table("Sessions", suffix="sessions", partition_key="session_id")
-        self.connections = table("Connections", suffix="connections", partition_key="connection_id")
+        # `replicas` (pilot light) copies what a DR region needs to resume chatting: sessions and their history.
+        self.sessions: dynamodb.ITable = table("Sessions", suffix="sessions", partition_key="session_id",
+                                               replicated=True)
+        self.connections: dynamodb.Table = table("Connections", suffix="connections", partition_key="connection_id")
         self.connections.add_global_secondary_index(
             index_name=CONNECTIONS_BY_SESSION_INDEX,
             partition_key=dynamodb.Attribute(name="session_id", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.INCLUDE, non_key_attributes=["user_id"])
-        self.messages = table("Messages", suffix="messages", partition_key="session_id", sort_key="message_key")
-        self.idempotency = table("Idempotency", suffix="idempotency", partition_key="id",
+        self.messages: dynamodb.ITable = table("Messages", suffix="messages", partition_key="session_id",
+                                               sort_key="message_key", replicated=True)
+        self.idempotency: dynamodb.Table = table("Idempotency", suffix="idempotency", partition_key="id",
                                  expiry_attribute="expiration")
 
 

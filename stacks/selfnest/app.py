@@ -56,6 +56,8 @@ class SelfnestEnvironment(Construct):
         self.backup = BackupStack(self, "backup", settings=settings, **stack_args("backup"))
         if self.dr is not None:
             self.backup.add_stack_dependency(self.dr)
+            if settings.dr.replica_regions:   # the chat's global-table replicas use the DR stack's key
+                self.chat.add_stack_dependency(self.dr)
         for key, value in settings.tags.items():
             cdk.Tags.of(self).add(key, value)
 

@@ -19,6 +19,7 @@ from constructs import Construct
 
 from .backup import backup_plan_name
 from .config import SelfnestSettings
+from .dr import chat_replicas
 from .identity import IdentityStack
 from .messaging import EVENT_TYPE_ATTRIBUTE, MessagingStack
 
@@ -40,7 +41,8 @@ class ChatStack(cdk.Stack):
         key = CustomerManagedKey(self, "Key", alias=f"alias/{settings.name('chat')}",
                                  purpose="Selfnest chat tables, session-event queue, function settings and logs",
                                  retain_data=retain, for_cloudwatch_logs=True).key
-        self.tables = ChatTables(self, "Tables", name_prefix=settings.name("chat"), key=key, retain_data=retain)
+        self.tables = ChatTables(self, "Tables", name_prefix=settings.name("chat"), key=key, retain_data=retain,
+                                 replicas=chat_replicas(settings))
         # History and the sessions it belongs to are restorable; connections and applied-event ids are transient.
         for table in (self.tables.messages, self.tables.sessions):
             select_for_backup(table, plan_name=backup_plan_name(settings))

@@ -17,6 +17,17 @@ from .backup import backup_bucket_name, bucket_generations, dr_backup_key_alias,
 from .config import SelfnestSettings
 
 
+def chat_replica_key_alias(settings: SelfnestSettings) -> str:
+    """The DR-region key of the chat tables' replicas: known by name, because its id cannot be known in advance."""
+    return f"alias/{settings.name('chat-replica')}"
+
+
+def chat_replicas(settings: SelfnestSettings) -> dict[str, str]:
+    """Region -> replica key (alias ARN) for the chat's global tables; empty unless the tier keeps a live replica."""
+    return {region: f"arn:{cdk.Aws.PARTITION}:kms:{region}:{cdk.Aws.ACCOUNT_ID}:{chat_replica_key_alias(settings)}"
+            for region in settings.dr.replica_regions}
+
+
 class DisasterRecoveryStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
@@ -44,6 +55,11 @@ class DisasterRecoveryStack(cdk.Stack):
         self.replica: CrossRegionReadReplica | None = None
         if dr.tier != "pilot_light" or dr.vpc_cidr is None:
             return
+        # Created before the chat stack, which names it by alias for its global tables' replicas in this region.
+        self.chat_replica_key = CustomerManagedKey(
+            self, "ChatReplicaKey", alias=chat_replica_key_alias(settings),
+            purpose="Selfnest chat sessions and message history replicas in the DR region",
+            retain_data=settings.retain_data)
         database_key = CustomerManagedKey(
             self, "DatabaseKey", alias=f"alias/{settings.name('database-replica')}",
             purpose="Selfnest PostgreSQL read replica in the DR region: storage, Performance Insights and logs",

@@ -18,9 +18,22 @@ def function_by_handler(assembly: Assembly) -> dict[str, str]:
             for logical_id, function in resources(assembly, "AWS::Lambda::Function").items()}
 
 
+TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")   # global with the pilot-light DR tier
+
+
 def tables_by_name(assembly: Assembly) -> dict[str, str]:
-    return {table["Properties"]["TableName"]: logical_id
-            for logical_id, table in resources(assembly, "AWS::DynamoDB::Table").items()}
+    return {table["Properties"]["TableName"]: logical_id for table_type in TABLE_TYPES
+            for logical_id, table in resources(assembly, table_type).items()}
+
+
+def protection(table: Resource, region: str) -> dict[str, Any]:
+    """PITR and the KMS key of the table's copy in `region` (a global table keeps them per replica)."""
+    properties = table["Properties"]
+    if table["Type"] == "AWS::DynamoDB::Table":
+        return {"pitr": properties["PointInTimeRecoverySpecification"],
+                "key": properties["SSESpecification"]["KMSMasterKeyId"]}
+    [replica] = [replica for replica in properties["Replicas"] if replica["Region"] == region]
+    return {"pitr": replica["PointInTimeRecoverySpecification"], "key": replica["SSESpecification"]["KMSMasterKeyId"]}
 
 
 def statements_of(assembly: Assembly, function_id: str) -> list[dict[str, Any]]:
@@ -69,13 +82,15 @@ def test_stage_is_throttled_and_writes_access_logs_without_client_addresses(asse
 def test_tables_expire_items_recover_to_any_second_and_use_the_chat_key(assembly: Assembly) -> None:
     name = assembly.settings.name
     [key_id] = resources(assembly, "AWS::KMS::Key")
-    tables = {table["Properties"]["TableName"]: table for table in resources(assembly, "AWS::DynamoDB::Table").values()}
+    tables = {name: resources(assembly, table["Type"])[logical_id] for name, logical_id in tables_by_name(assembly)
+              .items() for table in [assembly.templates["chat"]["Resources"][logical_id]]}
     for table_name in (name("chat-connections"), name("chat-messages"), name("chat-sessions")):
         properties = tables[table_name]["Properties"]
         assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-        assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-        assert properties["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS",
-                                                  "KMSMasterKeyId": get_att(key_id, "Arn")}
+        assert properties["SSESpecification"]["SSEEnabled"] is True and properties["SSESpecification"][
+            "SSEType"] == "KMS"
+        assert protection(tables[table_name], assembly.settings.region) == {
+            "pitr": {"PointInTimeRecoveryEnabled": True}, "key": get_att(key_id, "Arn")}
         assert tables[table_name]["DeletionPolicy"] == ("Retain" if assembly.settings.retain_data else "Delete")
     [index] = tables[name("chat-connections")]["Properties"]["GlobalSecondaryIndexes"]
     assert index["KeySchema"] == [{"AttributeName": "session_id", "KeyType": "HASH"}]

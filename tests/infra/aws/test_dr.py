@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .assembly import Assembly
@@ -65,3 +66,32 @@ def test_dr_keys_are_in_the_dr_region_and_retained(with_dr_region: Assembly) -> 
     for _, key in with_dr_region.resources("dr", "AWS::KMS::Key").items():
         assert key["DeletionPolicy"] == "Retain" and key["Properties"]["EnableKeyRotation"] is True
     assert with_dr_region.regions["dr"] == with_dr_region.settings.dr.region
+
+
+def test_pilot_light_keeps_live_replicas_of_chat_sessions_and_history(prod_pilot_light: Assembly) -> None:
+    settings = prod_pilot_light.settings
+    global_tables = {t["Properties"]["TableName"]: t["Properties"]
+                     for t in prod_pilot_light.resources("chat", "AWS::DynamoDB::GlobalTable").values()}
+    assert set(global_tables) == {settings.name("chat-sessions"), settings.name("chat-messages")}
+    [alias] = [a for a in prod_pilot_light.resources("dr", "AWS::KMS::Alias").values()
+               if a["Properties"]["AliasName"] == f"alias/{settings.name('chat-replica')}"]
+    replica_key = prod_pilot_light.resources("dr", "AWS::KMS::Key")[alias["Properties"]["TargetKeyId"]["Fn::GetAtt"][0]]
+    assert replica_key["Properties"]["EnableKeyRotation"] is True
+    for properties in global_tables.values():
+        replica = next(r for r in properties["Replicas"] if r["Region"] == settings.dr.region)
+        assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert replica["DeletionProtectionEnabled"] is True
+        alias_arn = replica["SSESpecification"]["KMSMasterKeyId"]["Fn::Join"][1]
+        assert f":kms:{settings.dr.region}:" in alias_arn[2] and alias_arn[-1].endswith(
+            f":alias/{settings.name('chat-replica')}")
+        assert {"Key": "backup-plan", "Value": "gfs"} in replica["Tags"]
+    # The replica key must exist before the chat stack creates replicas that use it.
+    manifest = json.loads((prod_pilot_light.outdir / "manifest.json").read_text(encoding="utf-8"))
+    artifact_of = {artifact.get("displayName", ""): artifact_id
+                   for artifact_id, artifact in manifest["artifacts"].items()}
+    chat = manifest["artifacts"][artifact_of["selfnest-prod/chat"]]
+    assert artifact_of["selfnest-prod/dr"] in chat["dependencies"]
+
+
+def test_backup_restore_has_no_global_tables(prod: Assembly) -> None:
+    assert prod.resources("chat", "AWS::DynamoDB::GlobalTable") == {}
