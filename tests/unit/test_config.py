@@ -130,11 +130,17 @@ def test_subnet_allocation_is_aligned_and_inside_the_vpc() -> None:
     [sys.executable, "-m", "refarch.stacks.selfnest"],
 ])
 def test_entry_points_print_one_line_and_exit_non_zero(command: list[str]) -> None:
-    env = {**os.environ, "CDK_CONTEXT_JSON": '{"env": "staging"}'}
+    assert "unknown environment 'staging'" in single_error_line(command, context='{"env": "staging"}')
+
+
+def single_error_line(command: list[str], *, context: str) -> str:
+    """Run an entry point with CDK context `context`; it must exit 2 with exactly one line on stderr."""
+    env = {**os.environ, "CDK_CONTEXT_JSON": context}
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip() and "!!" not in line]
-    assert len(lines) == 1 and "unknown environment 'staging'" in lines[0], result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "!!" not in line]  # "!!": jsii banner
+    assert len(lines) == 1, result.stderr
+    return lines[0]
 
 
 def test_queue_visibility_shorter_than_six_consumer_timeouts_is_refused(tmp_path: Path) -> None:
@@ -241,11 +247,7 @@ def test_dr_region_and_network_must_be_separate(tmp_path: Path) -> None:
     [sys.executable, "-m", "refarch.stacks.selfnest"],
 ])
 def test_a_bad_dr_tier_stops_the_entry_points_with_one_line(command: list[str]) -> None:
-    env = {**os.environ, "CDK_CONTEXT_JSON": '{"env": "prod", "dr_tier": "hot"}'}
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip() and "!!" not in line]
-    assert len(lines) == 1 and "dr.tier: 'hot' is not allowed" in lines[0], result.stderr
+    assert "dr.tier: 'hot' is not allowed" in single_error_line(command, context='{"env": "prod", "dr_tier": "hot"}')
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
