@@ -60,7 +60,7 @@ lint: $(PY_STAMP)
 typecheck: export MYPYPATH := services/selfnest_api
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
-		-p refarch.tools -p tests
+		-p refarch.tools -p refarch.labs -p tests
 	$(VENV)/bin/mypy -p selfnest_api
 	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
 	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
