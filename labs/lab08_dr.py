@@ -28,8 +28,10 @@ def grade() -> list[Check]:
               "pilot light keeps the data tier live (asynchronous replication, RPO seconds to minutes); app servers "
               "are not deployed until failover."),
         check("the replica is encrypted with a key of the DR region",
-              bool(replicas) and replicas[0].get("StorageEncrypted") is True and "KmsKeyId" in replicas[0],
-              "KMS keys are regional: a cross-region replica needs a key in its own region."),
+              bool(replicas) and replicas[0].get("KmsKeyId", {}).get("Fn::GetAtt", [""])[0]
+              in resources(template, "AWS::KMS::Key"),
+              "KMS keys are regional: a cross-region replica of an encrypted database needs a key of its own region "
+              "(KmsKeyId); the replica is encrypted because its source is."),
         check("the replica sits in isolated subnets (no route out)",
               bool(subnets) and not resources(template, "AWS::EC2::NatGateway")
               and not resources(template, "AWS::EC2::InternetGateway"),
