@@ -57,5 +57,6 @@ def grade() -> list[Check]:
     ]
 
 
-LAB = Lab(number="02", slug="security-groups-vs-nacls", title="Security groups vs NACLs: stateless rules, ephemeral ports",
+LAB = Lab(number="02", slug="security-groups-vs-nacls",
+          title="Security groups vs NACLs: stateless rules, ephemeral ports",
           exam="SAA-C03 Domain 1: Design Secure Architectures", grade=grade)

@@ -22,7 +22,8 @@ def grade() -> list[Check]:
     first_legal_expiry = last.after_days + MINIMUM_STORAGE_DAYS[last.storage_class] if last else 1
     policy = GenerationPolicy(name="weekly", every_days=CADENCE_DAYS["weekly"],
                               expire_after_days=weekly.expire_after_days,
-                              transitions=tuple((t.storage_class.value, t.after_days) for t in weekly.transition_list))
+                              transitions=tuple((t.storage_class.value, t.after_days)
+                                                for t in weekly.transition_list))
     points = steady_state(policy).restore_points
     template = synth_stack(settings, BackupStack, "backup")
     rules_by_bucket = {bucket_id: {rule.get("Prefix") or rule.get("Filter", {}).get("Prefix"): rule
@@ -59,6 +60,7 @@ def grade() -> list[Check]:
     ]
 
 
-LAB = Lab(number="06", slug="s3-lifecycle-gfs", title="S3 versioning, lifecycle and GFS retention with minimum durations",
+LAB = Lab(number="06", slug="s3-lifecycle-gfs",
+          title="S3 versioning, lifecycle and GFS retention with minimum durations",
           exam="SAA-C03 Domain 4: Design Cost-Optimized Architectures; Domain 2: Design Resilient Architectures",
           grade=grade)

@@ -38,7 +38,8 @@ def grade() -> list[Check]:
               throughput.get("ReadCapacityUnits") == READ_UNITS,
               "each read rounds up to 4 KB: 6 KB = 2 units, eventual consistency halves it -> 1 per read. "
               "`refarch calc dynamodb --item-kb 6 --reads 80 --writes 0`."),
-        check(f"write units = {WRITE_UNITS} (20 writes/s of 1.5 KB)", throughput.get("WriteCapacityUnits") == WRITE_UNITS,
+        check(f"write units = {WRITE_UNITS} (20 writes/s of 1.5 KB)",
+              throughput.get("WriteCapacityUnits") == WRITE_UNITS,
               "each write rounds up to 1 KB: 1.5 KB = 2 units. `refarch calc dynamodb --item-kb 1.5 --reads 0 "
               "--writes 20`."),
         check("auto scaling keeps the provisioned units as its floor",

@@ -9,7 +9,6 @@ from refarch.tools.calculators import cosmos_ru_per_second
 
 from .grading import Check, Lab, check
 
-
 COSMOS = "azure-native:cosmosdb:DatabaseAccount"
 DATABASE = "azure-native:cosmosdb:SqlResourceSqlDatabase"
 CONTAINER = "azure-native:cosmosdb:SqlResourceSqlContainer"

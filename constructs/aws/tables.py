@@ -27,8 +27,9 @@ class Throughput:
 class EncryptedTable(Construct):
     """A table keyed by string attributes, encrypted with `key`, recoverable to any second of 35 days.
 
-    On demand unless `provisioned` is given: then that throughput with auto scaling above it. `expiry_attribute` names the epoch-seconds attribute DynamoDB's TTL deletes items by; prod tables are
-    retained and deletion-protected, dev tables are removed with their stack.
+    On demand unless `provisioned` is given: then that throughput, with auto scaling above it. `expiry_attribute`
+    names the epoch-seconds attribute DynamoDB's TTL deletes items by; prod tables are retained and
+    deletion-protected, dev tables are removed with their stack.
     """
 
     def __init__(self, scope: Construct, id: str, *, table_name: str, partition_key: str, sort_key: str | None,

@@ -34,7 +34,8 @@ SUITES: dict[str, list[str]] = {
     "07": ["tests/infra/aws/test_messaging.py", "tests/infra/aws/test_gates.py", "-k", "dev"],
     "08": ["tests/unit", "tests/infra/aws/test_dr.py"],
     "09": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
-    "10": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_package.py", "tests/infra/azure/test_policies.py"],
+    "10": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_package.py",
+           "tests/infra/azure/test_policies.py"],
 }
 
 
