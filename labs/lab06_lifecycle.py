@@ -26,12 +26,13 @@ def grade() -> list[Check]:
                                                 for t in weekly.transition_list))
     points = steady_state(policy).restore_points
     template = synth_stack(settings, BackupStack, "backup")
+    buckets = resources(template, "AWS::S3::Bucket")
     rules_by_bucket = {bucket_id: {rule.get("Prefix") or rule.get("Filter", {}).get("Prefix"): rule
-                                   for rule in resource["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])}
-                       for bucket_id, resource in resources(template, "AWS::S3::Bucket").items()}
+                                   for rule in bucket["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])}
+                       for bucket_id, bucket in buckets.items()}
     [(backup_bucket_id, rules)] = [(bucket_id, rules) for bucket_id, rules in rules_by_bucket.items()
                                    if "weekly/" in rules]
-    backup_bucket = resources(template, "AWS::S3::Bucket")[backup_bucket_id]
+    backup_bucket = buckets[backup_bucket_id]
     weekly_rule = rules.get("weekly/", {})
     synthesized = [(transition["StorageClass"], transition["TransitionInDays"])
                    for transition in weekly_rule.get("Transitions", [])]
