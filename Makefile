@@ -21,13 +21,14 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
-	postgres-server bench deploy destroy clean
+	postgres-server bench lab labs deploy destroy clean
 
 help:
 	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
 	@echo "make plan-azure [STACK=dev|prod]  BabyBloom offline plan (Pulumi mocks) into .plan/"
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
+	@echo "make lab LAB=NN             grade one learning lab offline (docs/labs/); make labs lists them"
 	@echo "make deploy|destroy ENV=..  cdk deploy/destroy --all into your own AWS account (needs credentials)"
 
 $(PY_STAMP): requirements.lock pyproject.toml
@@ -60,7 +61,7 @@ lint: $(PY_STAMP)
 typecheck: export MYPYPATH := services/selfnest_api
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
-		-p refarch.tools -p tests
+		-p refarch.tools -p refarch.labs -p tests
 	$(VENV)/bin/mypy -p selfnest_api
 	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
 	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
@@ -92,6 +93,15 @@ test: bootstrap lint typecheck postgres-server
 
 bench: bootstrap
 	$(PY) -m refarch.tools.bench --env $(ENV)
+
+LAB ?=
+# `make lab LAB=03`: PASS/FAIL per check with a hint; exits non-zero until every check passes.
+lab: bootstrap
+	@test -n "$(LAB)" || { echo "usage: make lab LAB=NN (make labs lists them)" >&2; exit 2; }
+	$(VENV)/bin/refarch lab $(LAB)
+
+labs: $(PY_STAMP)
+	@$(VENV)/bin/refarch labs
 
 deploy: bootstrap
 	cdk deploy --all -c env=$(ENV) $(DR_TIER_CONTEXT)

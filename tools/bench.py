@@ -1,4 +1,5 @@
-"""`make bench`: Selfnest synth time against an empty CDK app (alternating, one run), and BabyBloom's plan time.
+"""`make bench`: Selfnest synth time against an empty CDK app (alternating, one run), BabyBloom's plan time, and
+every lab grader's time against its 10 s budget.
 
 The empty app pays the same fixed costs (Python start, jsii and Node start, CLI start), so the ratio shows what
 our stacks add. Target: at most 2.0x. A benchmark, not a test: it reports and never fails the build.
@@ -56,7 +57,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"BabyBloom plan stack={args.env}: median {plan_median:.2f}s over {args.rounds} runs "
           f"({', '.join(f'{t:.2f}' for t in plan_times)}); target <= 3.00s: "
           f"{'within target' if plan_median <= 3.0 else 'OVER TARGET'}")
+    bench_labs()
     return 0
+
+
+LAB_BUDGET_SECONDS = 10.0
+
+
+def timed_lab(number: str) -> float:
+    """Wall time of `refarch lab NN` as a learner runs it (a grader that fails still counts: it answered)."""
+    started = time.perf_counter()
+    subprocess.run([str(ROOT / ".venv" / "bin" / "refarch"), "lab", number], cwd=ROOT, env=tool_environment(),
+                   check=False, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def bench_labs() -> None:
+    from refarch.labs.catalog import LABS
+
+    for number, lab in LABS.items():
+        seconds = timed_lab(number)
+        print(f"lab {number} grader: {seconds:.2f}s = {seconds / LAB_BUDGET_SECONDS:.2f} of the "
+              f"{LAB_BUDGET_SECONDS:.0f}s budget: {'within budget' if seconds <= LAB_BUDGET_SECONDS else 'OVER BUDGET'}"
+              f"  ({lab.title})")
 
 
 if __name__ == "__main__":

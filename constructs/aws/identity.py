@@ -39,6 +39,7 @@ class DirectoryShape:
     access_token_minutes: int
     refresh_token_days: int
     log_retention_days: int
+    mfa: str = "optional"                 # optional | required (TOTP either way)
 
 
 class UserDirectory(Construct):
@@ -83,7 +84,7 @@ class UserDirectory(Construct):
             keep_original=cognito.KeepOriginalAttrs(email=True),
             # Pseudonymous clients have no channel to recover through; therapists recover by verified email.
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
-            mfa=cognito.Mfa.OPTIONAL,
+            mfa=cognito.Mfa.REQUIRED if shape.mfa == "required" else cognito.Mfa.OPTIONAL,
             mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
             password_policy=cognito.PasswordPolicy(
                 min_length=shape.password_min_length, require_lowercase=True, require_uppercase=True,
@@ -118,11 +119,12 @@ class UserDirectory(Construct):
                                        generate_secret=True)
         self.api_client_ids = [self.mobile_client.user_pool_client_id, self.web_client.user_pool_client_id]
 
-        acknowledge(self.pool, {
-            "AwsSolutions-COG2": "MFA is optional pool-wide so anonymous clients can join with a pseudonym alone; "
-                                 "therapists lose therapist rights in every token unless MFA is on (pre-token "
-                                 "trigger).",
-        })
+        if shape.mfa != "required":
+            acknowledge(self.pool, {
+                "AwsSolutions-COG2": "MFA is optional pool-wide so anonymous clients can join with a pseudonym "
+                                     "alone; therapists lose therapist rights in every token unless MFA is on "
+                                     "(pre-token trigger).",
+            })
         if threat_protection != cognito.StandardThreatProtectionMode.FULL_FUNCTION:
             plus_plan_reason = ("Threat protection needs the paid Plus feature plan: enforced in prod; set "
                                 "identity.threat_protection to 'enforced' to turn it on here.")

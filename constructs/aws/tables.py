@@ -1,8 +1,9 @@
-"""DynamoDB tables for application data: on-demand, customer-managed encryption, point-in-time recovery."""
+"""DynamoDB tables for application data: on demand by default, customer-managed encryption, point-in-time recovery."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
@@ -14,22 +15,38 @@ from .encryption import removal_policy
 # What a caller needs on a table's customer-managed key to read and write items (no wildcards).
 DYNAMODB_CMK_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
 
+# Provisioned tables scale between their configured units and this multiple of them, tracking this utilisation: the
+# configured units are the steady load, the headroom absorbs bursts without throttling (HTTP 400,
+# ProvisionedThroughputExceededException).
+AUTO_SCALING_MAX_MULTIPLE = 4
+AUTO_SCALING_TARGET_UTILIZATION_PERCENT = 70
+
+
+@dataclass(frozen=True, kw_only=True)
+class Throughput:
+    read_units: int
+    write_units: int
+
 
 class EncryptedTable(Construct):
-    """An on-demand table keyed by string attributes, encrypted with `key`, recoverable to any second of 35 days.
+    """A table keyed by string attributes, encrypted with `key`, recoverable to any second of 35 days.
 
-    `expiry_attribute` names the epoch-seconds attribute DynamoDB's TTL deletes items by; prod tables are
-    retained and deletion-protected, dev tables are removed with their stack.
+    On demand unless `provisioned` is given: then that throughput, with auto scaling above it. `expiry_attribute`
+    names the epoch-seconds attribute DynamoDB's TTL deletes items by; prod tables are retained and
+    deletion-protected, dev tables are removed with their stack.
 
-    `replicas` (region -> ARN or alias ARN of a customer-managed key there) makes it a global table with a live,
-    equally protected replica in each region (the pilot-light DR tier); `table` is then a TableV2.
+    `replicas` (region -> ARN or alias ARN of a customer-managed key there) makes it an on-demand global table with
+    a live, equally protected replica in each region (the pilot-light DR tier); `table` is then a TableV2.
     """
 
     def __init__(self, scope: Construct, id: str, *, table_name: str, partition_key: str, sort_key: str | None,
                  key: kms.IKey, expiry_attribute: str | None, retain_data: bool,
-                 replicas: Mapping[str, str] | None = None) -> None:
+                 replicas: Mapping[str, str] | None = None, provisioned: Throughput | None = None) -> None:
         super().__init__(scope, id)
         self.table: dynamodb.Table | dynamodb.TableV2
+        if replicas and provisioned:
+            raise ValueError(f"{table_name}: a replicated (global) table is on demand here; drop its provisioned "
+                             "throughput or its replicas")
         if replicas:
             recovery = dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True)
             self.table = dynamodb.TableV2(
@@ -52,7 +69,9 @@ class EncryptedTable(Construct):
             table_name=table_name,
             partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            billing_mode=dynamodb.BillingMode.PROVISIONED if provisioned else dynamodb.BillingMode.PAY_PER_REQUEST,
+            read_capacity=provisioned.read_units if provisioned else None,
+            write_capacity=provisioned.write_units if provisioned else None,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -61,3 +80,8 @@ class EncryptedTable(Construct):
             deletion_protection=retain_data,
             removal_policy=removal_policy(retain_data=retain_data),
         )
+        if provisioned is not None:
+            for scaling, units in ((self.table.auto_scale_read_capacity, provisioned.read_units),
+                                   (self.table.auto_scale_write_capacity, provisioned.write_units)):
+                scaling(min_capacity=units, max_capacity=units * AUTO_SCALING_MAX_MULTIPLE).scale_on_utilization(
+                    target_utilization_percent=AUTO_SCALING_TARGET_UTILIZATION_PERCENT)

@@ -90,7 +90,9 @@ class SubnetMasks(_Settings):
 class NetworkSettings(_Settings):
     vpc_cidr: str
     availability_zones: list[str]
-    nat_gateways: Literal["none", "one_per_az"]
+    # none: app tasks in public subnets (cheapest); single: one shared NAT (private tasks, one AZ's egress);
+    # one_per_az: a NAT in every AZ, so losing a zone does not cut the others' egress.
+    nat_gateways: Literal["none", "single", "one_per_az"]
     subnet_masks: SubnetMasks
     flow_log_retention_days: LogRetentionDays
 
@@ -116,7 +118,7 @@ class NetworkSettings(_Settings):
 
     @property
     def nat_gateway_count(self) -> int:
-        return len(self.availability_zones) if self.nat_gateways == "one_per_az" else 0
+        return {"none": 0, "single": 1, "one_per_az": len(self.availability_zones)}[self.nat_gateways]
 
 
 class DatabaseSettings(_Settings):
@@ -175,6 +177,19 @@ class IdentitySettings(_Settings):
     access_token_minutes: Annotated[int, Field(ge=5, le=1440)]
     refresh_token_days: Annotated[int, Field(ge=1, le=3650)]
     log_retention_days: LogRetentionDays
+    # optional: anonymous clients need no second factor (therapists must have one, see the pre-token trigger);
+    # required: every user pairs an authenticator app (TOTP) at first sign-in.
+    mfa: Literal["optional", "required"] = "optional"
+
+
+class ProvisionedCapacity(_Settings):
+    """Provisioned throughput for a DynamoDB table (`refarch calc dynamodb` sizes it); auto scaling may go higher."""
+
+    read_units: Annotated[int, Field(ge=1, le=40000)]
+    write_units: Annotated[int, Field(ge=1, le=40000)]
+
+
+ConsumerTable = Literal["inbox", "audit"]
 
 
 class MessagingSettings(_Settings):
@@ -187,6 +202,8 @@ class MessagingSettings(_Settings):
     dead_letter_retention_days: Annotated[int, Field(ge=1, le=14)]
     notification_retention_days: Annotated[int, Field(ge=1, le=3650)]
     log_retention_days: LogRetentionDays
+    # Tables listed here use provisioned capacity; every other table stays on demand (the default).
+    provisioned_tables: dict[ConsumerTable, ProvisionedCapacity] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _visibility_covers_retries(self) -> MessagingSettings:

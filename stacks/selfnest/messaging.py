@@ -12,12 +12,12 @@ from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
 from refarch.constructs.aws.messaging import EncryptedTopic, TopicConsumer
 from refarch.constructs.aws.nag import acknowledge
-from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS, EncryptedTable
+from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, Throughput
 
 from constructs import Construct
 
 from .backup import backup_plan_name
-from .config import SelfnestSettings
+from .config import ConsumerTable, SelfnestSettings
 
 CONSUMERS_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_events"
 EVENT_TYPE_ATTRIBUTE = "event_type"
@@ -44,12 +44,17 @@ class MessagingStack(cdk.Stack):
         idempotency = EncryptedTable(self, "Idempotency", table_name=settings.name("event-idempotency"),
                                      partition_key="id", sort_key=None, key=key, expiry_attribute="expiration",
                                      retain_data=retain).table
+
+        def throughput(table: ConsumerTable) -> Throughput | None:
+            capacity = messaging.provisioned_tables.get(table)
+            return None if capacity is None else Throughput(**capacity.model_dump())
+
         inbox = EncryptedTable(self, "Inbox", table_name=settings.name("inbox"), partition_key="recipient_id",
                                sort_key="notification_id", key=key, expiry_attribute="expires_at",
-                               retain_data=retain).table
+                               retain_data=retain, provisioned=throughput("inbox")).table
         audit_trail = EncryptedTable(self, "AuditTrail", table_name=settings.name("audit"),
                                      partition_key="session_id", sort_key="event_key", key=key,
-                                     expiry_attribute=None, retain_data=retain).table
+                                     expiry_attribute=None, retain_data=retain, provisioned=throughput("audit")).table
 
         def consumer(id: str, *, handler: str, description: str, environment: dict[str, str]) -> BundledPythonFunction:
             function = BundledPythonFunction(self, id, source=CONSUMERS_DIRECTORY, logs_key=key, retain_data=retain,

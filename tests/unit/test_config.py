@@ -13,6 +13,7 @@ import yaml
 from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings, subnet_cidrs
 
 ROOT = Path(__file__).resolve().parents[2]
+TWO_ZONES = ["eu-west-1a", "eu-west-1b"]
 
 
 def write_config(directory: Path, edit: dict[str, Any], drop: tuple[str, ...] = ()) -> Path:
@@ -43,9 +44,15 @@ def error_for(directory: Path) -> str:
     return message
 
 
+@pytest.mark.parametrize(("choice", "count"), [("none", 0), ("single", 1), ("one_per_az", 2)])
+def test_nat_gateway_count_follows_the_choice(tmp_path: Path, choice: str, count: int) -> None:
+    write_config(tmp_path, {"network.nat_gateways": choice, "network.availability_zones": TWO_ZONES})
+    assert load_settings("staging", config_dir=tmp_path).network.nat_gateway_count == count
+
+
 def test_shipped_environments_are_valid() -> None:
-    assert load_settings("dev").network.nat_gateway_count == 0
     assert load_settings("prod").network.nat_gateway_count == 3
+    assert load_settings("dev").network.nat_gateway_count <= 1  # dev stays cheap: no NAT, or one shared
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
@@ -120,8 +127,10 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     assert "not valid YAML at line" in error_for(tmp_path)
 
 
-def test_subnet_allocation_is_aligned_and_inside_the_vpc() -> None:
-    allocation = subnet_cidrs(load_settings("dev").network)
+def test_subnet_allocation_is_aligned_and_inside_the_vpc(tmp_path: Path) -> None:
+    write_config(tmp_path, {"network.vpc_cidr": "10.20.0.0/16", "network.availability_zones": TWO_ZONES,
+                            "network.subnet_masks": {"public": 24, "app": 22, "data": 24}})
+    allocation = subnet_cidrs(load_settings("staging", config_dir=tmp_path).network)
     assert allocation["app"] == ["10.20.4.0/22", "10.20.8.0/22"]  # aligned to /22 after the two public /24s
 
 
@@ -215,7 +224,7 @@ def test_backup_plan_cold_storage_and_vault_lock_rules(tmp_path: Path) -> None:
 
 
 def test_dr_settings_and_replica_regions() -> None:
-    dev, prod = load_settings("dev"), load_settings("prod")
+    dev, prod = load_settings("dev"), load_settings("prod", dr_tier="backup_restore")
     assert dev.dr.tier == prod.dr.tier == "backup_restore"
     assert dev.dr.copy_region is None and prod.dr.copy_region == prod.dr.region != prod.region
     assert prod.dr.replica_regions == []
@@ -237,7 +246,8 @@ def test_dr_tier_override_is_validated_like_config(environment: str, tier: str, 
 
 def test_dr_region_and_network_must_be_separate(tmp_path: Path) -> None:
     assert "dr.region: must differ from region (eu-west-1)" in error_for(
-        write_prod_config(tmp_path, {"dr.region": "eu-west-1", "dr.availability_zones": ["eu-west-1a"]}))
+        write_prod_config(tmp_path, {"dr.region": "eu-west-1", "dr.availability_zones": ["eu-west-1a"],
+                                     "dr.tier": "backup_restore"}))
     assert "dr.vpc_cidr: 10.30.0.0/16 overlaps network.vpc_cidr 10.30.0.0/16" in error_for(
         write_prod_config(tmp_path, {"dr.vpc_cidr": "10.30.0.0/16"}))
 

@@ -12,40 +12,55 @@ from refarch.stacks.selfnest.config import load_settings
 
 from .assembly import Assembly, synthesize
 
+# prod's two tiers are named explicitly, so the file's own dr.tier (lab 08 switches it) changes no variant.
 VARIANTS: dict[str, tuple[str, str | None]] = {
     "dev": ("dev", None),
-    "prod": ("prod", None),
+    "prod": ("prod", "backup_restore"),
     "prod-pilot_light": ("prod", "pilot_light"),
 }
 
 
-@pytest.fixture(scope="session")
-def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Assembly]:
-    return {name: synthesize(load_settings(env, dr_tier=tier), Path(tmp_path_factory.mktemp(f"cdk-{name}")))
-            for name, (env, tier) in VARIANTS.items()}
+class Assemblies:
+    """Each variant synthesized once, when a test first asks for it (a run of dev-only tests synthesizes dev only)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp_path_factory = tmp_path_factory
+        self._built: dict[str, Assembly] = {}
+
+    def __getitem__(self, name: str) -> Assembly:
+        if name not in self._built:
+            env, tier = VARIANTS[name]
+            self._built[name] = synthesize(load_settings(env, dr_tier=tier),
+                                           Path(self._tmp_path_factory.mktemp(f"cdk-{name}")))
+        return self._built[name]
 
 
 @pytest.fixture(scope="session")
-def dev(assemblies: dict[str, Assembly]) -> Assembly:
+def assemblies(tmp_path_factory: pytest.TempPathFactory) -> Assemblies:
+    return Assemblies(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def dev(assemblies: Assemblies) -> Assembly:
     return assemblies["dev"]
 
 
 @pytest.fixture(scope="session")
-def prod(assemblies: dict[str, Assembly]) -> Assembly:
+def prod(assemblies: Assemblies) -> Assembly:
     return assemblies["prod"]
 
 
 @pytest.fixture(scope="session")
-def prod_pilot_light(assemblies: dict[str, Assembly]) -> Assembly:
+def prod_pilot_light(assemblies: Assemblies) -> Assembly:
     return assemblies["prod-pilot_light"]
 
 
 @pytest.fixture(scope="session", params=VARIANTS)
-def assembly(request: pytest.FixtureRequest, assemblies: dict[str, Assembly]) -> Assembly:
+def assembly(request: pytest.FixtureRequest, assemblies: Assemblies) -> Assembly:
     return assemblies[request.param]
 
 
 @pytest.fixture(scope="session", params=["prod", "prod-pilot_light"])
-def with_dr_region(request: pytest.FixtureRequest, assemblies: dict[str, Assembly]) -> Assembly:
+def with_dr_region(request: pytest.FixtureRequest, assemblies: Assemblies) -> Assembly:
     """Every variant that has a DR region (both tiers)."""
     return assemblies[request.param]

@@ -32,7 +32,8 @@ def test_passwords_mfa_and_deletion_protection_follow_the_environment(assembly: 
     assert properties["Policies"]["PasswordPolicy"] == {
         "MinimumLength": identity.password_min_length, "RequireLowercase": True, "RequireNumbers": True,
         "RequireSymbols": True, "RequireUppercase": True, "TemporaryPasswordValidityDays": 3}
-    assert properties["MfaConfiguration"] == "OPTIONAL"
+    # OPTIONAL by default (anonymous clients need no second factor); ON when config requires MFA of everyone.
+    assert properties["MfaConfiguration"] == {"optional": "OPTIONAL", "required": "ON"}[identity.mfa]
     assert properties["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]      # no SMS: clients have no phone on file
     assert properties["DeletionProtection"] == ("ACTIVE" if assembly.settings.retain_data else "INACTIVE")
 

@@ -126,7 +126,15 @@ def test_consumer_tables_are_encrypted_recoverable_and_expire_what_should(assemb
         assert properties["SSESpecification"]["SSEType"] == "KMS" and "KMSMasterKeyId" in properties[
             "SSESpecification"]
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-        assert properties["BillingMode"] == "PAY_PER_REQUEST"
+        # On demand unless config provisions the table (lab 07); provisioned tables carry their configured units.
+        provisioned = {name(table): capacity for table, capacity in
+                       assembly.settings.messaging.provisioned_tables.items()}.get(properties["TableName"])
+        if provisioned is None:
+            assert properties["BillingMode"] == "PAY_PER_REQUEST"
+        else:
+            assert "BillingMode" not in properties   # CloudFormation's default is PROVISIONED
+            assert properties["ProvisionedThroughput"] == {"ReadCapacityUnits": provisioned.read_units,
+                                                           "WriteCapacityUnits": provisioned.write_units}
         assert table["DeletionPolicy"] == ("Retain" if assembly.settings.retain_data else "Delete")
     assert tables[name("inbox")]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at",
                                                                             "Enabled": True}

@@ -57,21 +57,18 @@ def test_data_subnets_have_no_route_out_at_all(assembly: Assembly) -> None:
 
 
 def test_nat_gateways_follow_the_environment(dev: Assembly, prod: Assembly) -> None:
-    assert dev.resources("network", "AWS::EC2::NatGateway") == {}
+    assert len(dev.resources("network", "AWS::EC2::NatGateway")) == dev.settings.network.nat_gateway_count
     prod_nats = prod.resources("network", "AWS::EC2::NatGateway")
     assert len(prod_nats) == len(prod.settings.network.availability_zones) == 3
     assert len({nat["Properties"]["SubnetId"]["Ref"] for nat in prod_nats.values()}) == 3  # one per AZ
 
 
-def test_app_subnets_reach_out_through_nat_in_prod_and_through_the_igw_in_dev(dev: Assembly, prod: Assembly) -> None:
-    for subnet_id in subnets_by_tier(prod)["app"]:
-        [default] = [r for r in routes_of(prod, route_table_of(prod, subnet_id))
+def test_app_subnets_reach_out_through_nat_when_configured_else_through_the_igw(assembly: Assembly) -> None:
+    through_nat = assembly.settings.network.nat_gateway_count > 0
+    for subnet_id in subnets_by_tier(assembly)["app"]:
+        [default] = [r for r in routes_of(assembly, route_table_of(assembly, subnet_id))
                      if r["DestinationCidrBlock"] == "0.0.0.0/0"]
-        assert "NatGatewayId" in default and "GatewayId" not in default
-    for subnet_id in subnets_by_tier(dev)["app"]:
-        [default] = [r for r in routes_of(dev, route_table_of(dev, subnet_id))
-                     if r["DestinationCidrBlock"] == "0.0.0.0/0"]
-        assert "GatewayId" in default
+        assert ("NatGatewayId" in default) == through_nat and ("GatewayId" in default) != through_nat
 
 
 def test_database_security_group_admits_only_the_app_group_on_5432(assembly: Assembly) -> None:
@@ -123,12 +120,18 @@ def test_data_nacl_allows_postgres_in_and_ephemeral_replies_out_to_app_subnets_o
     app_cidrs = sorted(subnet_cidrs(assembly.settings.network)["app"])
     entries = [entry["Properties"] for entry in assembly.resources("network", "AWS::EC2::NetworkAclEntry").values()
                if entry["Properties"]["NetworkAclId"] == ref(acl_id)]
-    inbound = sorted((e["CidrBlock"], e["PortRange"]["From"], e["PortRange"]["To"], e["RuleAction"], e["Protocol"])
-                     for e in entries if not e.get("Egress"))
-    outbound = sorted((e["CidrBlock"], e["PortRange"]["From"], e["PortRange"]["To"], e["RuleAction"], e["Protocol"])
-                      for e in entries if e.get("Egress"))
-    assert inbound == [(cidr, 5432, 5432, "allow", 6) for cidr in app_cidrs]
-    assert outbound == [(cidr, 1024, 65535, "allow", 6) for cidr in app_cidrs]
+    allows = [e for e in entries if e["RuleAction"] == "allow"]
+    inbound = sorted((e["CidrBlock"], e["PortRange"]["From"], e["PortRange"]["To"], e["Protocol"])
+                     for e in allows if not e.get("Egress"))
+    outbound = sorted((e["CidrBlock"], e["PortRange"]["From"], e["PortRange"]["To"], e["Protocol"])
+                      for e in allows if e.get("Egress"))
+    assert inbound == [(cidr, 5432, 5432, 6) for cidr in app_cidrs]
+    assert outbound == [(cidr, 1024, 65535, 6) for cidr in app_cidrs]
+    # Explicit denies (optional, lab 02) only mean something numbered before every allow of their direction.
+    for egress in (False, True):
+        denies = [e["RuleNumber"] for e in entries if e["RuleAction"] == "deny" and bool(e.get("Egress")) == egress]
+        assert all(number < min(e["RuleNumber"] for e in allows if bool(e.get("Egress")) == egress)
+                   for number in denies)
     associated = sorted(a["Properties"]["SubnetId"]["Ref"]
                         for a in assembly.resources("network", "AWS::EC2::SubnetNetworkAclAssociation").values()
                         if a["Properties"]["NetworkAclId"] == ref(acl_id))

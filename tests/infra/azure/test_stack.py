@@ -11,6 +11,7 @@ import pulumi
 import pytest
 from refarch.constructs.azure import common
 from refarch.policies.rules import CREDENTIAL_MARKERS
+from refarch.stacks.babybloom import program
 from refarch.stacks.babybloom.config import StackSettings
 from refarch.tools import plan_azure
 
@@ -141,7 +142,10 @@ def test_database_and_partition_keys(plan: Plan) -> None:
     assert database.inputs["resource"] == {"id": "babybloom"}
     containers = plan.all(COSMOS_CONTAINER)
     keys = {item.inputs["containerName"]: item.inputs["resource"]["partitionKey"]["paths"] for item in containers}
-    assert keys == {"profiles": ["/userId"], "journal": ["/userId"], "weekly_content": ["/week"]}
+    assert keys == {spec.name: [spec.partition_key] for spec in program.CONTAINERS}
+    # The app's own containers keep their keys whatever a lab adds.
+    assert {name: keys[name] for name in ("profiles", "journal", "weekly_content")} == {
+        "profiles": ["/userId"], "journal": ["/userId"], "weekly_content": ["/week"]}
     assert {item.inputs["databaseName"] for item in plan.all(COSMOS_CONTAINER)} == {database.outputs["name"]}
     for container in plan.all(COSMOS_CONTAINER):
         assert "options" not in container.inputs  # throughput, when any, is shared at the database

@@ -1,0 +1,115 @@
+"""What every lab grader shares: checks with teaching hints, the report, and offline builds of what deploys.
+
+A grader reads the configuration through the project's own loaders and builds only what it needs — one CDK stack
+(no cdk-nag: `make test` runs the compliance gates), the whole Selfnest environment, or BabyBloom's offline Pulumi
+plan — then inspects the result the way a reviewer would. Nothing is sent to AWS or Azure.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+ROOT = Path(__file__).resolve().parents[1]
+Template = dict[str, Any]
+Resource = dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    """One requirement of a lab: what is asked, whether it holds, and the concept to revisit if it does not."""
+
+    name: str
+    passed: bool
+    hint: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lab:
+    number: str
+    slug: str
+    title: str
+    exam: str
+    grade: Callable[[], list[Check]]
+
+    @property
+    def directory(self) -> Path:
+        return ROOT / "labs" / f"{self.number}-{self.slug}"
+
+    @property
+    def solution(self) -> Path:
+        return self.directory / "solution" / "solution.patch"
+
+
+def check(name: str, passed: bool, hint: str) -> Check:
+    return Check(name=name, passed=bool(passed), hint=hint)
+
+
+def report(lab: Lab, checks: list[Check], seconds: float) -> int:
+    """Print PASS/FAIL per check (a hint under each failure); 0 when every check passes, 1 otherwise."""
+    print(f"Lab {lab.number}: {lab.title}")
+    for result in checks:
+        print(f"  {'PASS' if result.passed else 'FAIL'}  {result.name}")
+        if not result.passed:
+            print(f"        hint: {result.hint}")
+    passed = sum(result.passed for result in checks)
+    verdict = "lab complete" if passed == len(checks) else "not yet: fix the FAILs above and run it again"
+    print(f"{passed}/{len(checks)} checks pass in {seconds:.1f}s — {verdict}")
+    return 0 if passed == len(checks) else 1
+
+
+def run(lab: Lab) -> int:
+    started = time.perf_counter()
+    checks = lab.grade()
+    return report(lab, checks, time.perf_counter() - started)
+
+
+class StackType(Protocol):
+    def __call__(self, scope: Any, id: str, *, settings: Any, **kwargs: Any) -> Any: ...
+
+
+def _cdk_context() -> dict[str, Any]:
+    context: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    context["aws:cdk:enable-path-metadata"] = True   # lets graders find resources by construct path
+    return context
+
+
+def synth_stack(settings: Any, stack_type: StackType, part: str, *, region: str | None = None) -> Template:
+    """Synthesize one stack of an environment on its own (for stacks that take only settings): seconds, not tens."""
+    import aws_cdk as cdk
+
+    with tempfile.TemporaryDirectory(prefix="refarch-lab-") as outdir:
+        app = cdk.App(outdir=outdir, context=_cdk_context())
+        stack_type(app, part, settings=settings, stack_name=settings.name(part),
+                   env=cdk.Environment(region=region or settings.region))
+        template: Template = app.synth().get_stack_by_name(settings.name(part)).template
+    return template
+
+
+def synth_environment(settings: Any) -> dict[str, Template]:
+    """Every stack of the environment, by part (network, data, web, ...), as `cdk synth` builds them."""
+    import aws_cdk as cdk
+    from refarch.stacks.selfnest.app import SelfnestEnvironment
+
+    with tempfile.TemporaryDirectory(prefix="refarch-lab-") as outdir:
+        app = cdk.App(outdir=outdir, context=_cdk_context())
+        SelfnestEnvironment(app, settings=settings)
+        assembly = app.synth()
+        return {stack.stack_name.removeprefix(settings.name("")): stack.template for stack in assembly.stacks}
+
+
+def resources(template: Template, resource_type: str) -> dict[str, Resource]:
+    return {logical_id: resource for logical_id, resource in template["Resources"].items()
+            if resource["Type"] == resource_type}
+
+
+def at_path(template: Template, path_suffix: str) -> Iterator[tuple[str, Resource]]:
+    """Resources whose construct path ends with `path_suffix` (e.g. "Inbox/Table/Resource")."""
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Metadata", {}).get("aws:cdk:path", "").endswith(path_suffix):
+            yield logical_id, resource

@@ -1,0 +1,57 @@
+"""Lab 07 — DynamoDB capacity: provisioned read/write units for the inbox, sized by the calculator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refarch.stacks.selfnest.config import load_settings
+from refarch.stacks.selfnest.messaging import MessagingStack
+from refarch.tools.calculators import dynamodb_capacity
+
+from .grading import Check, Lab, at_path, check, resources, synth_stack
+
+# The inbox's measured steady load: users poll their notifications (80 eventually consistent reads/s of ~6 KB
+# items) and consumers write 20 notifications/s of ~1.5 KB.
+READ_UNITS = dynamodb_capacity(item_kb="6", reads_per_second=80, writes_per_second=0).rcu
+WRITE_UNITS = dynamodb_capacity(item_kb="1.5", reads_per_second=0, writes_per_second=20).wcu
+
+
+def _table(template: dict[str, Any], name: str) -> dict[str, Any]:
+    [(_, table)] = list(at_path(template, f"{name}/Table/Resource"))
+    properties: dict[str, Any] = table["Properties"]
+    return properties
+
+
+def grade() -> list[Check]:
+    settings = load_settings("dev")
+    template = synth_stack(settings, MessagingStack, "messaging")
+    inbox, audit = _table(template, "Inbox"), _table(template, "AuditTrail")
+    throughput = inbox.get("ProvisionedThroughput", {})
+    targets = [target["Properties"] for target in resources(template, "AWS::ApplicationAutoScaling::ScalableTarget")
+               .values()]
+    return [
+        check("the inbox table uses provisioned capacity", inbox.get("BillingMode", "PROVISIONED") == "PROVISIONED"
+              and "ProvisionedThroughput" in inbox,
+              "add messaging.provisioned_tables.inbox in config/dev.yaml: a steady, predictable load is cheaper "
+              "provisioned (and can use reserved capacity)."),
+        check(f"read units = {READ_UNITS} (80 eventually consistent reads/s of 6 KB)",
+              throughput.get("ReadCapacityUnits") == READ_UNITS,
+              "each read rounds up to 4 KB: 6 KB = 2 units, eventual consistency halves it -> 1 per read. "
+              "`refarch calc dynamodb --item-kb 6 --reads 80 --writes 0`."),
+        check(f"write units = {WRITE_UNITS} (20 writes/s of 1.5 KB)",
+              throughput.get("WriteCapacityUnits") == WRITE_UNITS,
+              "each write rounds up to 1 KB: 1.5 KB = 2 units. `refarch calc dynamodb --item-kb 1.5 --reads 0 "
+              "--writes 20`."),
+        check("auto scaling keeps the provisioned units as its floor",
+              sorted(target["MinCapacity"] for target in targets) == sorted([READ_UNITS, WRITE_UNITS]),
+              "without auto scaling a burst above the provisioned units is throttled "
+              "(ProvisionedThroughputExceededException); HIPAA's cdk-nag pack requires it too."),
+        check("the audit trail stays on demand", audit.get("BillingMode") == "PAY_PER_REQUEST",
+              "spiky or unknown traffic fits on-demand: no capacity planning, twice the previous peak absorbed "
+              "instantly; it is DynamoDB's default and recommended mode."),
+    ]
+
+
+LAB = Lab(number="07", slug="dynamodb-capacity", title="DynamoDB capacity: on-demand vs provisioned (RCU/WCU)",
+          exam="DVA-C02 Domain 4: Troubleshooting and Optimization; SAA-C03 Domain 3: Design High-Performing "
+               "Architectures", grade=grade)

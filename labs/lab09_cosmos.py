@@ -1,0 +1,53 @@
+"""Lab 09 — Cosmos DB partition keys, consistency levels and request units: a kick-counter container."""
+
+from __future__ import annotations
+
+import math
+
+from refarch.stacks.babybloom import offline
+from refarch.tools.calculators import cosmos_ru_per_second
+
+from .grading import Check, Lab, check
+
+COSMOS = "azure-native:cosmosdb:DatabaseAccount"
+DATABASE = "azure-native:cosmosdb:SqlResourceSqlDatabase"
+CONTAINER = "azure-native:cosmosdb:SqlResourceSqlContainer"
+NEW_CONTAINER = "kick_counts"
+GOOD_KEY = "/userId"
+# Expected prod peak: 2,000 point reads/s and 500 writes/s of 1 KB items, Session consistency.
+PEAK_RU = cosmos_ru_per_second(item_kb=1, reads_per_second=2000, writes_per_second=500, consistency="session")
+AUTOSCALE_STEP = 1000   # autoscale maximums are multiples of 1,000 RU/s
+
+
+def grade() -> list[Check]:
+    resources = offline.plan("prod")
+    containers = {item.inputs["containerName"]: item.inputs["resource"]["partitionKey"]
+                  for item in resources if item.type == CONTAINER}
+    [account] = [item.inputs for item in resources if item.type == COSMOS]
+    [database] = [item.inputs for item in resources if item.type == DATABASE]
+    autoscale = database.get("options", {}).get("autoscaleSettings", {}).get("maxThroughput")
+    wanted = math.ceil(PEAK_RU / AUTOSCALE_STEP) * AUTOSCALE_STEP
+    consistency = account["consistencyPolicy"]["defaultConsistencyLevel"]
+    return [
+        check(f"a `{NEW_CONTAINER}` container exists", NEW_CONTAINER in containers,
+              "add a ContainerSpec to CONTAINERS in stacks/babybloom/program.py."),
+        check(f"`{NEW_CONTAINER}` is partitioned by {GOOD_KEY}",
+              containers.get(NEW_CONTAINER, {}).get("paths") == [GOOD_KEY],
+              "each user writes many small counts a day and reads only her own: /userId has high cardinality and "
+              "keeps every query in one logical partition (<= 20 GB each). /date would put every user's writes of a "
+              "day in one hot partition; /id would make every history query cross-partition."),
+        check("every container uses hash partitioning v2 (large keys)",
+              all(key.get("kind") == "Hash" and key.get("version") == 2 for key in containers.values()),
+              "v2 hashes partition-key values longer than 100 bytes correctly."),
+        check("the account keeps Session consistency", consistency == "Session",
+              "Session gives each user read-your-writes at the RU cost of eventual; strong and bounded staleness "
+              "double every read's RUs."),
+        check(f"prod's autoscale maximum covers the peak of ~{PEAK_RU:g} RU/s: {wanted} RU/s", autoscale == wanted,
+              f"`refarch calc cosmos --item-kb 1 --reads 2000 --writes 500` -> {PEAK_RU:g} RU/s; round up to a "
+              "multiple of 1,000 (babybloom:cosmos.autoscaleMaxThroughput in Pulumi.prod.yaml). Autoscale bills "
+              "the hour's peak, at least 10 % of the maximum."),
+    ]
+
+
+LAB = Lab(number="09", slug="cosmos-partitioning", title="Cosmos DB partition keys, consistency and request units",
+          exam="AZ-204: Develop for Azure storage (Cosmos DB)", grade=grade)

@@ -1,0 +1,144 @@
+"""`refarch`: exam calculators (`refarch calc ...`) and lab graders (`refarch lab NN`, `refarch labs`).
+
+Bad input ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from refarch.constructs.aws.lifecycle import check_lifecycle, parse_transition
+
+from . import calculators
+
+USAGE_ERROR = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (`refarch calc subnet: error: ...`) instead of usage plus the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _emit(args: argparse.Namespace, result: dict[str, object], text: str) -> int:
+    print(json.dumps(result) if args.json else text)
+    return 0
+
+
+def calc_dynamodb(args: argparse.Namespace) -> int:
+    capacity = calculators.dynamodb_capacity(
+        item_kb=args.item_kb, reads_per_second=args.reads, writes_per_second=args.writes,
+        consistency=args.consistency, transactional_writes=args.transactional_writes)
+    return _emit(args, dict(capacity.as_dict()),
+                 f"{capacity.rcu} RCU ({args.consistency} reads), {capacity.wcu} WCU"
+                 f"{' (transactional writes)' if args.transactional_writes else ''}")
+
+
+def calc_cosmos(args: argparse.Namespace) -> int:
+    ru = calculators.cosmos_ru_per_second(item_kb=args.item_kb, reads_per_second=args.reads,
+                                          writes_per_second=args.writes, consistency=args.consistency)
+    return _emit(args, {"ru_per_second": ru}, f"~{ru:g} RU/s ({args.consistency} consistency; an estimate — "
+                                               f"measure the x-ms-request-charge of your real requests)")
+
+
+def calc_subnet(args: argparse.Namespace) -> int:
+    if (args.cidr is None) == (args.hosts is None):
+        raise ValueError("give exactly one of --cidr CIDR or --hosts N")
+    if args.cidr is not None:
+        hosts = calculators.usable_hosts_in(args.cidr)
+        return _emit(args, {"usable_hosts": hosts}, f"{args.cidr}: {hosts} usable addresses (AWS reserves 5)")
+    prefix = calculators.prefix_for_hosts(args.hosts)
+    return _emit(args, {"prefix": prefix}, f"/{prefix} ({calculators.usable_hosts(prefix)} usable addresses) is the "
+                                           f"smallest subnet for {args.hosts} hosts")
+
+
+def calc_lifecycle(args: argparse.Namespace) -> int:
+    transitions = [parse_transition(text) for text in args.transition]
+    check = check_lifecycle(transitions, args.expire)
+    text = "valid" if check.valid else "invalid:\n" + "\n".join(f"  - {problem}" for problem in check.problems)
+    _emit(args, check.as_dict(), text)
+    return 0 if check.valid else 1
+
+
+def calc_sqs(args: argparse.Namespace) -> int:
+    minimum = calculators.min_visibility_timeout(args.lambda_timeout)
+    return _emit(args, {"min_visibility_timeout": minimum},
+                 f"visibility timeout >= {minimum} s (6 x the {args.lambda_timeout} s function timeout)")
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    from refarch.labs.catalog import grade
+
+    return grade(args.number)
+
+
+def list_labs(args: argparse.Namespace) -> int:
+    from refarch.labs.catalog import LABS
+
+    for lab in LABS.values():
+        print(f"{lab.number}  {lab.title}  ({lab.exam})")
+    return 0
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of 0 or more, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="refarch", description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    calc = commands.add_parser("calc", help="exam calculators").add_subparsers(dest="calculator", required=True)
+
+    def calculator(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = calc.add_parser(name, help=help, description=help)
+        sub.add_argument("--json", action="store_true", help="print one JSON object")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    for name, handler, consistencies, default in (
+        ("dynamodb", calc_dynamodb, ("eventual", "strong", "transactional"), "eventual"),
+        ("cosmos", calc_cosmos, ("strong", "bounded", "session", "prefix", "eventual"), "session"),
+    ):
+        sub = calculator(name, handler, f"{name} capacity for a steady load of point reads and writes")
+        sub.add_argument("--item-kb", required=True, help="item size in KB")
+        sub.add_argument("--reads", type=_non_negative_int, required=True, help="reads per second")
+        sub.add_argument("--writes", type=_non_negative_int, required=True, help="writes per second")
+        sub.add_argument("--consistency", choices=consistencies, default=default)
+        if name == "dynamodb":
+            sub.add_argument("--transactional-writes", action="store_true")
+    subnet = calculator("subnet", calc_subnet, "usable addresses of an AWS subnet, or the subnet for N hosts")
+    subnet.add_argument("--cidr")
+    subnet.add_argument("--hosts", type=_non_negative_int)
+    lifecycle = calculator("lifecycle", calc_lifecycle, "check one S3 lifecycle rule against S3's minimums")
+    lifecycle.add_argument("--transition", action="append", default=[], metavar="CLASS:DAYS")
+    lifecycle.add_argument("--expire", type=_non_negative_int, metavar="DAYS")
+    sqs = calculator("sqs", calc_sqs, "the minimum SQS visibility timeout for a Lambda consumer")
+    sqs.add_argument("--lambda-timeout", type=_non_negative_int, required=True, metavar="SECONDS")
+
+    lab = commands.add_parser("lab", help="grade one lab (docs/labs/)")
+    lab.add_argument("number", help="the lab's number, e.g. 01")
+    lab.set_defaults(handler=run_lab)
+    commands.add_parser("labs", help="list the labs").set_defaults(handler=list_labs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ValueError as error:
+        print(f"refarch: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
