@@ -1,19 +1,19 @@
-"""Lab 07 — DynamoDB capacity: provisioned read/write units for the inbox, sized by the calculator."""
+"""Lab 07 — DynamoDB capacity: provisioned read/write units for the chat history, sized by the calculator."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from refarch.stacks.selfnest.config import load_settings
-from refarch.stacks.selfnest.messaging import MessagingStack
 from refarch.tools.calculators import dynamodb_capacity
 
-from .grading import Check, Lab, at_path, check, resources, synth_stack
+from .grading import Check, Lab, at_path, check, resources, synth_environment
 
-# The inbox's measured steady load: users poll their notifications (80 eventually consistent reads/s of ~6 KB
-# items) and consumers write 20 notifications/s of ~1.5 KB.
-READ_UNITS = dynamodb_capacity(item_kb="6", reads_per_second=80, writes_per_second=0).rcu
-WRITE_UNITS = dynamodb_capacity(item_kb="1.5", reads_per_second=0, writes_per_second=20).wcu
+# The chat history's measured steady load at peak: 100 live sessions, one message every 2 s each (50 writes/s of
+# ~1.5 KB items), and participants joining read history strongly consistent (25 reads/s of ~6 KB), so a message
+# sent a moment ago is never missing from what they see.
+READ_UNITS = dynamodb_capacity(item_kb="6", reads_per_second=25, writes_per_second=0, consistency="strong").rcu
+WRITE_UNITS = dynamodb_capacity(item_kb="1.5", reads_per_second=0, writes_per_second=50).wcu
 
 
 def _table(template: dict[str, Any], name: str) -> dict[str, Any]:
@@ -24,29 +24,29 @@ def _table(template: dict[str, Any], name: str) -> dict[str, Any]:
 
 def grade() -> list[Check]:
     settings = load_settings("dev")
-    template = synth_stack(settings, MessagingStack, "messaging")
-    inbox, audit = _table(template, "Inbox"), _table(template, "AuditTrail")
-    throughput = inbox.get("ProvisionedThroughput", {})
+    template = synth_environment(settings)["chat"]
+    messages, connections = _table(template, "Tables/Messages"), _table(template, "Tables/Connections")
+    throughput = messages.get("ProvisionedThroughput", {})
     targets = [target["Properties"] for target in resources(template, "AWS::ApplicationAutoScaling::ScalableTarget")
                .values()]
     return [
-        check("the inbox table uses provisioned capacity", inbox.get("BillingMode", "PROVISIONED") == "PROVISIONED"
-              and "ProvisionedThroughput" in inbox,
-              "add messaging.provisioned_tables.inbox in config/dev.yaml: a steady, predictable load is cheaper "
+        check("the chat messages table uses provisioned capacity",
+              messages.get("BillingMode", "PROVISIONED") == "PROVISIONED" and "ProvisionedThroughput" in messages,
+              "add chat.provisioned_tables.messages in config/dev.yaml: a steady, predictable load is cheaper "
               "provisioned (and can use reserved capacity)."),
-        check(f"read units = {READ_UNITS} (80 eventually consistent reads/s of 6 KB)",
+        check(f"read units = {READ_UNITS} (25 strongly consistent reads/s of 6 KB)",
               throughput.get("ReadCapacityUnits") == READ_UNITS,
-              "each read rounds up to 4 KB: 6 KB = 2 units, eventual consistency halves it -> 1 per read. "
-              "`refarch calc dynamodb --item-kb 6 --reads 80 --writes 0`."),
-        check(f"write units = {WRITE_UNITS} (20 writes/s of 1.5 KB)",
+              "each read rounds up to 4 KB: 6 KB = 2 units; strong consistency costs the full 2 (eventual would "
+              "halve it). `refarch calc dynamodb --item-kb 6 --reads 25 --writes 0 --consistency strong`."),
+        check(f"write units = {WRITE_UNITS} (50 writes/s of 1.5 KB)",
               throughput.get("WriteCapacityUnits") == WRITE_UNITS,
               "each write rounds up to 1 KB: 1.5 KB = 2 units. `refarch calc dynamodb --item-kb 1.5 --reads 0 "
-              "--writes 20`."),
+              "--writes 50`."),
         check("auto scaling keeps the provisioned units as its floor",
               sorted(target["MinCapacity"] for target in targets) == sorted([READ_UNITS, WRITE_UNITS]),
               "without auto scaling a burst above the provisioned units is throttled "
               "(ProvisionedThroughputExceededException); HIPAA's cdk-nag pack requires it too."),
-        check("the audit trail stays on demand", audit.get("BillingMode") == "PAY_PER_REQUEST",
+        check("the connections table stays on demand", connections.get("BillingMode") == "PAY_PER_REQUEST",
               "spiky or unknown traffic fits on-demand: no capacity planning, twice the previous peak absorbed "
               "instantly; it is DynamoDB's default and recommended mode."),
     ]

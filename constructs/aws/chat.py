@@ -24,7 +24,7 @@ from constructs import Construct
 from .encryption import EncryptedLogGroup, removal_policy
 from .functions import BundledPythonFunction, FunctionShape
 from .nag import acknowledge
-from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable
+from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, Throughput
 
 # Browsers cannot set headers on a WebSocket handshake: the access token travels in the query string.
 TOKEN_IDENTITY_SOURCE = "route.request.querystring.token"  # noqa: S105  (where the token is, not a secret)
@@ -71,14 +71,15 @@ class ChatTables(Construct):
     all point-in-time recoverable, each expiring its items by TTL."""
 
     def __init__(self, scope: Construct, id: str, *, name_prefix: str, key: kms.IKey, retain_data: bool,
-                 replicas: Mapping[str, str]) -> None:
+                 replicas: Mapping[str, str], provisioned: Mapping[str, Throughput]) -> None:
         super().__init__(scope, id)
 
         def table(id: str, *, suffix: str, partition_key: str, sort_key: str | None = None,
                   expiry_attribute: str = EXPIRY_ATTRIBUTE, replicated: bool = False) -> Any:
             return EncryptedTable(self, id, table_name=f"{name_prefix}-{suffix}", partition_key=partition_key,
                                   sort_key=sort_key, key=key, expiry_attribute=expiry_attribute,
-                                  retain_data=retain_data, replicas=replicas if replicated else None).table
+                                  retain_data=retain_data, replicas=replicas if replicated else None,
+                                  provisioned=provisioned.get(suffix)).table
 
         # `replicas` (pilot light) copies what a DR region needs to resume chatting: sessions and their history.
         self.sessions: dynamodb.ITable = table("Sessions", suffix="sessions", partition_key="session_id",

@@ -13,7 +13,7 @@ from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
 from refarch.constructs.aws.messaging import TopicConsumer
 from refarch.constructs.aws.nag import acknowledge
-from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS
+from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS, Throughput
 
 from constructs import Construct
 
@@ -41,8 +41,11 @@ class ChatStack(cdk.Stack):
         key = CustomerManagedKey(self, "Key", alias=f"alias/{settings.name('chat')}",
                                  purpose="Selfnest chat tables, session-event queue, function settings and logs",
                                  retain_data=retain, for_cloudwatch_logs=True).key
-        self.tables = ChatTables(self, "Tables", name_prefix=settings.name("chat"), key=key, retain_data=retain,
-                                 replicas=chat_replicas(settings))
+        self.tables = ChatTables(
+            self, "Tables", name_prefix=settings.name("chat"), key=key, retain_data=retain,
+            replicas=chat_replicas(settings),
+            provisioned={table: Throughput(**capacity.model_dump())
+                         for table, capacity in chat.provisioned_tables.items()})
         # History and the sessions it belongs to are restorable; connections and applied-event ids are transient.
         for table in (self.tables.messages, self.tables.sessions):
             select_for_backup(table, plan_name=backup_plan_name(settings))
@@ -55,7 +58,7 @@ class ChatStack(cdk.Stack):
         directory = identity.directory
         self.chat = SessionChat(
             self, "Chat", api_name=settings.name("chat"), source=CHAT_DIRECTORY, include=SHARED_MODULES,
-            shape=ChatShape(stage_name=settings.environment, **chat.model_dump()),
+            shape=ChatShape(stage_name=settings.environment, **chat.model_dump(exclude={"provisioned_tables"})),
             user_pool_id=directory.pool.user_pool_id, user_pool_client_ids=directory.api_client_ids,
             tables=self.tables, key=key, retain_data=retain)
 

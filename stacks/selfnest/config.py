@@ -367,6 +367,9 @@ class DrSettings(_Settings):
         return self.region
 
 
+ChatTable = Literal["messages", "connections"]
+
+
 class ChatSettings(_Settings):
     """Real-time session chat: who may join when, how big a frame may be, how long history is kept."""
 
@@ -378,6 +381,8 @@ class ChatSettings(_Settings):
     throttle_burst: Annotated[int, Field(ge=1, le=5000)]
     handler_timeout_seconds: Annotated[int, Field(ge=3, le=29)]
     log_retention_days: LogRetentionDays
+    # Tables listed here use provisioned capacity; every other chat table stays on demand (the default).
+    provisioned_tables: dict[ChatTable, ProvisionedCapacity] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _burst_covers_rate(self) -> ChatSettings:
@@ -417,6 +422,9 @@ class SelfnestSettings(_Settings):
                 ipaddress.IPv4Network(self.network.vpc_cidr)):
             raise ValueError(f"dr.vpc_cidr: {self.dr.vpc_cidr} overlaps network.vpc_cidr {self.network.vpc_cidr} "
                              f"(the two VPCs must stay peerable)")
+        if "messages" in self.chat.provisioned_tables and self.dr.replica_regions:
+            raise ValueError("chat.provisioned_tables.messages: with dr.tier pilot_light the messages table is a "
+                             "global table, which stays on demand here; remove the entry or use backup_restore")
         return self
 
     def name(self, part: str) -> str:

@@ -31,7 +31,7 @@ SUITES: dict[str, list[str]] = {
     "04": ["tests/infra/aws/test_identity.py", "tests/infra/aws/test_gates.py", "-k", "prod and not pilot_light"],
     "05": ["tests/unit/test_config.py", "tests/infra/aws/test_messaging.py", "-k", "dev or config"],
     "06": ["tests/unit", "tests/infra/aws/test_backup.py", "-k", "dev or not infra"],
-    "07": ["tests/infra/aws/test_messaging.py", "tests/infra/aws/test_gates.py", "-k", "dev"],
+    "07": ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"],
     "08": ["tests/unit", "tests/infra/aws/test_dr.py"],
     "09": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
     "10": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_package.py",

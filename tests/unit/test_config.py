@@ -273,3 +273,12 @@ def test_chat_values_are_checked(tmp_path: Path, key: str, value: object, expect
 def test_chat_burst_below_the_steady_rate_is_refused(tmp_path: Path) -> None:
     message = error_for(write_config(tmp_path, {"chat.throttle_rate_per_second": 100, "chat.throttle_burst": 50}))
     assert "chat: throttle_burst (50) must be at least throttle_rate_per_second (100)" in message
+
+
+def test_a_replicated_chat_history_cannot_be_provisioned(tmp_path: Path) -> None:
+    write_prod_config(tmp_path, {"chat.provisioned_tables": {"messages": {"read_units": 50, "write_units": 100}},
+                                 "dr.tier": "pilot_light"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings("staging", config_dir=tmp_path)
+    assert ("chat.provisioned_tables.messages: with dr.tier pilot_light the messages table is a global table"
+            in str(caught.value))
