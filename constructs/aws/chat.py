@@ -24,7 +24,7 @@ from constructs import Construct
 from .encryption import EncryptedLogGroup, removal_policy
 from .functions import BundledPythonFunction, FunctionShape
 from .nag import acknowledge
-from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, Throughput
+from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
 
 # Browsers cannot set headers on a WebSocket handshake: the access token travels in the query string.
 TOKEN_IDENTITY_SOURCE = "route.request.querystring.token"  # noqa: S105  (where the token is, not a secret)
@@ -91,8 +91,8 @@ class ChatTables(Construct):
             projection_type=dynamodb.ProjectionType.INCLUDE, non_key_attributes=["user_id"])
         self.messages: dynamodb.ITable = table("Messages", suffix="messages", partition_key="session_id",
                                                sort_key="message_key", replicated=True)
-        self.idempotency: dynamodb.Table = table("Idempotency", suffix="idempotency", partition_key="id",
-                                 expiry_attribute="expiration")
+        self.idempotency = IdempotencyTable(self, "Idempotency", table_name=f"{name_prefix}-idempotency", key=key,
+                                            retain_data=retain_data)
 
 
 class SessionChat(Construct):

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 
 from constructs import Construct
 
 from .encryption import removal_policy
+from .nag import acknowledge
 
 # What a caller needs on a table's customer-managed key to read and write items (no wildcards).
 DYNAMODB_CMK_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey")
@@ -85,3 +87,20 @@ class EncryptedTable(Construct):
                                    (self.table.auto_scale_write_capacity, provisioned.write_units)):
                 scaling(min_capacity=units, max_capacity=units * AUTO_SCALING_MAX_MULTIPLE).scale_on_utilization(
                     target_utilization_percent=AUTO_SCALING_TARGET_UTILIZATION_PERCENT)
+
+
+class IdempotencyTable(EncryptedTable):
+    """Where AWS Lambda Powertools idempotency records which event ids a consumer has applied (key `id`, TTL
+    `expiration`, the names Powertools' DynamoDB persistence layer uses)."""
+
+    def __init__(self, scope: Construct, id: str, *, table_name: str, key: kms.IKey, retain_data: bool) -> None:
+        super().__init__(scope, id, table_name=table_name, partition_key="id", sort_key=None, key=key,
+                         expiry_attribute="expiration", retain_data=retain_data)
+        acknowledge(self.table, {
+            "HIPAA.Security-DynamoDBInBackupPlan": "Holds only which event ids were applied, for days; restoring it "
+                                                   "would change nothing because every consumer write is conditional.",
+        })
+
+    def grant_records(self, grantee: iam.IGrantable) -> None:
+        """What the persistence layer does: read, claim, complete and (on failure) delete a record."""
+        self.table.grant(grantee, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")

@@ -52,9 +52,6 @@ class ChatStack(cdk.Stack):
         acknowledge(self.tables.connections, {
             "HIPAA.Security-DynamoDBInBackupPlan": "Live WebSocket connection ids: useless after an outage (clients "
                                                    "reconnect), so a restore would only point at dead sockets."})
-        acknowledge(self.tables.idempotency, {
-            "HIPAA.Security-DynamoDBInBackupPlan": "Holds only which event ids were applied, for 15 days; restoring it "
-                                                   "would change nothing because every consumer write is conditional."})
         directory = identity.directory
         self.chat = SessionChat(
             self, "Chat", api_name=settings.name("chat"), source=CHAT_DIRECTORY, include=SHARED_MODULES,
@@ -68,11 +65,10 @@ class ChatStack(cdk.Stack):
                 handler="sessions.handler", description="Selfnest chat: booked and cancelled sessions",
                 timeout_seconds=events.consumer_timeout_seconds, log_retention_days=chat.log_retention_days,
                 environment={"SESSIONS_TABLE": self.tables.sessions.table_name,
-                             "IDEMPOTENCY_TABLE": self.tables.idempotency.table_name,
+                             "IDEMPOTENCY_TABLE": self.tables.idempotency.table.table_name,
                              "MESSAGE_RETENTION_DAYS": str(chat.message_retention_days)}))
         self.tables.sessions.grant(sessions_consumer.role, "dynamodb:UpdateItem")
-        self.tables.idempotency.grant(sessions_consumer.role, "dynamodb:GetItem", "dynamodb:PutItem",
-                                      "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+        self.tables.idempotency.grant_records(sessions_consumer.role)
         key.grant(sessions_consumer.role, *DYNAMODB_CMK_ACTIONS)
         TopicConsumer(self, "SessionEvents", topic=messaging.session_events, function=sessions_consumer.function,
                       filter_policy={EVENT_TYPE_ATTRIBUTE: sns.SubscriptionFilter.string_filter(

@@ -11,8 +11,7 @@ from refarch.constructs.aws.backup import select_for_backup
 from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
 from refarch.constructs.aws.messaging import EncryptedTopic, TopicConsumer
-from refarch.constructs.aws.nag import acknowledge
-from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, Throughput
+from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
 
 from constructs import Construct
 
@@ -41,9 +40,8 @@ class MessagingStack(cdk.Stack):
                                              key=self.topic_key).topic
         self.alarms = EncryptedTopic(self, "Alarms", topic_name=settings.name("alarms"), key=self.topic_key).topic
 
-        idempotency = EncryptedTable(self, "Idempotency", table_name=settings.name("event-idempotency"),
-                                     partition_key="id", sort_key=None, key=key, expiry_attribute="expiration",
-                                     retain_data=retain).table
+        idempotency = IdempotencyTable(self, "Idempotency", table_name=settings.name("event-idempotency"), key=key,
+                                       retain_data=retain)
 
         def throughput(table: ConsumerTable) -> Throughput | None:
             capacity = messaging.provisioned_tables.get(table)
@@ -62,18 +60,13 @@ class MessagingStack(cdk.Stack):
                                                  handler=handler, description=description,
                                                  timeout_seconds=messaging.consumer_timeout_seconds,
                                                  log_retention_days=messaging.log_retention_days,
-                                                 environment={"IDEMPOTENCY_TABLE": idempotency.table_name,
+                                                 environment={"IDEMPOTENCY_TABLE": idempotency.table.table_name,
                                                               **environment}))
-            idempotency.grant(function.role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                              "dynamodb:DeleteItem")
+            idempotency.grant_records(function.role)
             return function
 
         for table in (inbox, audit_trail):
             select_for_backup(table, plan_name=backup_plan_name(settings))
-        acknowledge(idempotency, {
-            "HIPAA.Security-DynamoDBInBackupPlan": "Holds only which event ids were applied, for 15 days; restoring it "
-                                                   "would change nothing because every consumer write is conditional.",
-        })
 
         notifier = consumer("NotificationsConsumer", handler="notifications.handler",
                             description="Selfnest: session events into participants' in-app inboxes",

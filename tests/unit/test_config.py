@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TWO_ZONES = ["eu-west-1a", "eu-west-1b"]
 
 
-def write_config(directory: Path, edit: dict[str, Any], drop: tuple[str, ...] = ()) -> Path:
-    """A copy of config/dev.yaml with `edit` (dotted keys) applied and `drop` keys removed, as staging.yaml."""
-    config = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text(encoding="utf-8"))
+def write_config(directory: Path, edit: dict[str, Any], drop: tuple[str, ...] = (), *, base: str = "dev") -> Path:
+    """A copy of config/<base>.yaml with `edit` (dotted keys) applied and `drop` keys removed, as staging.yaml."""
+    config = yaml.safe_load((CONFIG_DIR / f"{base}.yaml").read_text(encoding="utf-8"))
     for dotted, value in edit.items():
         *parents, leaf = dotted.split(".")
         node = config
@@ -181,15 +181,7 @@ def test_web_callback_must_be_https(tmp_path: Path) -> None:
 
 def write_prod_config(directory: Path, edit: dict[str, Any]) -> Path:
     """Like write_config, from config/prod.yaml (the shape with an AWS Backup plan and a DR region)."""
-    config = yaml.safe_load((CONFIG_DIR / "prod.yaml").read_text(encoding="utf-8"))
-    for dotted, value in edit.items():
-        *parents, leaf = dotted.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
-    (directory / "staging.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return directory
+    return write_config(directory, edit, base="prod")
 
 
 @pytest.mark.parametrize(("edit", "expected"), [
