@@ -28,8 +28,21 @@ ENHANCED_MONITORING_ROLE = {
 }
 
 
+def _known_postgres_versions() -> dict[str, rds.PostgresEngineVersion]:
+    constants = (getattr(rds.PostgresEngineVersion, name) for name in dir(rds.PostgresEngineVersion)
+                 if name.startswith("VER_"))
+    return {constant.postgres_full_version: constant for constant in constants
+            if "." in constant.postgres_full_version}
+
+
+# Every PostgreSQL minor version this aws-cdk-lib names (PostgresEngineVersion.VER_17_9 -> "17.9"): versions RDS
+# offered when the library was released, so a typo or an invented version never reaches CloudFormation.
+POSTGRES_VERSIONS: dict[str, rds.PostgresEngineVersion] = _known_postgres_versions()
+
+
 def postgres_engine(version: str) -> rds.IInstanceEngine:
-    return rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.of(version, version.split(".")[0]))
+    """PostgreSQL at `version`, one of POSTGRES_VERSIONS (config validates it)."""
+    return rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSIONS[version])
 
 
 def tls_only_parameters(scope: Construct, id: str, *, engine: rds.IInstanceEngine) -> rds.ParameterGroup:

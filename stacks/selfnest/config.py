@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails
+from refarch.constructs.aws.database import POSTGRES_VERSIONS
 from refarch.constructs.aws.lifecycle import (
     WATERFALL,
     StorageClass,
@@ -131,6 +132,17 @@ class DatabaseSettings(_Settings):
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
     secret_rotation_days: Annotated[int, Field(ge=1, le=365)]
     log_retention_days: LogRetentionDays
+
+    @field_validator("engine_version")
+    @classmethod
+    def _known_to_cdk(cls, value: str) -> str:
+        if value not in POSTGRES_VERSIONS:
+            major = value.split(".")[0]
+            same_major = sorted((v for v in POSTGRES_VERSIONS if v.split(".")[0] == major),
+                                key=lambda v: tuple(int(part) for part in v.split(".")))
+            raise ValueError(f"{value} is not a PostgreSQL version aws-cdk-lib knows (known {major}.x: "
+                             f"{', '.join(same_major) or 'none'}; see the comment at database.engine_version)")
+        return value
 
     @model_validator(mode="after")
     def _storage_grows(self) -> DatabaseSettings:

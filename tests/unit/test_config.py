@@ -274,3 +274,14 @@ def test_a_replicated_chat_history_cannot_be_provisioned(tmp_path: Path) -> None
         load_settings("staging", config_dir=tmp_path)
     assert ("chat.provisioned_tables.messages: with dr.tier pilot_light the messages table is a global table"
             in str(caught.value))
+
+
+def test_engine_version_is_a_constant_the_cdk_knows(tmp_path: Path) -> None:
+    from refarch.constructs.aws.database import POSTGRES_VERSIONS
+
+    for environment in ("dev", "prod"):
+        version = load_settings(environment).database.engine_version
+        assert POSTGRES_VERSIONS[version].postgres_full_version == version
+    message = error_for(write_config(tmp_path, {"database.engine_version": "17.99"}))
+    assert "database.engine_version: 17.99 is not a PostgreSQL version aws-cdk-lib knows (known 17.x: 17.1," in message
+    assert "17.9;" in message

@@ -12,12 +12,26 @@ from refarch.stacks.selfnest.app import SelfnestEnvironment
 from refarch.stacks.selfnest.config import load_settings
 
 from .assembly import Assembly, synthesize
+from .conftest import DEPLOYER_ACCOUNT, VARIANTS
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_cdk_nag_reports_no_unacknowledged_findings(assembly: Assembly) -> None:
     assert [f"{f.rule} at {f.path}" for f in assembly.findings] == []
+
+
+def test_synth_needs_no_account_lookups(assembly: Assembly) -> None:
+    """Offline and for a concrete account alike, nothing is left for the CLI to look up in the account."""
+    assert assembly.missing_context == []
+    # every stack of a variant is bound to the same account (the deployer's) or to none
+    assert len(set(assembly.accounts.values())) == 1
+    assert set(assembly.accounts.values()) <= {DEPLOYER_ACCOUNT, "unknown-account"}
+
+
+def test_both_account_shapes_are_gated() -> None:
+    """Every gate runs on an env-agnostic variant and on one bound to an account (what `cdk deploy` synthesizes)."""
+    assert {account is None for _, _, account in VARIANTS.values()} == {True, False}
 
 
 def test_cdk_nag_catches_an_unencrypted_database(tmp_path: Path) -> None:
