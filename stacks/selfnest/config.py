@@ -434,9 +434,6 @@ class SelfnestSettings(_Settings):
                 ipaddress.IPv4Network(self.network.vpc_cidr)):
             raise ValueError(f"dr.vpc_cidr: {self.dr.vpc_cidr} overlaps network.vpc_cidr {self.network.vpc_cidr} "
                              f"(the two VPCs must stay peerable)")
-        if "messages" in self.chat.provisioned_tables and self.dr.replica_regions:
-            raise ValueError("chat.provisioned_tables.messages: with dr.tier pilot_light the messages table is a "
-                             "global table, which stays on demand here; remove the entry or use backup_restore")
         return self
 
     def name(self, part: str) -> str:

@@ -93,5 +93,14 @@ def test_pilot_light_keeps_live_replicas_of_chat_sessions_and_history(prod_pilot
     assert artifact_of["selfnest-prod/dr"] in chat["dependencies"]
 
 
-def test_backup_restore_has_no_global_tables(prod: Assembly) -> None:
-    assert prod.resources("chat", "AWS::DynamoDB::GlobalTable") == {}
+def test_replicable_chat_tables_are_global_in_every_tier_with_replicas_only_under_pilot_light(
+        assembly: Assembly) -> None:
+    """Switching tiers must only add or remove replicas: CloudFormation cannot change a table's resource type."""
+    settings = assembly.settings
+    global_tables = {t["Properties"]["TableName"]: t["Properties"]
+                     for t in assembly.resources("chat", "AWS::DynamoDB::GlobalTable").values()}
+    assert set(global_tables) == {settings.name("chat-sessions"), settings.name("chat-messages")}
+    for properties in global_tables.values():
+        assert sorted(replica["Region"] for replica in properties["Replicas"]) == sorted(
+            [settings.region, *settings.dr.replica_regions])
+        assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
