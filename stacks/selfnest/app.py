@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from refarch.constructs.aws.deploy_guard import refuse_deploy
 from refarch.constructs.aws.nag import add_compliance_checks
 
 from constructs import Construct
@@ -59,6 +60,13 @@ class SelfnestEnvironment(Construct):
                 self.chat.add_stack_dependency(self.dr)
         for key, value in settings.tags.items():
             cdk.Tags.of(self).add(key, value)
+        # Every stack, so `cdk deploy --all` stops at the first one, before anything is created.
+        for stack in self.stacks:
+            refuse_deploy(stack, settings.placeholders())
+
+    @property
+    def stacks(self) -> list[cdk.Stack]:
+        return [child for child in self.node.children if isinstance(child, cdk.Stack)]
 
 
 def zones_from_config(scope: Construct, *, settings: SelfnestSettings, account: str) -> None:

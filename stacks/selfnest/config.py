@@ -11,6 +11,7 @@ import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -48,6 +49,10 @@ VPC_PREFIX_RANGE = (16, 28)
 SUBNET_PREFIX_RANGE = (16, 28)
 AZ_COUNT_RANGE = (2, 3)
 SQS_VISIBILITY_PER_CONSUMER_TIMEOUT = 6
+# Documentation values a config may ship with but a deploy must not use: AWS's example account id and the domain
+# names RFC 2606 reserves for examples and tests.
+EXAMPLE_ACCOUNT = "123456789012"
+EXAMPLE_DOMAINS = ("example", "example.com", "example.net", "example.org", "test", "invalid")
 # API Gateway refuses WebSocket frames over 32 KB (and messages over 128 KB); a larger limit would never apply.
 WEBSOCKET_FRAME_LIMIT_BYTES = 32 * 1024
 
@@ -435,6 +440,22 @@ class SelfnestSettings(_Settings):
             raise ValueError(f"dr.vpc_cidr: {self.dr.vpc_cidr} overlaps network.vpc_cidr {self.network.vpc_cidr} "
                              f"(the two VPCs must stay peerable)")
         return self
+
+    def placeholders(self) -> list[str]:
+        """One line per value that is still a documentation placeholder, naming the file and key: synth and tests
+        run with them, a deploy refuses them (the Makefile before `cdk deploy`, CloudFormation in every stack)."""
+        shown = f"config/{self.environment}.yaml"
+        found = []
+        arn = self.web.certificate_arn
+        if arn is not None and (arn.split(":")[4] == EXAMPLE_ACCOUNT or not arn.rsplit("/", 1)[-1].strip("0-")):
+            found.append(f"{shown}: web.certificate_arn: {arn} is a placeholder; set the ARN of your ACM "
+                         f"certificate in {self.region} (or null for HTTP only)")
+        for index, url in enumerate(self.identity.web_callback_urls):
+            host = (urlsplit(url).hostname or "").lower()
+            if any(host == domain or host.endswith(f".{domain}") for domain in EXAMPLE_DOMAINS):
+                found.append(f"{shown}: identity.web_callback_urls.{index}: {url} is a placeholder (a reserved "
+                             f"example domain); set your web app's sign-in callback URL")
+        return found
 
     def name(self, part: str) -> str:
         """Physical-name prefix shared by every stack of this environment, e.g. selfnest-dev-network."""

@@ -267,13 +267,12 @@ def test_chat_burst_below_the_steady_rate_is_refused(tmp_path: Path) -> None:
     assert "chat: throttle_burst (50) must be at least throttle_rate_per_second (100)" in message
 
 
-def test_a_replicated_chat_history_cannot_be_provisioned(tmp_path: Path) -> None:
+def test_a_replicated_chat_history_may_be_provisioned(tmp_path: Path) -> None:
+    """The history is a global table in every tier, so provisioning it (lab 07) and pilot light go together."""
     write_prod_config(tmp_path, {"chat.provisioned_tables": {"messages": {"read_units": 50, "write_units": 100}},
                                  "dr.tier": "pilot_light"})
-    with pytest.raises(ConfigError) as caught:
-        load_settings("staging", config_dir=tmp_path)
-    assert ("chat.provisioned_tables.messages: with dr.tier pilot_light the messages table is a global table"
-            in str(caught.value))
+    settings = load_settings("staging", config_dir=tmp_path)
+    assert settings.chat.provisioned_tables["messages"].write_units == 100 and settings.dr.replica_regions
 
 
 def test_engine_version_is_a_constant_the_cdk_knows(tmp_path: Path) -> None:
@@ -285,3 +284,31 @@ def test_engine_version_is_a_constant_the_cdk_knows(tmp_path: Path) -> None:
     message = error_for(write_config(tmp_path, {"database.engine_version": "17.99"}))
     assert "database.engine_version: 17.99 is not a PostgreSQL version aws-cdk-lib knows (known 17.x: 17.1," in message
     assert "17.9;" in message
+
+
+def test_placeholders_are_found_by_key(tmp_path: Path) -> None:
+    prod = load_settings("prod")
+    assert [line.split(": ")[1] for line in prod.placeholders()] == ["web.certificate_arn",
+                                                                     "identity.web_callback_urls.0"]
+    assert all(line.startswith("config/prod.yaml: ") and "\n" not in line for line in prod.placeholders())
+    assert load_settings("dev").placeholders() == []
+    replaced = write_prod_config(tmp_path, {
+        "web.certificate_arn": "arn:aws:acm:eu-west-1:210987654321:certificate/6f1c2d3e-aaaa-bbbb-cccc-0123456789ab",
+        "identity.web_callback_urls": ["https://app.selfnest.health/auth/callback"]})
+    assert load_settings("staging", config_dir=replaced).placeholders() == []
+    for example in ("https://selfnest.example.com/cb", "https://app.test/cb", "https://example.org/cb"):
+        write_prod_config(tmp_path, {"identity.web_callback_urls": [example]})
+        assert "identity.web_callback_urls.0" in " ".join(load_settings("staging", config_dir=tmp_path).placeholders())
+
+
+def test_deploy_refuses_placeholders_before_cdk_runs() -> None:
+    """`make deploy ENV=prod` stops at the preflight, one line per placeholder, and never starts `cdk deploy`."""
+    result = subprocess.run(["make", "--no-print-directory", "deploy", "ENV=prod"], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {line}" for line in load_settings("prod").placeholders()]
+    assert "cdk deploy" not in result.stdout
+    preflight = subprocess.run([sys.executable, "-m", "refarch.tools.preflight", "--env", "dev"], cwd=ROOT,
+                               capture_output=True, text=True, check=False)
+    assert preflight.returncode == 0 and preflight.stderr == ""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_rds as rds
+from refarch.constructs.aws.deploy_guard import NEVER_A_REGION
 from refarch.stacks.selfnest.app import SelfnestEnvironment
 from refarch.stacks.selfnest.config import load_settings
 
@@ -66,3 +68,15 @@ def test_cfn_lint_reports_no_errors_or_warnings(assembly: Assembly) -> None:
     assert set(assembly.template_files) == expected   # the DR-region stack is linted too
     result = subprocess.run([str(cfn_lint), *templates], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_placeholders_make_cloudformation_refuse_every_stack(assembly: Assembly) -> None:
+    """A direct `cdk deploy` stops at the first stack: CloudFormation checks template rules before any resource."""
+    expected = assembly.settings.placeholders()
+    for part, template in assembly.templates.items():
+        rules = [rule for name, rule in template.get("Rules", {}).items() if name.startswith("RefuseDeploy")]
+        assert [assertion["AssertDescription"] for rule in rules for assertion in rule["Assertions"]] == expected, part
+        for rule in rules:
+            [assertion] = rule["Assertions"]
+            assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, NEVER_A_REGION]}   # never true
+            assert not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", NEVER_A_REGION)
