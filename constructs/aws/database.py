@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -94,7 +95,7 @@ class PrivateDatabase(Construct):
                  security_group: ec2.ISecurityGroup, clients: ec2.ISecurityGroup,
                  rotation_subnets: ec2.SubnetSelection, secrets_endpoint: ec2.IInterfaceVpcEndpoint,
                  key: kms.IKey, shape: DatabaseShape, retain_data: bool, instance_identifier: str,
-                 database_name: str) -> None:
+                 database_name: str, credentials_replica_regions: Sequence[str] = ()) -> None:
         super().__init__(scope, id)
         exported_logs = list(EXPORTED_LOGS)
         log_groups = exported_log_groups(self, instance_identifier=instance_identifier, key=key,
@@ -111,7 +112,13 @@ class PrivateDatabase(Construct):
             port=POSTGRES_PORT,
             instance_identifier=instance_identifier,
             database_name=database_name,
-            credentials=rds.Credentials.from_generated_secret("selfnest_admin", encryption_key=key),
+            # A replica of the secret in each DR region keeps the credentials of a promoted read replica (the
+            # same master password) reachable when this region is gone; it is encrypted there with that region's
+            # Secrets Manager key, because this key is regional.
+            credentials=rds.Credentials.from_generated_secret(
+                "selfnest_admin", encryption_key=key,
+                replica_regions=[secretsmanager.ReplicaRegion(region=region)
+                                 for region in credentials_replica_regions]),
             storage_encrypted=True,
             storage_encryption_key=key,
             allocated_storage=shape.allocated_storage_gib,

@@ -104,3 +104,10 @@ def test_replicable_chat_tables_are_global_in_every_tier_with_replicas_only_unde
         assert sorted(replica["Region"] for replica in properties["Replicas"]) == sorted(
             [settings.region, *settings.dr.replica_regions])
         assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_database_credentials_are_replicated_where_the_replica_runs(with_dr_region: Assembly) -> None:
+    """A promoted replica keeps the source's master password: its secret must outlive the primary region."""
+    [secret] = with_dr_region.resources("data", "AWS::SecretsManager::Secret").values()
+    replicas = [replica["Region"] for replica in secret["Properties"].get("ReplicaRegions", [])]
+    assert replicas == with_dr_region.settings.dr.replica_regions
