@@ -8,6 +8,7 @@ ours.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -158,10 +159,12 @@ def _at_pointer(properties: dict[str, Any], pointer: str) -> Any:
     return walk(properties, parts)
 
 
-def _identity(resource: dict[str, Any]) -> set[str]:
-    """Physical names the resource is created with (TableName, BucketName, DBInstanceIdentifier, AliasName...)."""
-    return {value for key, value in resource.get("Properties", {}).items()
-            if isinstance(value, str) and (key.endswith("Name") or key.endswith("Identifier"))}
+def physical_names(resource: dict[str, Any]) -> set[str]:
+    """Physical names the resource is created with (TableName, BucketName, DBInstanceIdentifier, AliasName...), as
+    JSON so names built with Fn::Join compare too; a reference to another resource of the template is not one."""
+    return {json.dumps(value, sort_keys=True) for key, value in resource.get("Properties", {}).items()
+            if (key.endswith("Name") or key.endswith("Identifier"))
+            and (isinstance(value, str) or isinstance(value, dict) and "Fn::Join" in value)}
 
 
 def update_problems(before: dict[str, Template], after: dict[str, Template], *, regions: dict[str, str],
@@ -188,8 +191,8 @@ def update_problems(before: dict[str, Template], after: dict[str, Template], *, 
                         problems.append(f"{where} changes {pointer.removeprefix('/properties/')} "
                                         f"({was!r} -> {now!r}), which replaces it")
                 continue
-            names = _identity(resource)
-            moved = [other_id for other_id, other in new.items() if names & _identity(other)
+            names = physical_names(resource)
+            moved = [other_id for other_id, other in new.items() if names & physical_names(other)
                      and other["Type"] in stateful and other_id not in old]
             if moved:
                 problems.append(f"{where} moves to {', '.join(moved)}: a new resource would replace it")
