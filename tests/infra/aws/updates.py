@@ -164,7 +164,7 @@ def physical_names(resource: dict[str, Any]) -> set[str]:
     JSON so names built with Fn::Join compare too; a reference to another resource of the template is not one."""
     return {json.dumps(value, sort_keys=True) for key, value in resource.get("Properties", {}).items()
             if (key.endswith("Name") or key.endswith("Identifier"))
-            and (isinstance(value, str) or isinstance(value, dict) and "Fn::Join" in value)}
+            and (isinstance(value, str) or (isinstance(value, dict) and "Fn::Join" in value))}
 
 
 def update_problems(before: dict[str, Template], after: dict[str, Template], *, regions: dict[str, str],
