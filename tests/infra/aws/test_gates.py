@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -80,3 +82,20 @@ def test_placeholders_make_cloudformation_refuse_every_stack(assembly: Assembly)
             [assertion] = rule["Assertions"]
             assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, NEVER_A_REGION]}   # never true
             assert not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", NEVER_A_REGION)
+
+
+def test_the_cli_entry_point_synthesizes_clean_for_the_callers_account(tmp_path: Path) -> None:
+    """What `cdk deploy` runs with credentials: the app reads CDK_DEFAULT_ACCOUNT, binds every stack to it, answers
+    its lookups offline and passes cdk-nag (a finding makes synth fail, so exit 0 means none)."""
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]   # what the CLI passes on
+    env = {**os.environ, "CDK_DEFAULT_ACCOUNT": DEPLOYER_ACCOUNT, "CDK_OUTDIR": str(tmp_path),
+           "CDK_CONTEXT_JSON": json.dumps({**context, "env": "prod", "dr_tier": "pilot_light"})}
+    result = subprocess.run([sys.executable, "-m", "refarch.stacks.selfnest"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert "missing" not in manifest
+    environments = {artifact["environment"] for artifact in manifest["artifacts"].values()
+                    if artifact["type"] == "aws:cloudformation:stack"}
+    settings = load_settings("prod", dr_tier="pilot_light")
+    assert environments == {f"aws://{DEPLOYER_ACCOUNT}/{region}" for region in (settings.region, settings.dr.region)}
