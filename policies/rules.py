@@ -15,11 +15,23 @@ STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 WEB_APP = "azure-native:web:WebApp"
 KEY_VAULT = "azure-native:keyvault:Vault"
 APP_AUTHENTICATION = "azure-native:web:WebAppAuthSettingsV2"
+FTP_PUBLISHING = "azure-native:web:WebAppFtpAllowed"
+SCM_PUBLISHING = "azure-native:web:WebAppScmAllowed"
 
 # Environments (the `environment` tag every BabyBloom resource carries) whose data services must be private.
 PRIVATE_ENVIRONMENTS = frozenset({"prod"})
 # Fragments that only appear in shared-key credentials (connection strings, SAS tokens, Cosmos keys).
 CREDENTIAL_MARKERS = ("AccountKey=", "SharedAccessKey=", "SharedAccessSignature=", "sig=", "AccountEndpoint=")
+
+# The site-config properties a Flex Consumption app may carry. Flex answers 400 "The following site configuration
+# property (Site.SiteConfig.X) for Flex Consumption sites is invalid" to others: netFrameworkVersion (which the SDK's
+# SiteConfigArgs adds by default), ftpsState, linuxFxVersion, alwaysOn... (Microsoft's "Flex Consumption plan
+# deprecations"; pulumi-azure-native issue 4168). An allowlist, so a new SDK default is caught before Azure sees it.
+FLEX_SITE_CONFIG = frozenset({
+    "appSettings", "minTlsVersion", "scmMinTlsVersion", "minTlsCipherSuite", "http20Enabled", "cors",
+    "ipSecurityRestrictions", "ipSecurityRestrictionsDefaultAction", "scmIpSecurityRestrictions",
+    "scmIpSecurityRestrictionsDefaultAction", "scmIpSecurityRestrictionsUseMain",
+})
 
 Props = Mapping[str, Any]
 Check = Callable[[Props], "str | None"]
@@ -107,6 +119,16 @@ def _requires_sign_in(props: Props) -> str | None:
     return None
 
 
+def _flex_site_config(props: Props) -> str | None:
+    if get_path(props, "functionAppConfig") is None:
+        return None  # not a Flex Consumption app
+    rejected = sorted(set(get_path(props, "siteConfig") or {}) - FLEX_SITE_CONFIG)
+    if rejected:
+        return (f"siteConfig.{', siteConfig.'.join(rejected)}: not accepted on Flex Consumption (Azure answers 400); "
+                f"allowed: {', '.join(sorted(FLEX_SITE_CONFIG))}")
+    return None
+
+
 def _rbac_vault(props: Props) -> str | None:
     if get_path(props, "properties.enableRbacAuthorization") is not True:
         return "properties.enableRbacAuthorization must be True (Azure RBAC, not vault access policies)"
@@ -183,10 +205,16 @@ RULES: tuple[Rule, ...] = (
         _require_one_of("siteConfig.minTlsVersion", ("1.2", "1.3"), "older TLS versions are broken"),
     ),
     Rule(
-        "function-app-ftps-disabled",
-        "Function apps do not accept FTP or FTPS deployments.",
+        "function-app-flex-site-config",
+        "Flex Consumption apps carry only the site-config properties Flex accepts (others fail the deployment).",
         frozenset({WEB_APP}),
-        _require("siteConfig.ftpsState", "Disabled", "FTP uses basic-auth publishing credentials"),
+        _flex_site_config,
+    ),
+    Rule(
+        "publishing-basic-auth-disabled",
+        "FTP and SCM basic-auth publishing credentials are off: deployments authenticate with Entra ID.",
+        frozenset({FTP_PUBLISHING, SCM_PUBLISHING}),
+        _require("allow", False, "publishing credentials are shared secrets that bypass Entra ID"),
     ),
     Rule(
         "function-app-managed-identity",

@@ -62,7 +62,8 @@ BAD_VARIANTS: dict[str, tuple[str, str, Mutation]] = {
     "storage-https-only": ("dev", rules.STORAGE_ACCOUNT, _assign("enableHttpsTrafficOnly", False)),
     "function-app-https-only": ("dev", rules.WEB_APP, _remove("httpsOnly")),
     "function-app-tls12": ("dev", rules.WEB_APP, _assign("siteConfig.minTlsVersion", "1.0")),
-    "function-app-ftps-disabled": ("dev", rules.WEB_APP, _assign("siteConfig.ftpsState", "FtpsOnly")),
+    "function-app-flex-site-config": ("dev", rules.WEB_APP, _assign("siteConfig.ftpsState", "Disabled")),
+    "publishing-basic-auth-disabled": ("dev", rules.FTP_PUBLISHING, _assign("allow", True)),
     "function-app-managed-identity": ("dev", rules.WEB_APP, _remove("identity")),
     "function-app-no-keys-in-settings": (
         "dev",
@@ -83,6 +84,9 @@ MORE_BAD_VARIANTS: list[tuple[str, str, str, Mutation]] = [
     ),
     ("public-network-access-off-in-prod", "prod", rules.STORAGE_ACCOUNT, _remove("tags")),
     ("key-vault-purge-protection", "dev", rules.KEY_VAULT, _assign("properties.enableSoftDelete", False)),
+    # What web.SiteConfigArgs adds by default: Azure refuses it on Flex Consumption.
+    ("function-app-flex-site-config", "prod", rules.WEB_APP, _assign("siteConfig.netFrameworkVersion", "v4.6")),
+    ("publishing-basic-auth-disabled", "prod", rules.SCM_PUBLISHING, _remove("allow")),
     ("key-vault-rbac", "dev", rules.KEY_VAULT, _assign("properties.accessPolicies", [{"objectId": "someone"}])),
     (
         "function-app-no-keys-in-settings", "dev", rules.WEB_APP,

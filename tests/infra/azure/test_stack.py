@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 from refarch.constructs.azure import common
-from refarch.policies.rules import CREDENTIAL_MARKERS
+from refarch.policies.rules import CREDENTIAL_MARKERS, FLEX_SITE_CONFIG
 from refarch.stacks.babybloom import program
 from refarch.stacks.babybloom.config import StackSettings
 from refarch.tools import plan_azure
@@ -218,7 +218,10 @@ def test_function_app_is_flex_consumption_python_https_tls12_no_ftp(plan: Plan) 
     assert app["identity"] == {"type": "SystemAssigned"}
     assert app["siteConfig"]["minTlsVersion"] == "1.2"
     assert app["siteConfig"]["scmMinTlsVersion"] == "1.2"
-    assert app["siteConfig"]["ftpsState"] == "Disabled"
+    # Flex answers 400 to ftpsState and netFrameworkVersion; FTP is off through the publishing policies instead.
+    assert set(app["siteConfig"]) <= FLEX_SITE_CONFIG
+    assert plan.one("azure-native:web:WebAppFtpAllowed").inputs["allow"] is False
+    assert plan.one("azure-native:web:WebAppScmAllowed").inputs["allow"] is False
     functions = plan.settings.app.functions
     assert app["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
     assert app["functionAppConfig"]["scaleAndConcurrency"] == {
