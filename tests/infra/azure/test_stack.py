@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pytest
-from refarch.constructs.azure import common
+from refarch.constructs.azure import access, common
 from refarch.policies.rules import CREDENTIAL_MARKERS, FLEX_SITE_CONFIG
 from refarch.stacks.babybloom import program
 from refarch.stacks.babybloom.config import StackSettings
@@ -99,6 +100,25 @@ def test_cosmos_data_role_goes_to_the_function_identity_on_the_account(plan: Pla
     assert assignment["scope"] == account_id
     assert assignment["roleDefinitionId"] == f"{account_id}/sqlRoleDefinitions/{common.COSMOS_DATA_CONTRIBUTOR}"
     assert assignment["accountName"] == plan.one(COSMOS).outputs["name"]
+
+
+@pulumi_test
+def test_cosmos_role_assignment_id_is_a_deterministic_guid(plan: Plan) -> None:
+    assignment = plan.one(COSMOS_ROLE).inputs
+    given = assignment["roleAssignmentId"]
+    assert str(uuid.UUID(given)) == given  # a canonical GUID, as Cosmos DB requires, not the logical name
+    parts = (assignment["scope"], assignment["principalId"], assignment["roleDefinitionId"])
+    expected = uuid.uuid5(access.COSMOS_ROLE_ASSIGNMENT_NAMESPACE, "\n".join(part.lower() for part in parts))
+    assert given == str(expected)
+    # Case does not make another assignment (ARM ids compare case-insensitively); another principal does.
+    assert access.cosmos_role_assignment_id(*(part.upper() for part in parts)) == given
+    assert access.cosmos_role_assignment_id(parts[0], str(uuid.uuid4()), parts[2]) != given
+
+
+@pulumi_test
+def test_cosmos_role_assignment_ids_differ_between_stacks(plans: dict[str, Plan]) -> None:
+    ids = {stack: plan.one(COSMOS_ROLE).inputs["roleAssignmentId"] for stack, plan in plans.items()}
+    assert len(set(ids.values())) == len(ids)
 
 
 @pulumi_test
