@@ -124,10 +124,10 @@ class NetworkSettings(_Settings):
 
 
 class AuthenticationSettings(_Settings):
-    """Who signs users in: the Entra ID (External ID) app registration App Service authentication validates against.
+    """Who signs users in: the Entra ID (External ID) app registration whose access tokens the API accepts.
 
-    The functions app trusts the `X-MS-CLIENT-PRINCIPAL` header only because App Service authentication, with
-    "require authentication", strips any client-sent copy and sets it itself after validating the token.
+    App Service authentication validates them in front of the app, and the app verifies them again itself
+    (babybloom_app/tokens.py): signature against the tenant's keys, issuer, audience, expiry.
     """
 
     issuer: Annotated[str, Field(pattern=r"^https://[^\s/]+/\S+$")]

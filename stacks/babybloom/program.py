@@ -188,6 +188,9 @@ def build(settings: StackSettings) -> BabyBloom:
                 app_settings.REMINDERS_QUEUE_SERVICE_URI: storage.queue_endpoint,
                 app_settings.REMINDERS_CREDENTIAL: "managedidentity",
                 "KEY_VAULT_URI": vault.vault_uri,
+                # The app verifies every caller's access token against this tenant and audience itself.
+                app_settings.AUTH_ISSUER: app.authentication.issuer,
+                app_settings.AUTH_CLIENT_ID: app.authentication.client_id,
                 PACKAGE_HASH_SETTING: package.sha256,
             },
             subnet_id=network.function_subnet.id if network is not None else None,

@@ -8,7 +8,6 @@ real func.HttpRequest / TimerRequest / QueueMessage objects against those server
 from __future__ import annotations
 
 import base64
-import json
 import os
 import queue
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+import jwt
 import pytest
 from azure.cosmos import CosmosClient, DatabaseProxy, PartitionKey
 from azure.functions.queue import QueueMessage
@@ -38,8 +38,10 @@ BIN = ROOT / "node_modules" / ".bin"
 sys.path.insert(0, str(APP_DIR))
 
 import function_app  # noqa: E402
-from babybloom_app import runtime, settings  # noqa: E402
+from babybloom_app import identity, runtime, settings  # noqa: E402
 from refarch.stacks.babybloom.program import CONTAINERS, DATABASE, REMINDER_QUEUE  # noqa: E402
+
+from .identity_provider import LocalIdentityProvider  # noqa: E402
 
 # The local Cosmos server does not check keys, but the SDK needs one in key form; this one opens nothing anywhere.
 EMULATOR_KEY = base64.b64encode(b"local cosmosdb-server: any key").decode()
@@ -48,6 +50,8 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 START_TIMEOUT_SECONDS = 60
 TODAY = date(2026, 3, 2)  # a fixed "today" so dating and ranges are exact
+TENANT_ID = "7d3c0f4e-5b1a-4c8e-9f2d-1a2b3c4d5e6f"
+CLIENT_ID = "0b6f2d9a-8c4e-4f1b-a3d5-6e7f8a9b0c1d"
 
 
 @dataclass(frozen=True)
@@ -158,8 +162,22 @@ def local_servers() -> Iterator[LocalServers]:
         workspace.cleanup()
 
 
+_PROVIDER: list[LocalIdentityProvider] = []
+
+
 @pytest.fixture(scope="session")
-def app_settings(local_servers: LocalServers) -> dict[str, str]:
+def identity_provider() -> Iterator[LocalIdentityProvider]:
+    """The stand-in Entra ID tenant whose tokens the app accepts (principal() signs with it)."""
+    with LocalIdentityProvider(tenant_id=TENANT_ID, client_id=CLIENT_ID).running() as provider:
+        _PROVIDER.append(provider)
+        try:
+            yield provider
+        finally:
+            _PROVIDER.remove(provider)
+
+
+@pytest.fixture(scope="session")
+def app_settings(local_servers: LocalServers, identity_provider: LocalIdentityProvider) -> dict[str, str]:
     """What local.settings.json would hold for a developer: the emulators, and nothing that reaches Azure."""
     return {
         settings.COSMOS_ENDPOINT: local_servers.cosmos_endpoint,
@@ -167,6 +185,8 @@ def app_settings(local_servers: LocalServers) -> dict[str, str]:
         settings.COSMOS_EMULATOR_KEY: EMULATOR_KEY,
         settings.REMINDER_QUEUE: REMINDER_QUEUE,
         settings.REMINDERS_CONNECTION: local_servers.queue_connection_string,
+        settings.AUTH_ISSUER: identity_provider.issuer,
+        settings.AUTH_CLIENT_ID: identity_provider.client_id,
     }
 
 
@@ -214,10 +234,20 @@ def empty_store(database: DatabaseProxy, reminder_queue: QueueClient) -> Databas
     return database
 
 
-def principal(subject: str | None = None, *, provider: str = "aad") -> str:
-    claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier",
-               "val": subject or str(uuid.uuid4())}]
-    return base64.b64encode(json.dumps({"auth_typ": provider, "claims": claims}).encode()).decode()
+def principal(object_id: str | None = None) -> str:
+    """A valid access token of the test tenant for a user (a new user unless `object_id` names one)."""
+    assert _PROVIDER, "principal() needs the identity_provider fixture (the services fixture brings it)"
+    return _PROVIDER[-1].access_token(object_id or str(uuid.uuid4()))
+
+
+def signed_in(token: str) -> dict[str, str]:
+    """The request headers of a caller presenting `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def user_id_of(token: str) -> str:
+    """The user id the app derives from a token (its oid), for tests that look into the store."""
+    return identity.user_id_of(jwt.decode(token, options={"verify_signature": False})["oid"])
 
 
 def call(function: Any, request: Any) -> Any:
@@ -248,4 +278,5 @@ def snapshot(database: DatabaseProxy) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-__all__ = ["TODAY", "call", "function_app", "http", "principal", "queue_message", "snapshot"]
+__all__ = ["TODAY", "call", "function_app", "http", "principal", "queue_message", "signed_in", "snapshot",
+           "user_id_of"]
