@@ -20,6 +20,10 @@ SCM_PUBLISHING = "azure-native:web:WebAppScmAllowed"
 
 # Environments (the `environment` tag every BabyBloom resource carries) whose data services must be private.
 PRIVATE_ENVIRONMENTS = frozenset({"prod"})
+# The one storage account that keeps a public endpoint in prod: it holds only the function app's code package, so
+# that `pulumi up` can upload it from outside the VNet (writing still needs Entra ID and a role only the deployer has).
+PURPOSE_TAG = "purpose"
+DEPLOYMENT_PACKAGE = "deployment-package"
 # Fragments that only appear in shared-key credentials (connection strings, SAS tokens, Cosmos keys).
 CREDENTIAL_MARKERS = ("AccountKey=", "SharedAccessKey=", "SharedAccessSignature=", "sig=", "AccountEndpoint=")
 
@@ -82,6 +86,8 @@ def _private_in_prod(props: Props) -> str | None:
         return "tags.environment is missing, so it cannot be told whether public network access must be off"
     if environment not in PRIVATE_ENVIRONMENTS:
         return None
+    if get_path(props, f"tags.{PURPOSE_TAG}") == DEPLOYMENT_PACKAGE:
+        return None  # the code package's account (see PURPOSE_TAG)
     # Key Vault nests the setting under properties and spells it in lower case.
     access = get_path(props, "publicNetworkAccess") or get_path(props, "properties.publicNetworkAccess")
     if str(access).lower() != "disabled":
@@ -164,7 +170,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "public-network-access-off-in-prod",
-        "In prod, Cosmos DB, Storage and Key Vault are reachable through private endpoints only.",
+        "In prod, Cosmos DB, Storage and Key Vault are reachable through private endpoints only (except the account "
+        "tagged purpose=deployment-package, which holds only the code package the deployer uploads).",
         frozenset({COSMOS_ACCOUNT, STORAGE_ACCOUNT, KEY_VAULT}),
         _private_in_prod,
     ),

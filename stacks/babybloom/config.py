@@ -97,6 +97,27 @@ class NetworkSettings(_Settings):
     address_space: str
     function_subnet: str
     private_endpoint_subnet: str
+    # Public IPs (or ranges) of the machines that run `pulumi up` for a private stack. Empty: the deployment account
+    # accepts any network (Entra ID is still required to write); listed: only these and the function subnet.
+    deployer_ip_ranges: list[str]
+
+    @field_validator("deployer_ip_ranges")
+    @classmethod
+    def _public_ranges(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                network = ipaddress.IPv4Network(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not allowed (allowed: a public IPv4 address, e.g. what "
+                                 "`curl https://api.ipify.org` prints, or a range up to /30)") from None
+            if not network.is_global:
+                raise ValueError(f"{value!r} is not allowed (allowed: public addresses only; the storage firewall "
+                                 "ignores private ones)")
+            # Azure Storage IP rules take single addresses and ranges up to /30; /31 and /32 are refused.
+            if "/" in value and network.prefixlen > 30:
+                raise ValueError(f"{value!r} is not allowed (allowed: a range up to /30, or a single address "
+                                 "without a prefix)")
+        return values
 
     @field_validator("address_space", "function_subnet", "private_endpoint_subnet")
     @classmethod
@@ -120,6 +141,9 @@ class NetworkSettings(_Settings):
                 raise ValueError(f"{key}: {subnet} is not inside addressSpace {space}")
         if function.overlaps(endpoints):
             raise ValueError(f"functionSubnet {function} overlaps privateEndpointSubnet {endpoints}")
+        if self.deployer_ip_ranges and not self.private:
+            raise ValueError("deployerIpRanges: only used when private is true (then the deployment account is "
+                             "firewalled); leave it [] here")
         return self
 
 

@@ -104,6 +104,11 @@ ALL_BAD_IDS = [
 ]
 
 
+def _resource(plan: Plan, resource_type: str) -> Any:
+    """The resource a bad variant spoils: for storage, the host's account (the one holding data)."""
+    return plan.host_storage() if resource_type == rules.STORAGE_ACCOUNT else plan.one(resource_type)
+
+
 def _run(policy: ResourceValidationPolicy, resource_type: str, props: dict[str, Any]) -> list[str]:
     reported: list[str] = []
     args = ResourceValidationArgs(
@@ -154,7 +159,7 @@ def test_recorded_inputs_pass_every_policy(plan: Plan) -> None:
 def test_each_policy_catches_its_bad_variant(
     plans: dict[str, Plan], rule: str, stack: str, resource_type: str, mutate: Mutation
 ) -> None:
-    props = copy.deepcopy(plans[stack].one(resource_type).inputs)
+    props = copy.deepcopy(_resource(plans[stack], resource_type).inputs)
     assert _run(_policy(rule), resource_type, props) == []
     mutate(props)
     reported = _run(_policy(rule), resource_type, props)
@@ -163,9 +168,19 @@ def test_each_policy_catches_its_bad_variant(
 
 
 @pulumi_test
+def test_in_prod_only_the_package_account_keeps_a_public_endpoint(plans: dict[str, Plan]) -> None:
+    policy = _policy("public-network-access-off-in-prod")
+    package_account = copy.deepcopy(plans["prod"].deployment_storage().inputs)
+    assert package_account["publicNetworkAccess"] == "Enabled"
+    assert _run(policy, rules.STORAGE_ACCOUNT, package_account) == []
+    del package_account["tags"][rules.PURPOSE_TAG]
+    assert len(_run(policy, rules.STORAGE_ACCOUNT, package_account)) == 1
+
+
+@pulumi_test
 def test_private_access_is_not_demanded_outside_prod(plans: dict[str, Plan]) -> None:
     for resource_type in (rules.COSMOS_ACCOUNT, rules.STORAGE_ACCOUNT):
-        props = plans["dev"].one(resource_type).inputs
+        props = _resource(plans["dev"], resource_type).inputs
         assert props["publicNetworkAccess"] == "Enabled"
         assert _run(_policy("public-network-access-off-in-prod"), resource_type, props) == []
 

@@ -12,7 +12,7 @@ import pulumi
 import pytest
 from refarch.constructs.azure import access, common
 from refarch.policies.rules import CREDENTIAL_MARKERS, FLEX_SITE_CONFIG
-from refarch.stacks.babybloom import program
+from refarch.stacks.babybloom import offline, program
 from refarch.stacks.babybloom.config import StackSettings
 from refarch.tools import plan_azure
 
@@ -27,6 +27,7 @@ VAULT = "azure-native:keyvault:Vault"
 WEB_APP = "azure-native:web:WebApp"
 PLAN = "azure-native:web:AppServicePlan"
 ROLE = "azure-native:authorization:RoleAssignment"
+CONTAINER = "azure-native:storage:BlobContainer"
 INSIGHTS = "azure-native:applicationinsights:Component"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 ENDPOINT = "azure-native:network:PrivateEndpoint"
@@ -68,7 +69,7 @@ def test_no_key_or_credential_in_any_input(plan: Plan) -> None:
 @pulumi_test
 def test_function_settings_are_identity_based(plan: Plan) -> None:
     settings = _app_settings(plan)
-    storage = plan.one(STORAGE).outputs
+    storage = plan.host_storage().outputs
     assert settings["AzureWebJobsStorage__accountName"] == storage["name"]
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert "AzureWebJobsStorage" not in settings  # the plain form is a connection string with the account key
@@ -81,7 +82,7 @@ def test_function_settings_are_identity_based(plan: Plan) -> None:
     assert "connectionStrings" not in plan.one(WEB_APP).inputs["siteConfig"]
     deployment = plan.one(WEB_APP).inputs["functionAppConfig"]["deployment"]["storage"]
     assert deployment["authentication"] == {"type": "SystemAssignedIdentity"}
-    assert deployment["value"].startswith(storage["primaryEndpoints"]["blob"])
+    assert deployment["value"].startswith(plan.deployment_storage().outputs["primaryEndpoints"]["blob"])
 
 
 @pulumi_test
@@ -122,21 +123,29 @@ def test_cosmos_role_assignment_ids_differ_between_stacks(plans: dict[str, Plan]
 
 
 @pulumi_test
-def test_azure_roles_are_granted_to_the_function_identity_only(plan: Plan) -> None:
-    subscription = plan.id_of(STORAGE).split("/")[2]
+def test_azure_roles_go_to_the_function_identity_and_the_deployer_only_what_each_needs(plan: Plan) -> None:
+    subscription = plan.host_storage().outputs["id"].split("/")[2]
 
     def role(guid: str) -> str:
         return f"/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
-    granted = {(item.inputs["roleDefinitionId"], item.inputs["scope"]) for item in plan.all(ROLE)}
+    host, package_container = plan.host_storage().outputs["id"], plan.one(CONTAINER).outputs["id"]
+    granted = {(item.inputs["principalId"], item.inputs["roleDefinitionId"], item.inputs["scope"])
+               for item in plan.all(ROLE)}
+    app, deployer = _principal(plan), offline.CLIENT_CONFIG["objectId"]
     assert granted == {
-        (role(common.STORAGE_BLOB_DATA_OWNER), plan.id_of(STORAGE)),
-        (role(common.STORAGE_QUEUE_DATA_CONTRIBUTOR), plan.id_of(STORAGE)),
-        (role(common.KEY_VAULT_SECRETS_USER), plan.id_of(VAULT)),
-        (role(common.MONITORING_METRICS_PUBLISHER), plan.id_of(INSIGHTS)),
+        (app, role(common.STORAGE_BLOB_DATA_OWNER), host),
+        (app, role(common.STORAGE_QUEUE_DATA_CONTRIBUTOR), host),
+        (app, role(common.STORAGE_BLOB_DATA_CONTRIBUTOR), package_container),
+        (app, role(common.KEY_VAULT_SECRETS_USER), plan.id_of(VAULT)),
+        (app, role(common.MONITORING_METRICS_PUBLISHER), plan.id_of(INSIGHTS)),
+        # Whoever runs `pulumi up` may write the package container, and nothing else.
+        (deployer, role(common.STORAGE_BLOB_DATA_CONTRIBUTOR), package_container),
     }
-    assert {item.inputs["principalId"] for item in plan.all(ROLE)} == {_principal(plan)}
-    assert {item.inputs["principalType"] for item in plan.all(ROLE)} == {"ServicePrincipal"}
+    # The app's new identity is declared (no directory lookup while it replicates); the deployer may be a user or a
+    # service principal, so ARM looks it up.
+    assert {item.inputs.get("principalType") for item in plan.all(ROLE) if item.inputs["principalId"] == app} == {
+        "ServicePrincipal"}
 
 
 @pulumi_test
@@ -215,15 +224,17 @@ def test_cosmos_account_security_and_backup(plan: Plan) -> None:
 
 @pulumi_test
 def test_storage_is_keyless_private_to_readers_and_tls12(plan: Plan) -> None:
-    account = plan.one(STORAGE).inputs
-    assert account["kind"] == "StorageV2"
-    assert account["allowSharedKeyAccess"] is False
-    assert account["allowBlobPublicAccess"] is False
-    assert account["enableHttpsTrafficOnly"] is True
-    assert account["minimumTlsVersion"] == "TLS1_2"
-    container = plan.one("azure-native:storage:BlobContainer").inputs
+    for account in (plan.host_storage().inputs, plan.deployment_storage().inputs):
+        assert account["kind"] == "StorageV2"
+        assert account["allowSharedKeyAccess"] is False
+        assert account["allowBlobPublicAccess"] is False
+        assert account["enableHttpsTrafficOnly"] is True
+        assert account["minimumTlsVersion"] == "TLS1_2"
+    # The package has an account of its own; the host's account holds no package container.
+    container = plan.one(CONTAINER).inputs
     assert container["publicAccess"] == "None"
-    assert container["accountName"] == plan.one(STORAGE).outputs["name"]
+    assert container["containerName"] == program.DEPLOYMENT_CONTAINER
+    assert container["accountName"] == plan.deployment_storage().outputs["name"]
 
 
 @pulumi_test
@@ -293,7 +304,7 @@ def test_data_services_are_private_exactly_in_prod(plan: Plan) -> None:
     private = plan.settings.app.network.private
     expected = "disabled" if private else "enabled"
     assert plan.one(COSMOS).inputs["publicNetworkAccess"].lower() == expected
-    assert plan.one(STORAGE).inputs["publicNetworkAccess"].lower() == expected
+    assert plan.host_storage().inputs["publicNetworkAccess"].lower() == expected
     assert plan.one(VAULT).inputs["properties"]["publicNetworkAccess"].lower() == expected
     endpoints = {
         (connection["privateLinkServiceId"], group)
@@ -307,8 +318,8 @@ def test_data_services_are_private_exactly_in_prod(plan: Plan) -> None:
         return
     assert endpoints == {
         (plan.id_of(COSMOS), "Sql"),
-        (plan.id_of(STORAGE), "blob"),
-        (plan.id_of(STORAGE), "queue"),
+        (plan.host_storage().outputs["id"], "blob"),
+        (plan.host_storage().outputs["id"], "queue"),
         (plan.id_of(VAULT), "vault"),
     }
     subnets = {item.inputs["subnetName"]: item for item in plan.all(SUBNET)}

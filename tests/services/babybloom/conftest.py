@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import base64
 import os
-import queue
 import re
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -40,6 +36,8 @@ sys.path.insert(0, str(APP_DIR))
 import function_app  # noqa: E402
 from babybloom_app import identity, runtime, settings  # noqa: E402
 from refarch.stacks.babybloom.program import CONTAINERS, DATABASE, REMINDER_QUEUE  # noqa: E402
+
+from tests.servers import ServerProcess, wait_until  # noqa: E402
 
 from .identity_provider import LocalIdentityProvider  # noqa: E402
 
@@ -64,56 +62,6 @@ class LocalServers:
     def queue_connection_string(self) -> str:
         return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
                 f"QueueEndpoint={self.queue_endpoint};")
-
-
-class ServerProcess:
-    """A server in its own process group, with its output collected so start-up failures can be shown."""
-
-    def __init__(self, name: str, command: list[str], *, cwd: Path) -> None:
-        self.name = name
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        self.process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, start_new_session=True)
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: re.Pattern[str], deadline: float) -> re.Match[str]:
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.process.poll() is not None:
-                    break
-                continue
-            self.output.append(line)
-            if found := pattern.search(line):
-                return found
-        raise RuntimeError(f"{self.name} did not start (exit code {self.process.poll()}):\n{''.join(self.output)}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-def _wait_until(check: Callable[[], object], deadline: float, what: str) -> None:
-    while True:
-        try:
-            check()
-            return
-        except Exception as error:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not answer: {error}") from error
-            time.sleep(0.1)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -150,10 +98,10 @@ def local_servers() -> Iterator[LocalServers]:
             startup_seconds={},
         )
         client = CosmosClient(servers.cosmos_endpoint, credential=EMULATOR_KEY, connection_verify=False)
-        _wait_until(lambda: list(client.list_databases()), deadline, "cosmosdb-server")
+        wait_until(lambda: list(client.list_databases()), deadline, "cosmosdb-server")
         STARTUP_SECONDS["cosmosdb-server"] = servers.startup_seconds["cosmosdb-server"] = time.monotonic() - began
         queues = QueueServiceClient.from_connection_string(servers.queue_connection_string)
-        _wait_until(queues.get_service_properties, deadline, "azurite")
+        wait_until(queues.get_service_properties, deadline, "azurite")
         STARTUP_SECONDS["azurite"] = servers.startup_seconds["azurite"] = time.monotonic() - began
         yield servers
     finally:
