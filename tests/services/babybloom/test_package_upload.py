@@ -1,5 +1,6 @@
-"""The package upload's own code (constructs/azure/blob_upload.py) against Azurite over HTTPS with OAuth bearer
-tokens: no account key anywhere in the path, as against a real account with shared-key access off.
+"""The package upload's own code (constructs/azure/blob_upload.py, run by the Pulumi program at deploy) against
+Azurite over HTTPS with OAuth bearer tokens: no account key anywhere in the path, as against a real account with
+shared-key access off.
 
 Azurite checks a bearer token's issuer, audience and lifetime (`--oauth basic`, HTTPS only); the test hands the
 upload a TokenCredential that issues such tokens, and shows Azurite refusing a token for another audience, so a pass
