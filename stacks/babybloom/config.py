@@ -25,6 +25,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCATION_KEY = "azure-native:location"
 STACK_NAME_PATTERN = r"[a-z][a-z0-9]{1,7}"  # short: it ends up inside globally unique, length-limited names
 
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+
 # Cosmos DB autoscale: the maximum is set in steps of 1000 RU/s (it scales between 10 % of it and it).
 AUTOSCALE_STEP = 1000
 AUTOSCALE_RANGE = (1000, 1_000_000)
@@ -35,6 +37,7 @@ _PATTERN_HINTS = {
     "location": "an Azure region name such as westeurope",
     "issuer": "the https:// OpenID issuer of your Entra ID tenant, e.g. https://<tenant>.ciamlogin.com/<id>/v2.0",
     "clientId": "the application (client) id of your app registration, a GUID",
+    "secretOfficers": "Entra object ids (GUIDs) of the users, groups or service principals that write secrets",
 }
 
 
@@ -88,6 +91,9 @@ class CosmosSettings(_Settings):
 
 class KeyVaultSettings(_Settings):
     soft_delete_retention_days: Annotated[int, Field(ge=7, le=90)]
+    # Entra object ids (users, groups, service principals) that may write the vault's secrets (Key Vault Secrets
+    # Officer on this vault). The vault uses Azure RBAC: without such a grant nobody, the deployer included, can.
+    secret_officers: list[Annotated[str, Field(pattern=GUID_PATTERN)]]
 
 
 class NetworkSettings(_Settings):
@@ -155,7 +161,7 @@ class AuthenticationSettings(_Settings):
     """
 
     issuer: Annotated[str, Field(pattern=r"^https://[^\s/]+/\S+$")]
-    client_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
+    client_id: Annotated[str, Field(pattern=GUID_PATTERN)]
 
 
 class AppSettings(_Settings):

@@ -141,6 +141,8 @@ def build(settings: StackSettings) -> BabyBloom:
             tenant_id=client.tenant_id,
             soft_delete_retention_days=app.key_vault.soft_delete_retention_days,
             private=private,
+            secret_officers=tuple(app.key_vault.secret_officers),
+            subscription_id=client.subscription_id,
         ),
     )
     network = (
