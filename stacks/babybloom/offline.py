@@ -63,6 +63,8 @@ class PlannedResource:
     custom: bool
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    # Names of the resources this one waits for (depends_on, and components' children through them).
+    depends_on: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
@@ -155,6 +157,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=_plain(_without_provider(dict(rpc.deserialize_properties(request.object))))
                 if request.type != STACK_TYPE else {},
                 outputs=_plain(dict(registered.state)) if registered is not None else {},
+                depends_on=tuple(self._names.get(urn, urn) for urn in request.dependencies),
             )
         )
         return response

@@ -219,12 +219,14 @@ def build(settings: StackSettings) -> BabyBloom:
                 # The app verifies every caller's access token against this tenant and audience itself.
                 app_settings.AUTH_ISSUER: app.authentication.issuer,
                 app_settings.AUTH_CLIENT_ID: app.authentication.client_id,
-                PACKAGE_HASH_SETTING: package.sha256,
+                # The uploaded blob's hash (an output of the upload), so the app also waits for the upload itself.
+                PACKAGE_HASH_SETTING: package.blob.sha256,
             },
             subnet_id=network.function_subnet.id if network is not None else None,
             sign_in=SignInProvider(issuer=app.authentication.issuer, client_id=app.authentication.client_id),
         ),
-        # The app starts from the package, so the package is in place first.
+        # The app starts from the package, so the package is in place first. (A component's depends_on does not reach
+        # its children; the hash setting above carries the dependency to the site itself.)
         opts=pulumi.ResourceOptions(depends_on=[package]),
     )
     account_id = storage.account.id

@@ -105,6 +105,11 @@ def test_the_package_is_uploaded_to_the_deployment_container_and_pins_the_app(pl
     deployment = plan.one(WEB_APP).inputs["functionAppConfig"]["deployment"]["storage"]
     assert deployment["value"] == upload["container_url"]
     assert deployment["authentication"] == {"type": "SystemAssignedIdentity"}
+    # The order that makes the first `pulumi up` work: grant the deployer, then upload, then create the app on it.
+    grant = next(item for item in plan.all("azure-native:authorization:RoleAssignment")
+                 if item.name.endswith("-deployer-blob-data-contributor"))
+    assert grant.name in plan.one(UPLOAD).depends_on
+    assert plan.one(UPLOAD).name in plan.one(WEB_APP).depends_on
     # Nothing is written with the account key: azure-native's storage.Blob (which signs with it) is not used.
     assert plan.all("azure-native:storage:Blob") == []
 
