@@ -86,12 +86,8 @@ def _hs256_with_public_key(idp: LocalIdentityProvider) -> str:
     return f"{header}.{payload}.{signature}"
 
 
-@pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS.values()), ids=list(BAD_CREDENTIALS))
-@pytest.mark.parametrize(("function", "method", "url", "route", "body"), HTTP_FUNCTIONS, ids=FUNCTION_IDS)
-def test_without_a_verified_token_every_function_is_401(
-    services: runtime.Services, identity_provider: LocalIdentityProvider, database: Any, function: Any,
-    method: str, url: str, route: dict[str, str], body: bytes, credentials: TokenMaker,
-) -> None:
+def _assert_refused(identity_provider: LocalIdentityProvider, database: Any, function: Any, method: str, url: str,
+                    route: dict[str, str], body: bytes, credentials: TokenMaker) -> None:
     before = snapshot(database)
     request = func.HttpRequest(method, url, headers=credentials(identity_provider), route_params=route, body=body)
     response = call(function, request)
@@ -101,6 +97,27 @@ def test_without_a_verified_token_every_function_is_401(
     assert "\n" not in problem["detail"]
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert snapshot(database) == before
+
+
+# Every function behind the same check: the three ways in an attacker would try first.
+FIRST_TRIES = ("no credentials", "forged principal header alone", "forged signature")
+
+
+@pytest.mark.parametrize("attempt", FIRST_TRIES)
+@pytest.mark.parametrize(("function", "method", "url", "route", "body"), HTTP_FUNCTIONS, ids=FUNCTION_IDS)
+def test_without_a_verified_token_every_function_is_401(
+    services: runtime.Services, identity_provider: LocalIdentityProvider, database: Any, function: Any,
+    method: str, url: str, route: dict[str, str], body: bytes, attempt: str,
+) -> None:
+    _assert_refused(identity_provider, database, function, method, url, route, body, BAD_CREDENTIALS[attempt])
+
+
+@pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS.values()), ids=list(BAD_CREDENTIALS))
+def test_every_kind_of_bad_token_is_401_and_writes_nothing(
+    services: runtime.Services, identity_provider: LocalIdentityProvider, database: Any, credentials: TokenMaker,
+) -> None:
+    function, method, url, route, body = HTTP_FUNCTIONS[1]  # PUT /api/profile: a write
+    _assert_refused(identity_provider, database, function, method, url, route, body, credentials)
 
 
 @pytest.mark.parametrize(("function", "method", "url", "route", "body"), HTTP_FUNCTIONS, ids=FUNCTION_IDS)
