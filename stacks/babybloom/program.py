@@ -97,7 +97,8 @@ def build(settings: StackSettings) -> BabyBloom:
         "resource-group", resource_group_name=settings.name("rg"), location=settings.location, tags=settings.tags
     )
     place = Placement(resource_group_name=group.name, location=settings.location, tags=settings.tags)
-    short = f"bloom{settings.stack}"  # storage and vault names: globally unique, alphanumeric, at most 24 characters
+    # Storage and vault names: globally unique, alphanumeric, at most 24 characters with the provider's random suffix.
+    short = f"bloom{settings.stack}"
 
     observability = Observability(
         "observability",
@@ -167,7 +168,8 @@ def build(settings: StackSettings) -> BabyBloom:
         FunctionStorageArgs(
             placement=Placement(resource_group_name=group.name, location=settings.location,
                                 tags={**settings.tags, PURPOSE_TAG: DEPLOYMENT_PURPOSE}),
-            account_name_prefix=f"st{short}pkg",
+            # "pkg" instead of "bloom": with the provider's 8-character suffix it stays within 24 for any stack name.
+            account_name_prefix=f"stpkg{settings.stack}",
             sku=app.storage.sku,
             containers=(DEPLOYMENT_CONTAINER,),
             private=False,

@@ -374,3 +374,16 @@ def test_plan_tool_prints_and_writes_the_plan(tmp_path: Any, capsys: pytest.Capt
     children = [entry for entry in written if entry["parent"] is not None]
     names = {entry["name"] for entry in written}
     assert children and all(entry["parent"] in names for entry in children)
+
+
+# Azure's limit for storage account and Key Vault names, and what azure-native's auto-naming appends.
+GLOBAL_NAME_LIMIT, AUTONAME_SUFFIX = 24, 8
+LONGEST_STACK_NAME = 8  # config.STACK_NAME_PATTERN
+
+
+@pulumi_test
+def test_global_names_fit_for_the_longest_stack_name(plan: Plan) -> None:
+    for resource in plan.all(STORAGE) + plan.all(VAULT):
+        longest = len(resource.name) - len(plan.stack) + LONGEST_STACK_NAME
+        assert plan.stack in resource.name
+        assert longest + AUTONAME_SUFFIX <= GLOBAL_NAME_LIMIT, resource.name

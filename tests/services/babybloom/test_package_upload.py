@@ -166,7 +166,7 @@ def test_a_new_role_assignment_is_waited_for(monkeypatch: pytest.MonkeyPatch, pa
 
     monkeypatch.setattr("azure.storage.blob.BlobClient.upload_blob", upload_blob)
     slept: list[float] = []
-    upload_file(BlobTarget(container_url="https://stbloomdevpkg.blob.core.windows.net/app-package", blob_name="p.zip"),
+    upload_file(BlobTarget(container_url="https://stpkgdev.blob.core.windows.net/app-package", blob_name="p.zip"),
                 path=str(path), sha256=digest, content_type="application/zip", credential=BearerCredential(),
                 sleep=slept.append)
     assert len(attempts) == 3
@@ -187,7 +187,7 @@ def test_a_lasting_refusal_is_one_line_saying_what_to_do(
 
     monkeypatch.setattr("azure.storage.blob.BlobClient.upload_blob", upload_blob)
     with pytest.raises(UploadError) as raised:
-        upload_file(BlobTarget(container_url="https://stbloomdevpkg.blob.core.windows.net/app-package",
+        upload_file(BlobTarget(container_url="https://stpkgdev.blob.core.windows.net/app-package",
                                blob_name="p.zip"),
                     path=str(path), sha256=digest, content_type="application/zip", credential=BearerCredential(),
                     patience_seconds=0, sleep=lambda _: None)
