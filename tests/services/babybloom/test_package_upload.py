@@ -195,3 +195,19 @@ def test_a_lasting_refusal_is_one_line_saying_what_to_do(
     assert says in message
     assert f"403 {code}" in message
     assert "\n" not in message
+
+
+PROPS = {"container_url": "https://stpkgdev.blob.core.windows.net/app-package", "blob_name": "released-package.zip",
+         "path": "/home/ana/refarch/.build/a.zip", "sha256": "1" * 64, "content_type": "application/zip"}
+
+
+@pytest.mark.parametrize(("change", "changes", "replaces"), [
+    ({"path": "/ci/workspace/.build/a.zip"}, False, []),  # another machine, same bytes: nothing to do
+    ({"sha256": "2" * 64}, True, []),  # new code: uploaded over the old blob
+    ({"container_url": "https://stpkgprod.blob.core.windows.net/app-package"}, True, ["container_url"]),
+    ({"blob_name": "other.zip"}, True, ["blob_name"]),
+])
+def test_what_a_change_does_to_the_uploaded_blob(change: dict[str, str], changes: bool, replaces: list[str]) -> None:
+    diff = blob_upload.BlobUploadProvider().diff("id", dict(PROPS), {**PROPS, **change})
+    assert diff.changes is changes
+    assert list(diff.replaces or []) == replaces
