@@ -9,6 +9,7 @@ from refarch.constructs.aws.nag import add_compliance_checks
 
 from constructs import Construct
 
+from .account import ACCOUNT_STACK_NAME, AccountSettingsStack
 from .backup import BackupStack
 from .chat import ChatStack
 from .config import SelfnestSettings
@@ -22,7 +23,7 @@ from .web import WebStack
 
 class SelfnestEnvironment(Construct):
     """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -chat, -web, -backup and,
-    with a DR region, -dr.
+    with a DR region, -dr; plus selfnest-account, which every environment shares.
 
     A plain construct rather than a cdk.Stage: only the selected environment is ever built, and stacks inside a
     Stage are invisible to `cdk deploy --all` / `cdk destroy --all`.
@@ -37,12 +38,16 @@ class SelfnestEnvironment(Construct):
                     "termination_protection": settings.retain_data,
                     "description": f"Selfnest {settings.environment}: {part} tier"}
 
+        # Outside this environment's construct (no environment tags): dev and prod synthesize the same template.
+        self.account = AccountSettingsStack(scope, ACCOUNT_STACK_NAME,
+                                            env=cdk.Environment(account=account, region=settings.region))
         self.network = NetworkStack(self, "network", settings=settings, **stack_args("network"))
         self.data = DataStack(self, "data", settings=settings, network=self.network, **stack_args("data"))
         self.identity = IdentityStack(self, "identity", settings=settings, **stack_args("identity"))
         self.messaging = MessagingStack(self, "messaging", settings=settings, **stack_args("messaging"))
         self.chat = ChatStack(self, "chat", settings=settings, identity=self.identity, messaging=self.messaging,
                               **stack_args("chat"))
+        self.chat.add_stack_dependency(self.account)   # its stage logs only once the account's role is set
         self.web = WebStack(self, "web", settings=settings, network=self.network, data=self.data,
                             identity=self.identity, messaging=self.messaging, **stack_args("web"))
         # The DR-region stack comes before the backup stack (its bucket and vault are the replication and copy

@@ -30,6 +30,18 @@ class Assembly:
     template_files: dict[str, Path]
     findings: list[Finding] = field(default_factory=list)
     regions: dict[str, str] = field(default_factory=dict)   # by stack part, from the manifest's environment
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)   # by stack part, the manifest's entry
+
+    def dependencies(self, part: str) -> set[str]:
+        """Stack names `part` is deployed after (CDK passes them to the CLI as manifest dependencies)."""
+        names = {artifact_id: artifact["properties"].get("stackName", artifact_id)
+                 for artifact_id, artifact in self.manifest_artifacts().items()
+                 if artifact["type"] == "aws:cloudformation:stack"}
+        return {names[dependency] for dependency in self.artifacts[part].get("dependencies", [])
+                if dependency in names}
+
+    def manifest_artifacts(self) -> dict[str, dict[str, Any]]:
+        return dict(json.loads((self.outdir / "manifest.json").read_text(encoding="utf-8"))["artifacts"])
 
     def resources(self, part: str, resource_type: str) -> dict[str, Resource]:
         return {logical_id: resource for logical_id, resource in self.templates[part]["Resources"].items()
@@ -109,7 +121,9 @@ def synthesize(settings: SelfnestSettings, outdir: Path,
     templates = {part: json.loads(path.read_text(encoding="utf-8")) for part, path in files.items()}
     regions = {artifact["displayName"].split("/")[-1]: artifact["environment"].rsplit("/", 1)[-1]
                for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
-    return Assembly(settings, outdir, templates, files, findings, regions)
+    artifacts = {artifact["displayName"].split("/")[-1]: artifact for artifact in manifest["artifacts"].values()
+                 if artifact["type"] == "aws:cloudformation:stack"}
+    return Assembly(settings, outdir, templates, files, findings, regions, artifacts)
 
 
 def ref(logical_id: str) -> dict[str, str]:
