@@ -17,12 +17,14 @@ from .data import DataStack
 from .dr import DisasterRecoveryStack
 from .identity import IdentityStack
 from .messaging import MessagingStack
+from .monitoring import MonitoringStack
 from .network import NetworkStack
 from .web import WebStack
 
 
 class SelfnestEnvironment(Construct):
-    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -chat, -web, -backup and,
+    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -chat, -web, -monitoring,
+    -backup and,
     with a DR region, -dr; plus selfnest-account, which every environment shares.
 
     A plain construct rather than a cdk.Stage: only the selected environment is ever built, and stacks inside a
@@ -50,6 +52,11 @@ class SelfnestEnvironment(Construct):
         self.chat.add_stack_dependency(self.account)   # its stage logs only once the account's role is set
         self.web = WebStack(self, "web", settings=settings, network=self.network, data=self.data,
                             identity=self.identity, messaging=self.messaging, **stack_args("web"))
+        # Last in the primary region: it watches what the others built (found in their construct trees).
+        self.monitoring = MonitoringStack(
+            self, "monitoring", settings=settings, alarm_topic=self.messaging.alarms,
+            watched=[self.network, self.data, self.identity, self.messaging, self.chat, self.web],
+            **stack_args("monitoring"))
         # The DR-region stack comes before the backup stack (its bucket and vault are the replication and copy
         # targets) and after the data stack (pilot light replicates the database). Nothing is referenced across
         # regions: both sides build the names they share from settings.
