@@ -58,7 +58,6 @@ class Watched:
     """Everything in an environment that has metrics worth watching, by kind."""
 
     load_balancers: list[elbv2.ApplicationLoadBalancer] = field(default_factory=list)
-    target_groups: list[elbv2.ApplicationTargetGroup] = field(default_factory=list)
     services: list[ecs.FargateService] = field(default_factory=list)
     databases: list[rds.DatabaseInstance] = field(default_factory=list)
     functions: list[lambda_.Function] = field(default_factory=list)
@@ -72,7 +71,6 @@ class Watched:
         for scope in scopes:
             for node in scope.node.find_all():
                 for kind, attribute in ((elbv2.ApplicationLoadBalancer, "load_balancers"),
-                                        (elbv2.ApplicationTargetGroup, "target_groups"),
                                         (ecs.FargateService, "services"), (rds.DatabaseInstance, "databases"),
                                         (lambda_.Function, "functions"),
                                         (apigatewayv2.WebSocketStage, "websocket_stages")):
@@ -129,15 +127,26 @@ class ServiceMonitoring(Construct):
                     balancer.metrics.request_count(period=FIVE_MINUTES)], right=[elb_5xx, target_5xx]),
                 cloudwatch.GraphWidget(title="ALB p95 latency (s)", width=8, left=[latency]),
             ])
-        for group in watched.target_groups:
-            healthy = group.metrics.healthy_host_count(period=ONE_MINUTE, statistic="Minimum")
-            paging.append(self._alarm(
-                f"{group.node.id}NoHealthyTargets", healthy, threshold=1, periods=3,
-                comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, missing="breaching",
-                why="No API task has passed its health check for 3 minutes: every request gets 502/503. The "
-                    "metric stops only if the target group is gone, which is as bad."))
-            widgets[-1].append(cloudwatch.GraphWidget(title="Target health", width=8, left=[
-                healthy, group.metrics.unhealthy_host_count(period=ONE_MINUTE, statistic="Maximum")]))
+            # The balancer's own target groups: the ones beside it in its construct (CDK's group metrics would name
+            # the balancer by splitting a listener ARN: Fn::Split of a cross-stack Fn::GetStackOutput, which cfn-lint
+            # rejects and this reference does not need).
+            siblings = balancer.node.scope.node.find_all() if balancer.node.scope is not None else []
+            for group in (node for node in siblings if isinstance(node, elbv2.ApplicationTargetGroup)):
+                def target_metric(metric_name: str, statistic: str, group: elbv2.ApplicationTargetGroup = group,
+                                  balancer: elbv2.ApplicationLoadBalancer = balancer) -> cloudwatch.Metric:
+                    return cloudwatch.Metric(
+                        namespace="AWS/ApplicationELB", metric_name=metric_name, period=ONE_MINUTE,
+                        statistic=statistic, dimensions_map={"LoadBalancer": balancer.load_balancer_full_name,
+                                                             "TargetGroup": group.target_group_full_name})
+
+                healthy = target_metric("HealthyHostCount", "Minimum")
+                paging.append(self._alarm(
+                    f"{self._path_id(group)}NoHealthyTargets", healthy, threshold=1, periods=3,
+                    comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, missing="breaching",
+                    why="No API task has passed its health check for 3 minutes: every request gets 502/503. The "
+                        "metric stops only if the target group is gone, which is as bad."))
+                widgets[-1].append(cloudwatch.GraphWidget(title="Target health", width=8, left=[
+                    healthy, target_metric("UnHealthyHostCount", "Maximum")]))
         for service in watched.services:
             name = service.node.scope.node.id if service.node.scope is not None else service.node.id
             cpu, memory = service.metric_cpu_utilization(period=FIVE_MINUTES), \

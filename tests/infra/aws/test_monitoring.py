@@ -4,7 +4,6 @@ covered, every alarm notifies someone, and the budget follows config."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,10 +42,6 @@ def resolve_dimension(assembly: Assembly, namespace: str, name: str, value: Any,
     """The resource a metric dimension names, or an AssertionError saying why it names none."""
     assert (namespace, name) in DIMENSIONS, f"unexpected dimension {namespace} {name}"
     resource_type, attribute = DIMENSIONS[(namespace, name)]
-    if isinstance(value, dict) and "Fn::Join" in value and value["Fn::Join"][0] == "":
-        value = {"Composite": value["Fn::Join"][1]}
-    if isinstance(value, dict) and "Composite" in value:
-        return resolve_split_arn(assembly, resource_type, value["Composite"])
     source, value = producer(assembly, value, consumer)
     candidates = [(part, logical_id, resource) for part, logical_id, resource in assembly.all_resources(resource_type)
                   if isinstance(value, str) or part == source]
@@ -60,24 +55,6 @@ def resolve_dimension(assembly: Assembly, namespace: str, name: str, value: Any,
                  if value == {"Fn::GetAtt": [logical_id, attribute]}]
     assert len(found) == 1, f"{namespace} {name}={value} names {len(found)} {resource_type} resources"
     return found[0]
-
-
-def resolve_split_arn(assembly: Assembly, resource_type: str, pieces: list[Any]) -> Target:
-    """CDK names a target group's load balancer by the path of its listener's ARN: app/<name>/<id>, written as
-    Fn::Select 1..3 of Fn::Split('/', listener ARN). Follow the listener to its load balancer."""
-    selected = [piece["Fn::Select"] for piece in pieces if not isinstance(piece, str)]
-    assert [index for index, _ in selected] == [1, 2, 3] and "".join(p for p in pieces if isinstance(p, str)) == "//"
-    [source] = {json.dumps(split["Fn::Split"]) for _, split in selected}
-    separator, arn = json.loads(source)
-    assert separator == "/"
-    part, listener = producer(assembly, arn, "monitoring")
-    [resource] = [resource for logical_id, resource
-                  in assembly.resources(part, "AWS::ElasticLoadBalancingV2::Listener").items()
-                  if listener == {"Ref": logical_id}]
-    balancer = resource["Properties"]["LoadBalancerArn"]
-    [found] = [(part, logical_id) for logical_id in assembly.resources(part, resource_type)
-               if balancer == {"Ref": logical_id}]
-    return found
 
 
 def alarm_metrics(properties: dict[str, Any]) -> Iterator[tuple[str, str, list[dict[str, Any]]]]:
@@ -108,9 +85,7 @@ def dashboard_widgets(assembly: Assembly) -> list[dict[str, Any]]:
     def restore(value: Any) -> Any:
         if isinstance(value, str) and value in tokens:
             return tokens[value]
-        if isinstance(value, str) and "@token" in value:   # a string CDK built from several tokens
-            pieces = re.split(r"(@token\d+@)", value)
-            return {"Composite": [tokens.get(piece, piece) for piece in pieces if piece]}
+        assert not (isinstance(value, str) and "@token" in value), f"a dimension built from pieces: {value}"
         if isinstance(value, list):
             return [restore(item) for item in value]
         if isinstance(value, dict):
@@ -139,7 +114,7 @@ def test_every_dashboard_metric_names_a_resource_in_the_templates(assembly: Asse
         for metric in widget["properties"].get("metrics", []):
             namespace, _name, *rest = metric
             dimensions = [item for item in rest if not isinstance(item, dict) or not {
-                "Fn::GetStackOutput", "Ref", "Fn::GetAtt", "Composite"}.isdisjoint(item)]
+                "Fn::GetStackOutput", "Ref", "Fn::GetAtt"}.isdisjoint(item)]
             assert len(dimensions) % 2 == 0, metric
             for name, value in zip(dimensions[::2], dimensions[1::2], strict=True):
                 resolve_dimension(assembly, namespace, name, value)
