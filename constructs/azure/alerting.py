@@ -31,7 +31,7 @@ STORAGE_AVAILABILITY_PERCENT = 99
 
 @dataclass(frozen=True, kw_only=True)
 class BudgetLimits:
-    monthly_amount: float                    # in the subscription's billing currency
+    monthly_amount: int                      # in the subscription's billing currency
     actual_alert_percents: Sequence[int]
     forecast_alert_percents: Sequence[int]
 

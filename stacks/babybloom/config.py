@@ -142,7 +142,7 @@ AlertPercent = Annotated[int, Field(ge=1, le=1000)]
 class BudgetSettings(_Settings):
     """A monthly budget over the stack's resource group, in the subscription's billing currency."""
 
-    monthly_amount: Annotated[float, Field(gt=0, le=1_000_000)]
+    monthly_amount: Annotated[int, Field(ge=1, le=1_000_000)]   # the ARM schema takes whole units
     actual_alert_percents: Annotated[list[AlertPercent], Field(min_length=1)]
     forecast_alert_percents: list[AlertPercent] = Field(default_factory=list)
 

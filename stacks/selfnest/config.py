@@ -437,8 +437,8 @@ class ChatSettings(_Settings):
         return self
 
 
-# AWS Budgets allows up to 5 notifications per budget (each actual or forecast threshold is one).
-MAX_BUDGET_NOTIFICATIONS = 5
+# AWS Budgets allows up to 10 notifications per budget (each actual or forecast threshold is one).
+MAX_BUDGET_NOTIFICATIONS = 10
 AlertPercent = Annotated[int, Field(ge=1, le=1000)]
 
 

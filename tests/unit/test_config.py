@@ -295,9 +295,9 @@ def test_an_ses_sender_outside_its_verified_domain_is_refused(tmp_path: Path) ->
 
 
 def test_more_budget_alerts_than_aws_allows_are_refused(tmp_path: Path) -> None:
-    write_config(tmp_path, {"operations.budget.actual_alert_percents": [25, 50, 75, 100],
-                            "operations.budget.forecast_alert_percents": [80, 100]})
-    assert "AWS Budgets allows at most 5 notifications" in error_for(tmp_path)
+    write_config(tmp_path, {"operations.budget.actual_alert_percents": [10, 20, 30, 40, 50, 60, 70, 80],
+                            "operations.budget.forecast_alert_percents": [80, 90, 100]})
+    assert "11 alert thresholds; AWS Budgets allows at most 10 notifications" in error_for(tmp_path)
 
 
 def test_the_budget_cost_tag_must_be_one_of_the_tags(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from refarch.constructs.azure.alerting import first_of_this_month
 from refarch.stacks.babybloom.config import ConfigError, read_stack_file, settings_from_config
 
-from .conftest import Plan
+from .conftest import Plan, pulumi_test
 
 ACTION_GROUP = "azure-native:monitor:ActionGroup"
 METRIC_ALERT = "azure-native:monitor:MetricAlert"
@@ -31,6 +31,7 @@ def alert_on(plan: Plan, scope_type: str, metric: str) -> Any:
     return found[0]
 
 
+@pulumi_test
 def test_the_action_group_emails_the_configured_address(plan: Plan) -> None:
     group = plan.one(ACTION_GROUP)
     assert [receiver["emailAddress"] for receiver in group.inputs["emailReceivers"]] == [
@@ -38,6 +39,7 @@ def test_the_action_group_emails_the_configured_address(plan: Plan) -> None:
     assert group.inputs["enabled"] is True and len(group.inputs["groupShortName"]) <= 12
 
 
+@pulumi_test
 def test_every_alert_notifies_the_action_group_and_explains_itself(plan: Plan) -> None:
     group_id = plan.id_of(ACTION_GROUP)
     alerts = plan.all(METRIC_ALERT)
@@ -48,6 +50,7 @@ def test_every_alert_notifies_the_action_group_and_explains_itself(plan: Plan) -
         assert alert.inputs["criteria"]["odataType"] == "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria"
 
 
+@pulumi_test
 def test_function_failures_cosmos_throttling_and_storage_availability_are_alerted(plan: Plan) -> None:
     failures = alert_on(plan, "azure-native:applicationinsights:Component", "requests/failed")
     assert criteria(failures)["operator"] == "GreaterThanOrEqual"
@@ -57,6 +60,7 @@ def test_function_failures_cosmos_throttling_and_storage_availability_are_alerte
     assert criteria(availability)["operator"] == "LessThan"
 
 
+@pulumi_test
 def test_request_unit_alert_fits_the_capacity_mode(plan: Plan) -> None:
     operations, cosmos = plan.settings.app.operations, plan.settings.app.cosmos
     if cosmos.capacity_mode == "serverless":
@@ -68,6 +72,7 @@ def test_request_unit_alert_fits_the_capacity_mode(plan: Plan) -> None:
         assert criteria(alert)["timeAggregation"] == "Maximum"
 
 
+@pulumi_test
 def test_the_budget_covers_the_resource_group_with_the_configured_thresholds(plan: Plan) -> None:
     budget_settings = plan.settings.app.operations.budget
     budget = plan.one(BUDGET)
@@ -84,16 +89,19 @@ def test_the_budget_covers_the_resource_group_with_the_configured_thresholds(pla
         assert notification["contactGroups"] == [plan.id_of(ACTION_GROUP)]
 
 
+@pulumi_test
 def test_dev_budget_is_the_lower_one(plans: dict[str, Plan]) -> None:
     assert plans["dev"].settings.app.operations.budget.monthly_amount < \
         plans["prod"].settings.app.operations.budget.monthly_amount
 
 
+@pulumi_test
 def test_budgets_start_on_the_first_of_the_current_month() -> None:
     import datetime
     assert first_of_this_month(datetime.date(2026, 12, 2)) == "2026-12-01T00:00:00Z"
 
 
+@pulumi_test
 @pytest.mark.parametrize(("edit", "message"), [
     ({"serverlessRequestUnitsPerHour": None}, "required when cosmos.capacityMode is serverless"),
     ({"budget": {"monthlyAmount": 20, "actualAlertPercents": [10, 20, 30, 40, 50], "forecastAlertPercents": [100]}},
