@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from refarch.stacks.selfnest.account import ACCOUNT_STACK_NAME
+from refarch.tools.synth import summarize
 
 from .assembly import Assembly
 
@@ -41,3 +42,10 @@ def test_make_destroy_removes_this_environments_stacks_and_never_the_account_sta
     chosen = {part for part, artifact in assembly.artifacts.items()
               if fnmatch.fnmatchcase(artifact["displayName"], pattern)}
     assert chosen == set(assembly.artifacts) - {ACCOUNT_STACK_NAME}
+
+
+def test_the_synth_summary_names_every_stack_including_the_account_stack(assembly: Assembly) -> None:
+    """`make synth` prints one line per stack; a stack under the app itself has no stackName in the manifest."""
+    names = {summary.name for summary in summarize(assembly.outdir)}
+    assert names == {assembly.settings.name(part) for part in assembly.templates if part != ACCOUNT_STACK_NAME} | {
+        ACCOUNT_STACK_NAME}
