@@ -8,7 +8,7 @@ come from the constructs themselves (names and dimensions are their attributes),
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aws_cdk as cdk
@@ -20,6 +20,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_sam as sam
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
@@ -64,6 +66,8 @@ class Watched:
     queues: list[sqs.Queue] = field(default_factory=list)              # queues that feed a consumer
     dead_letter_queues: list[sqs.Queue] = field(default_factory=list)  # (their own depth alarms live beside them)
     websocket_stages: list[apigatewayv2.WebSocketStage] = field(default_factory=list)
+    # Secret rotation runs in a Serverless Application Repository stack: known by its function name only.
+    rotation_function_names: list[str] = field(default_factory=list)
 
     @classmethod
     def in_scopes(cls, scopes: Sequence[Construct]) -> Watched:
@@ -78,6 +82,11 @@ class Watched:
                         getattr(watched, attribute).append(node)
                 if isinstance(node, sqs.Queue):
                     watched.queues.append(node)
+                if isinstance(node, secretsmanager.SecretRotation):
+                    application = node.node.default_child
+                    parameters = application.parameters if isinstance(application, sam.CfnApplication) else None
+                    if isinstance(parameters, Mapping):
+                        watched.rotation_function_names.append(parameters["functionName"])
         dead_letters = {id(queue.dead_letter_queue.queue) for queue in watched.queues
                         if queue.dead_letter_queue is not None}
         watched.dead_letter_queues = [queue for queue in watched.queues if id(queue) in dead_letters]
@@ -215,6 +224,15 @@ class ServiceMonitoring(Construct):
             self._alarm(f"{label}Throttles", function_throttles, threshold=FUNCTION_THROTTLES,
                         missing="not_breaching",
                         why="Lambda refused to run the function: the account's concurrency is exhausted.")
+        for function_name in watched.rotation_function_names:
+            rotation_errors = cloudwatch.Metric(namespace="AWS/Lambda", metric_name="Errors", label="SecretRotation",
+                                                dimensions_map={"FunctionName": function_name},
+                                                period=FIVE_MINUTES, statistic="Sum")
+            errors.append(rotation_errors)
+            self._alarm(f"{function_name[-40:]}Errors", rotation_errors, threshold=1, missing="not_breaching",
+                        why="Rotating the database secret failed: the old password stays valid, but the next "
+                            "rotation retries and the log group /aws/lambda/<function> says why (usually the "
+                            "database or the Secrets Manager endpoint unreachable from the app subnets).")
         widgets.append([
             cloudwatch.GraphWidget(title="Function errors", width=8, left=errors),
             cloudwatch.GraphWidget(title="Function throttles", width=8, left=throttles),

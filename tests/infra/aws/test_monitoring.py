@@ -43,6 +43,11 @@ def resolve_dimension(assembly: Assembly, namespace: str, name: str, value: Any,
     assert (namespace, name) in DIMENSIONS, f"unexpected dimension {namespace} {name}"
     resource_type, attribute = DIMENSIONS[(namespace, name)]
     source, value = producer(assembly, value, consumer)
+    if (namespace, name) == ("AWS/Lambda", "FunctionName") and isinstance(value, str):
+        # Secret rotation: a Serverless Application Repository stack's function, named by its parameter.
+        return next((part, logical_id) for part, logical_id, application
+                    in assembly.all_resources("AWS::Serverless::Application")
+                    if application["Properties"]["Parameters"].get("functionName") == value)
     candidates = [(part, logical_id, resource) for part, logical_id, resource in assembly.all_resources(resource_type)
                   if isinstance(value, str) or part == source]
     if isinstance(value, str):   # a literal must equal the named property of exactly one resource
@@ -139,7 +144,7 @@ def test_every_function_queue_load_balancer_database_and_chat_stage_is_alarmed(a
     primary = {part for part, region in assembly.regions.items() if region == assembly.settings.region}
     expected: set[Target] = set()
     for resource_type in ("AWS::SQS::Queue", "AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::RDS::DBInstance",
-                          "AWS::ApiGatewayV2::Stage"):
+                          "AWS::ApiGatewayV2::Stage", "AWS::Serverless::Application"):
         expected.update((part, logical_id) for part, logical_id, _ in assembly.all_resources(resource_type)
                         if part in primary)
     expected.update((part, logical_id) for part, logical_id, function
