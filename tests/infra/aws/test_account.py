@@ -24,9 +24,14 @@ def test_only_the_account_stack_sets_api_gateways_cloudwatch_role(assembly: Asse
 
 
 def test_every_environment_synthesizes_the_same_account_stack(dev: Assembly, prod: Assembly) -> None:
-    """dev and prod deploy one stack in a shared account and region: any difference would flip it back and forth."""
+    """dev and prod deploy one stack in a shared account and region: any difference would flip it back and forth.
+    Only the deploy refusal differs while an environment's config holds placeholders (then nothing deploys)."""
     assert dev.regions[ACCOUNT_STACK_NAME] == prod.regions[ACCOUNT_STACK_NAME]
-    assert dev.templates[ACCOUNT_STACK_NAME] == prod.templates[ACCOUNT_STACK_NAME]
+
+    def deployed(template: dict[str, object]) -> dict[str, object]:
+        return {section: body for section, body in template.items() if section != "Rules"}
+
+    assert deployed(dev.templates[ACCOUNT_STACK_NAME]) == deployed(prod.templates[ACCOUNT_STACK_NAME])
 
 
 def test_the_account_stack_is_termination_protected_and_deployed_before_the_chat(assembly: Assembly) -> None:
