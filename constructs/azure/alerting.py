@@ -5,7 +5,7 @@ Microsoft.Consumption budget over the resource group with actual and forecast th
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -49,7 +49,9 @@ class AlertingArgs:
     cosmos_account_id: pulumi.Input[str]
     # None: the account is serverless (no RU/s to saturate); alert on request units spent per hour instead.
     cosmos_serverless_request_units_per_hour: int | None
-    storage_account_id: pulumi.Input[str]
+    # Storage accounts the app needs, by role: the host's (leases, reminder queue) and the code package's (Flex reads
+    # the package whenever it starts an instance).
+    storage_accounts: Mapping[str, pulumi.Input[str]]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,11 +119,12 @@ class Alerting(pulumi.ComponentResource):
                        description="Cosmos DB answered 429 (too many requests) 10 times in 15 minutes: users wait "
                                    "on retries."),
             ru_rule,
-            MetricRule(name="storage-availability", scope=args.storage_account_id,
-                       namespace="Microsoft.Storage/storageAccounts", metric="Availability", aggregation="Average",
-                       operator="LessThan", threshold=STORAGE_AVAILABILITY_PERCENT, severity=1,
-                       description="Storage availability below 99 %: the Functions host's leases, the deployment "
-                                   "package and the reminder queue live there."),
+            *(MetricRule(name=f"storage-availability-{role}", scope=account_id,
+                         namespace="Microsoft.Storage/storageAccounts", metric="Availability", aggregation="Average",
+                         operator="LessThan", threshold=STORAGE_AVAILABILITY_PERCENT, severity=1,
+                         description=f"Storage availability below 99 % on the {role} account: the Functions host's "
+                                     "leases and reminder queue, or the code package new instances start from.")
+              for role, account_id in args.storage_accounts.items()),
         )
         self.alerts = {rule.name: self._alert(name, rule, place, child) for rule in rules}
 

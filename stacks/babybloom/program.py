@@ -294,7 +294,7 @@ def build(settings: StackSettings) -> BabyBloom:
             insights_id=observability.insights.id,
             cosmos_account_id=cosmos.account.id,
             cosmos_serverless_request_units_per_hour=operations.serverless_request_units_per_hour,
-            storage_account_id=storage.account.id,
+            storage_accounts={"host": storage.account.id, "package": deployment_storage.account.id},
         ),
     )
     return BabyBloom(
