@@ -20,7 +20,8 @@ BLOB_ROLES = {"b7e6dc6d-f1e8-4753-8033-0f276bb0955b",   # Storage Blob Data Owne
 def grade() -> list[Check]:
     resources = offline.plan("dev")
     [app] = [item for item in resources if item.type == WEB_APP]
-    [storage] = [item for item in resources if item.type == STORAGE]
+    # The host's account (AzureWebJobsStorage), not the code-package account beside it.
+    [storage] = [item for item in resources if item.type == STORAGE and item.parent == "storage"]
     settings: dict[str, Any] = {item["name"]: item["value"] for item in app.inputs["siteConfig"]["appSettings"]}
     principal = app.outputs["identity"]["principalId"]
     blob_grants = [item.inputs for item in resources if item.type == ROLE
