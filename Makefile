@@ -29,7 +29,7 @@ help:
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
 	@echo "make lab LAB=NN             grade one learning lab offline (docs/labs/); make labs lists them"
-	@echo "make deploy|destroy ENV=..  cdk deploy/destroy --all into your own AWS account (needs credentials)"
+	@echo "make deploy|destroy ENV=..  cdk deploy --all / destroy this env's stacks in your own AWS account (needs credentials)"
 
 $(PY_STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -109,8 +109,9 @@ deploy: bootstrap
 	$(PY) -m refarch.tools.preflight --env $(ENV) $(DR_TIER_ARGS)
 	cdk deploy --all -c env=$(ENV) $(DR_TIER_CONTEXT)
 
+# Only this environment's stacks: selfnest-account (account-wide settings other environments rely on) stays.
 destroy: bootstrap
-	cdk destroy --all -c env=$(ENV) $(DR_TIER_CONTEXT)
+	cdk destroy -c env=$(ENV) $(DR_TIER_CONTEXT) 'selfnest-$(ENV)/*'
 
 clean:
 	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache

@@ -22,8 +22,12 @@ def grade() -> list[Check]:
     consumers = [function["Properties"] for function in resources(template, "AWS::Lambda::Function").values()
                  if "Handler" in function["Properties"] and function["Properties"]["Handler"].endswith(".handler")
                  and function["Properties"]["Handler"].split(".")[0] in {"notifications", "audit"}]
+    # The session-events topic's subscriptions (the alarm topic's email subscriber is not part of the fan-out).
+    events_topics = [{"Ref": topic_id} for topic_id, topic in resources(template, "AWS::SNS::Topic").items()
+                     if str(topic["Properties"].get("TopicName", "")).endswith("session-events")]
     subscriptions = [subscription["Properties"]
-                     for subscription in resources(template, "AWS::SNS::Subscription").values()]
+                     for subscription in resources(template, "AWS::SNS::Subscription").values()
+                     if subscription["Properties"]["TopicArn"] in events_topics]
     alarms = [alarm["Properties"] for alarm in resources(template, "AWS::CloudWatch::Alarm").values()]
     four_days = 4 * 24 * 3600
     minimum = min_visibility_timeout(CONSUMER_TIMEOUT)

@@ -45,13 +45,14 @@ def synthesize(environment: str, outdir: Path, dr_tier: str | None = None) -> su
 def summarize(outdir: Path) -> list[StackSummary]:
     manifest = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
     summaries = []
-    for artifact in manifest["artifacts"].values():
+    for artifact_id, artifact in manifest["artifacts"].items():
         if artifact["type"] != "aws:cloudformation:stack":
             continue
         template_path = outdir / artifact["properties"]["templateFile"]
         template = json.loads(template_path.read_text(encoding="utf-8"))
-        summaries.append(StackSummary(artifact["properties"]["stackName"], len(template.get("Resources", {})),
-                                      template_path))
+        # The manifest omits stackName when it equals the artifact id (a stack directly under the app).
+        summaries.append(StackSummary(artifact["properties"].get("stackName", artifact_id),
+                                      len(template.get("Resources", {})), template_path))
     return summaries
 
 

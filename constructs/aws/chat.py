@@ -21,7 +21,7 @@ from aws_cdk import aws_kms as kms
 
 from constructs import Construct
 
-from .encryption import EncryptedLogGroup, removal_policy
+from .encryption import EncryptedLogGroup
 from .functions import BundledPythonFunction, FunctionShape
 from .nag import acknowledge
 from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
@@ -164,7 +164,6 @@ class SessionChat(Construct):
                                                    burst_limit=shape.throttle_burst),
             access_log_settings=_AccessLogs(
                 apigatewayv2.LogGroupLogDestination(self.access_logs.log_group)))
-        self.stage.node.add_dependency(ApiGatewayLoggingRole(self, "LoggingRole", retain_data=retain_data))
 
         stack = cdk.Stack.of(self)
         post_to_connections = iam.PolicyStatement(
@@ -219,25 +218,3 @@ class SessionChat(Construct):
         return (f"arn:{shown(stack.partition, 'AWS::Partition')}:execute-api:{shown(stack.region, 'AWS::Region')}"
                 f":{shown(stack.account, 'AWS::AccountId')}:<{api_id}>/{stage_name}/POST/@connections/*")
 
-
-class ApiGatewayLoggingRole(Construct):
-    """The role API Gateway needs (once per account and region) before any WebSocket stage may write access logs.
-
-    It is an account-wide setting. Prod retains the role when the stack goes, so other APIs' logging keeps working;
-    dev removes it like everything else (set the account's role again if other APIs in that account log).
-    """
-
-    def __init__(self, scope: Construct, id: str, *, retain_data: bool) -> None:
-        super().__init__(scope, id)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
-                        description="API Gateway: write access and execution logs to CloudWatch Logs",
-                        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
-                            "service-role/AmazonAPIGatewayPushToCloudWatchLogs")])
-        role.apply_removal_policy(removal_policy(retain_data=retain_data))
-        account = apigateway.CfnAccount(self, "Account", cloud_watch_role_arn=role.role_arn)
-        account.apply_removal_policy(removal_policy(retain_data=retain_data))
-        acknowledge(role, {
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AmazonAPIGatewayPushToCloudWatchLogs]": "AWS's managed policy for exactly this role: API Gateway may "
-                                                     "create log groups and streams and put events, nothing else.",
-        })

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -10,6 +10,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_sam as sam
 from aws_cdk import aws_secretsmanager as secretsmanager
 
 from constructs import Construct
@@ -150,7 +151,8 @@ class PrivateDatabase(Construct):
         self.connections.allow_default_port_from(clients)
         secrets_endpoint.connections.allow_default_port_from(clients)
         # The rotation function runs in the app tier with the app security group, so the database still admits
-        # exactly one source; it reaches Secrets Manager through the VPC endpoint (no NAT needed in dev).
+        # exactly one source. It calls the standard Secrets Manager endpoint, which the VPC endpoint's private DNS
+        # answers inside the VPC (no NAT needed in dev); naming the endpoint's own DNS name would bypass that.
         self.rotation = secretsmanager.SecretRotation(
             self, "Rotation",
             application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
@@ -159,9 +161,18 @@ class PrivateDatabase(Construct):
             vpc=vpc,
             vpc_subnets=rotation_subnets,
             security_group=clients,
-            endpoint=secrets_endpoint,
             automatically_after=cdk.Duration.days(shape.secret_rotation_days),
         )
+        # The rotation function lives in a Serverless Application Repository stack that makes no log group: create
+        # its default one first, encrypted and expiring, so it is neither plaintext nor left behind on delete.
+        application = self.rotation.node.default_child
+        assert isinstance(application, sam.CfnApplication)
+        rotation_parameters = application.parameters
+        assert isinstance(rotation_parameters, Mapping)
+        self.rotation_logs = EncryptedLogGroup(
+            self, "RotationLogs", key=key, retention_days=shape.log_retention_days, retain_data=retain_data,
+            name=f"/aws/lambda/{rotation_parameters['functionName']}")
+        application.node.add_dependency(self.rotation_logs)
         self.key = key
         self.endpoint = self.instance.instance_endpoint
         self.port = POSTGRES_PORT

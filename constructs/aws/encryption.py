@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from .retention import LOG_RETENTION_DAYS
 
@@ -61,3 +63,41 @@ class EncryptedLogGroup(Construct):
             retention=RETENTION_BY_DAYS[retention_days],
             removal_policy=removal_policy(retain_data=retain_data),
         )
+
+
+@jsii.implements(cdk.IAspect)
+class _OwnFunctionLogs:
+    def __init__(self, *, key: kms.IKey, retention_days: int, retain_data: bool) -> None:
+        self._key, self._retention_days, self._retain_data = key, retention_days, retain_data
+        self._done: set[str] = set()
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, cdk.CfnResource) or node.cfn_resource_type != "AWS::Lambda::Function" \
+                or node.node.path in self._done:
+            return
+        self._done.add(node.node.path)
+        if isinstance(node, lambda_.CfnFunction):
+            if node.logging_config is not None:
+                return   # our own functions (BundledPythonFunction) bring their log group
+            node.logging_config = lambda_.CfnFunction.LoggingConfigProperty(log_group=self._group(node))
+        else:   # CDK's singleton providers (custom resources, bucket notifications) are plain CfnResources
+            node.add_property_override("LoggingConfig.LogGroup", self._group(node))
+
+    def _group(self, function: cdk.CfnResource) -> str:
+        scope = function.node.scope
+        assert isinstance(scope, Construct)   # a resource always has a parent construct
+        group = EncryptedLogGroup(scope, f"{function.node.id}Logs", key=self._key,
+                                  retention_days=self._retention_days, retain_data=self._retain_data)
+        # A Ref, so CloudFormation creates the group first and deletes it last: a helper that runs during
+        # `cdk destroy` (emptying a bucket, restoring a default security group) still logs into it.
+        return group.log_group.log_group_name
+
+
+def own_function_logs(stack: cdk.Stack, *, key: kms.IKey, retention_days: int, retain_data: bool) -> None:
+    """Give every Lambda function in `stack` that has no log group of its own — CDK's helper functions for custom
+    resources, bucket notifications, log retention — an encrypted, expiring group the stack creates and deletes.
+
+    Otherwise Lambda creates /aws/lambda/<name> on the first run: unencrypted, never expiring, and left behind by
+    `cdk destroy`. `key` must let CloudWatch Logs use it (CustomerManagedKey(for_cloudwatch_logs=True)).
+    """
+    cdk.Aspects.of(stack).add(_OwnFunctionLogs(key=key, retention_days=retention_days, retain_data=retain_data))

@@ -31,6 +31,17 @@ TRIGGER_TIMEOUT_SECONDS = 5               # Cognito waits at most 5 s for a trig
 
 
 @dataclass(frozen=True, kw_only=True)
+class SesSender:
+    """A verified Amazon SES identity that sends the pool's email instead of Cognito's capped default sender."""
+
+    from_address: str
+    from_name: str | None = None
+    reply_to: str | None = None
+    verified_domain: str | None = None
+    ses_region: str | None = None   # None: the user pool's region
+
+
+@dataclass(frozen=True, kw_only=True)
 class DirectoryShape:
     password_min_length: int
     threat_protection: str                # enforced | audit | off
@@ -40,6 +51,8 @@ class DirectoryShape:
     refresh_token_days: int
     log_retention_days: int
     mfa: str = "optional"                 # optional | required (TOTP either way)
+    domain_prefix: str                    # managed login at https://<prefix>.auth.<region>.amazoncognito.com
+    ses_email: SesSender | None = None    # None: Cognito's default sender
 
 
 class UserDirectory(Construct):
@@ -91,6 +104,10 @@ class UserDirectory(Construct):
                 require_digits=True, require_symbols=True, temp_password_validity=cdk.Duration.days(3)),
             feature_plan=cognito.FeaturePlan.PLUS if threat_protection else cognito.FeaturePlan.ESSENTIALS,
             standard_threat_protection_mode=threat_protection,
+            email=None if shape.ses_email is None else cognito.UserPoolEmail.with_ses(
+                from_email=shape.ses_email.from_address, from_name=shape.ses_email.from_name,
+                reply_to=shape.ses_email.reply_to, ses_verified_domain=shape.ses_email.verified_domain,
+                ses_region=shape.ses_email.ses_region),
             lambda_triggers=cognito.UserPoolTriggers(
                 pre_sign_up=triggers["pre_sign_up"].function,
                 post_confirmation=triggers["post_confirmation"].function,
@@ -118,6 +135,16 @@ class UserDirectory(Construct):
         self.web_client = self._client("Web", shape=shape, callback_urls=shape.web_callback_urls,
                                        generate_secret=True)
         self.api_client_ids = [self.mobile_client.user_pool_client_id, self.web_client.user_pool_client_id]
+        # The authorization-code + PKCE flow starts at the pool's domain (/oauth2/authorize, /oauth2/token). Managed
+        # login (version 2) shows a page only for app clients that have a style: each gets Cognito's default one.
+        self.domain = self.pool.add_domain(
+            "Domain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=shape.domain_prefix),
+            managed_login_version=cognito.ManagedLoginVersion.NEWER_MANAGED_LOGIN)
+        for client in (self.mobile_client, self.web_client):
+            branding = cognito.CfnManagedLoginBranding(
+                self, f"{client.node.id}Branding", user_pool_id=self.pool.user_pool_id,
+                client_id=client.user_pool_client_id, use_cognito_provided_values=True)
+            branding.node.add_dependency(self.domain)
 
         if shape.mfa != "required":
             acknowledge(self.pool, {

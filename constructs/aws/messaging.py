@@ -27,21 +27,43 @@ MAX_CONCURRENT_BATCHES = 2
 class EncryptedTopic(Construct):
     """An SNS topic encrypted with a customer-managed key that only accepts TLS requests.
 
-    The key must also let SNS deliver into queues encrypted with it and let CloudWatch alarms publish here.
+    The key must also let SNS deliver into queues encrypted with it; `accept_alarms` makes the topic a target for
+    this account's CloudWatch alarms.
     """
 
     def __init__(self, scope: Construct, id: str, *, topic_name: str, key: kms.IKey) -> None:
         super().__init__(scope, id)
+        self.key = key
         self.topic = sns.Topic(self, "Topic", topic_name=topic_name, master_key=key, enforce_ssl=True)
-        key.add_to_resource_policy(iam.PolicyStatement(
-            sid=f"CloudWatchAlarmsPublishTo{id}",
+
+    def accept_alarms(self, *, email: str) -> None:
+        """Let CloudWatch alarms of this account and region publish here, and email every message to `email`.
+
+        `enforce_ssl` writes a topic policy, and a topic policy replaces SNS's default one: without an explicit
+        statement CloudWatch may not publish. An encrypted topic also needs CloudWatch on the key, or alarm
+        notifications are dropped without any error.
+        """
+        stack = cdk.Stack.of(self)
+        from_this_account_alarms = {
+            "ArnLike": {"aws:SourceArn": stack.format_arn(service="cloudwatch", resource="alarm", resource_name="*",
+                                                          arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)},
+            "StringEquals": {"aws:SourceAccount": stack.account},
+        }
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="CloudWatchAlarmsPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[self.topic.topic_arn],
+            conditions=from_this_account_alarms,
+        ))
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid=f"CloudWatchAlarmsPublishTo{self.node.id}",
             principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
             actions=["kms:Decrypt", "kms:GenerateDataKey*"],
             resources=["*"],  # in a key policy "*" means this key
-            conditions={"ArnLike": {"aws:SourceArn": cdk.Stack.of(self).format_arn(
-                service="cloudwatch", resource="alarm", resource_name="*",
-                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)}},
+            conditions=from_this_account_alarms,
         ))
+        self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
 
 class TopicConsumer(Construct):

@@ -164,6 +164,38 @@ class AuthenticationSettings(_Settings):
     client_id: Annotated[str, Field(pattern=GUID_PATTERN)]
 
 
+# Microsoft.Consumption budgets take at most five notifications (actual and forecast together).
+MAX_BUDGET_NOTIFICATIONS = 5
+AlertPercent = Annotated[int, Field(ge=1, le=1000)]
+
+
+class BudgetSettings(_Settings):
+    """A monthly budget over the stack's resource group, in the subscription's billing currency."""
+
+    monthly_amount: Annotated[int, Field(ge=1, le=1_000_000)]   # the ARM schema takes whole units
+    actual_alert_percents: Annotated[list[AlertPercent], Field(min_length=1)]
+    forecast_alert_percents: list[AlertPercent] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _within_budget_limits(self) -> BudgetSettings:
+        count = len(self.actual_alert_percents) + len(self.forecast_alert_percents)
+        if count > MAX_BUDGET_NOTIFICATIONS or len(set(self.actual_alert_percents)) != len(
+                self.actual_alert_percents) or len(set(self.forecast_alert_percents)) != len(
+                self.forecast_alert_percents):
+            raise ValueError(f"actualAlertPercents and forecastAlertPercents: at most {MAX_BUDGET_NOTIFICATIONS} "
+                             f"distinct thresholds per kind, {MAX_BUDGET_NOTIFICATIONS} in all (got {count})")
+        return self
+
+
+class OperationsSettings(_Settings):
+    """Who hears about the stack: Azure Monitor alerts and budget alerts by email."""
+
+    alert_email: Annotated[str, Field(pattern=r"^[^@\s]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$")]
+    budget: BudgetSettings
+    # Serverless Cosmos DB has no RU/s ceiling to watch: alert on request units spent per hour instead.
+    serverless_request_units_per_hour: Annotated[int, Field(ge=1000, le=1_000_000_000)] | None = None
+
+
 class AppSettings(_Settings):
     """Everything under the `babybloom:` namespace of a stack file."""
 
@@ -175,6 +207,15 @@ class AppSettings(_Settings):
     key_vault: KeyVaultSettings
     network: NetworkSettings
     authentication: AuthenticationSettings
+    operations: OperationsSettings
+
+    @model_validator(mode="after")
+    def _serverless_has_an_ru_alert(self) -> AppSettings:
+        wanted = self.cosmos.capacity_mode == "serverless"
+        if wanted != (self.operations.serverless_request_units_per_hour is not None):
+            raise ValueError("operations.serverlessRequestUnitsPerHour: required when cosmos.capacityMode is "
+                             "serverless, and must be null with autoscale (its alert watches % of the maximum)")
+        return self
 
 
 class ProviderSettings(_Settings):

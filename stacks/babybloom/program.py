@@ -8,6 +8,7 @@ import pulumi
 from babybloom_app import settings as app_settings
 from pulumi_azure_native import authorization, resources
 from refarch.constructs.azure.access import AzureRoleGrant, IdentityAccess, IdentityAccessArgs
+from refarch.constructs.azure.alerting import Alerting, AlertingArgs, BudgetLimits
 from refarch.constructs.azure.common import (
     KEY_VAULT_SECRETS_USER,
     MONITORING_METRICS_PUBLISHER,
@@ -66,6 +67,7 @@ class BabyBloom:
     access: IdentityAccess
     network: PrivateNetwork | None
     private_links: dict[str, PrivateLink]
+    alerting: Alerting
 
 
 def run() -> None:
@@ -278,6 +280,23 @@ def build(settings: StackSettings) -> BabyBloom:
                     vnet_id=network.vnet.id,
                 ),
             )
+    operations = app.operations
+    alerting = Alerting(
+        "alerting",
+        AlertingArgs(
+            placement=place,
+            resource_group_id=group.id,
+            action_group_name=settings.name("ag"),
+            action_group_short_name=short,
+            budget_name=settings.name("budget"),
+            email=operations.alert_email,
+            budget=BudgetLimits(**operations.budget.model_dump()),
+            insights_id=observability.insights.id,
+            cosmos_account_id=cosmos.account.id,
+            cosmos_serverless_request_units_per_hour=operations.serverless_request_units_per_hour,
+            storage_accounts={"host": storage.account.id, "package": deployment_storage.account.id},
+        ),
+    )
     return BabyBloom(
         resource_group=group,
         observability=observability,
@@ -290,5 +309,6 @@ def build(settings: StackSettings) -> BabyBloom:
         access=access,
         network=network,
         private_links=private_links,
+        alerting=alerting,
     )
 

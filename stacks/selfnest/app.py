@@ -8,6 +8,7 @@ from refarch.constructs.aws.nag import add_compliance_checks
 
 from constructs import Construct
 
+from .account import ACCOUNT_STACK_NAME, AccountSettingsStack
 from .backup import BackupStack
 from .chat import ChatStack
 from .config import SelfnestSettings
@@ -15,13 +16,15 @@ from .data import DataStack
 from .dr import DisasterRecoveryStack
 from .identity import IdentityStack
 from .messaging import MessagingStack
+from .monitoring import MonitoringStack
 from .network import NetworkStack
 from .web import WebStack
 
 
 class SelfnestEnvironment(Construct):
-    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -chat, -web, -backup and,
-    with a DR region, -dr.
+    """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -chat, -web, -monitoring,
+    -backup and,
+    with a DR region, -dr; plus selfnest-account, which every environment shares.
 
     A plain construct rather than a cdk.Stage: only the selected environment is ever built, and stacks inside a
     Stage are invisible to `cdk deploy --all` / `cdk destroy --all`.
@@ -37,14 +40,23 @@ class SelfnestEnvironment(Construct):
                     "termination_protection": settings.retain_data,
                     "description": f"Selfnest {settings.environment}: {part} tier"}
 
+        # Outside this environment's construct (no environment tags): dev and prod synthesize the same template.
+        self.account_settings = AccountSettingsStack(scope, ACCOUNT_STACK_NAME,
+                                                     env=cdk.Environment(account=account, region=settings.region))
         self.network = NetworkStack(self, "network", settings=settings, **stack_args("network"))
         self.data = DataStack(self, "data", settings=settings, network=self.network, **stack_args("data"))
         self.identity = IdentityStack(self, "identity", settings=settings, **stack_args("identity"))
         self.messaging = MessagingStack(self, "messaging", settings=settings, **stack_args("messaging"))
         self.chat = ChatStack(self, "chat", settings=settings, identity=self.identity, messaging=self.messaging,
                               **stack_args("chat"))
+        self.chat.add_stack_dependency(self.account_settings)   # its stage logs only once the role is set
         self.web = WebStack(self, "web", settings=settings, network=self.network, data=self.data,
                             identity=self.identity, messaging=self.messaging, **stack_args("web"))
+        # Last in the primary region: it watches what the others built (found in their construct trees).
+        self.monitoring = MonitoringStack(
+            self, "monitoring", settings=settings, alarm_topic=self.messaging.alarms,
+            watched=[self.network, self.data, self.identity, self.messaging, self.chat, self.web],
+            **stack_args("monitoring"))
         # The DR-region stack comes before the backup stack (its bucket and vault are the replication and copy
         # targets) and after the data stack (pilot light replicates the database). Nothing is referenced across
         # regions: both sides build the names they share from settings.
@@ -61,7 +73,7 @@ class SelfnestEnvironment(Construct):
         for key, value in settings.tags.items():
             cdk.Tags.of(self).add(key, value)
         # Every stack, so `cdk deploy --all` stops at the first one, before anything is created.
-        for stack in self.stacks:
+        for stack in [*self.stacks, self.account_settings]:
             refuse_deploy(stack, settings.placeholders())
 
     @property

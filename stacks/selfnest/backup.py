@@ -14,7 +14,7 @@ from refarch.constructs.aws.backup import (
     ReplicationTarget,
     VaultLockShape,
 )
-from refarch.constructs.aws.encryption import CustomerManagedKey
+from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
 from refarch.constructs.aws.nag import acknowledge
 from refarch.constructs.aws.web import AccessLogBucket
 
@@ -57,8 +57,10 @@ class BackupStack(cdk.Stack):
         backup, dr_region = settings.backup, settings.dr.copy_region
         key = CustomerManagedKey(
             self, "BackupKey", alias=f"alias/{settings.name('backup')}",
-            purpose="Selfnest backups: the S3 backup bucket and the AWS Backup vault",
-            retain_data=settings.retain_data)
+            purpose="Selfnest backups: the S3 backup bucket, the AWS Backup vault and CDK's helper-function logs",
+            retain_data=settings.retain_data, for_cloudwatch_logs=True)
+        own_function_logs(self, key=key.key, retention_days=settings.web.log_retention_days,
+                          retain_data=settings.retain_data)
         access_logs = AccessLogBucket(self, "AccessLogs", retain_data=settings.retain_data,
                                       expire_after_days=settings.web.log_retention_days)
         self.bucket = BackupBucket(

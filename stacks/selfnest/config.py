@@ -183,6 +183,45 @@ class WebSettings(_Settings):
         return self
 
 
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$")]
+# Cognito prefix domains: lowercase letters, digits and hyphens, not starting or ending with a hyphen, at most 63
+# characters, and never containing the reserved words aws, amazon or cognito.
+COGNITO_RESERVED_WORDS = ("aws", "amazon", "cognito")
+
+
+class SesEmailSettings(_Settings):
+    """Cognito sends its email (verification codes, invitations) through your Amazon SES identity.
+
+    `from_address` (or its domain) must be a verified SES identity in `ses_region`, and the account must be out of
+    the SES sandbox to reach users who are not themselves verified identities.
+    """
+
+    from_address: EmailAddress
+    from_name: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    reply_to: EmailAddress | None = None
+    # Set when the identity is a verified domain (any address at it may send); null: the address itself is verified.
+    verified_domain: Annotated[str, Field(pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$")] | None = None
+    # null: the user pool's own region. Cognito also accepts us-east-1, us-west-2 or eu-west-1 for older pools.
+    ses_region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] | None = None
+
+    @model_validator(mode="after")
+    def _address_in_domain(self) -> SesEmailSettings:
+        if self.verified_domain is not None and not self.from_address.endswith(f"@{self.verified_domain}"):
+            raise ValueError(f"from_address {self.from_address!r} is not an address at verified_domain "
+                             f"{self.verified_domain!r}")
+        return self
+
+
+def _check_domain_prefix(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", value):
+        raise ValueError(f"{value!r} is not a Cognito domain prefix (1-63 lowercase letters, digits and hyphens, "
+                         "not starting or ending with a hyphen)")
+    reserved = [word for word in COGNITO_RESERVED_WORDS if word in value]
+    if reserved:
+        raise ValueError(f"{value!r} contains {reserved[0]!r}, which Cognito reserves in domain prefixes")
+    return value
+
+
 class IdentitySettings(_Settings):
     """The Cognito user pool: who may sign up, how they sign in, how long tokens live."""
 
@@ -197,6 +236,11 @@ class IdentitySettings(_Settings):
     # optional: anonymous clients need no second factor (therapists must have one, see the pre-token trigger);
     # required: every user pairs an authenticator app (TOTP) at first sign-in.
     mfa: Literal["optional", "required"] = "optional"
+    # The managed-login domain is <prefix>.auth.<region>.amazoncognito.com, unique across all AWS customers in the
+    # region; null derives selfnest-<env>-<account id>, which is.
+    domain_prefix: Annotated[str, AfterValidator(_check_domain_prefix)] | None = None
+    # null: Cognito's own sender (a few dozen emails a day, fine for dev); prod sends through SES.
+    ses_email: SesEmailSettings | None = None
 
 
 class ProvisionedCapacity(_Settings):
@@ -410,6 +454,43 @@ class ChatSettings(_Settings):
         return self
 
 
+# AWS Budgets allows up to 10 notifications per budget (each actual or forecast threshold is one).
+MAX_BUDGET_NOTIFICATIONS = 10
+AlertPercent = Annotated[int, Field(ge=1, le=1000)]
+
+
+class BudgetSettings(_Settings):
+    """An AWS Budget over this environment's cost (resources carrying its `cost_tag` tag), alerting by email."""
+
+    monthly_limit_usd: Annotated[int, Field(ge=1, le=1_000_000)]
+    email: EmailAddress
+    actual_alert_percents: Annotated[list[AlertPercent], Field(min_length=1)]
+    forecast_alert_percents: list[AlertPercent] = Field(default_factory=list)
+    # The tag whose value (from `tags`) marks this environment's resources; it must be activated as a cost
+    # allocation tag in the Billing console, or the budget sees nothing.
+    cost_tag: Annotated[str, Field(min_length=1, max_length=128)] = "environment"
+
+    @model_validator(mode="after")
+    def _within_budget_limits(self) -> BudgetSettings:
+        for name, percents in (("actual_alert_percents", self.actual_alert_percents),
+                               ("forecast_alert_percents", self.forecast_alert_percents)):
+            if len(set(percents)) != len(percents):
+                raise ValueError(f"{name}: must not repeat a threshold")
+        count = len(self.actual_alert_percents) + len(self.forecast_alert_percents)
+        if count > MAX_BUDGET_NOTIFICATIONS:
+            raise ValueError(f"{count} alert thresholds; AWS Budgets allows at most {MAX_BUDGET_NOTIFICATIONS} "
+                             "notifications per budget (actual and forecast together)")
+        return self
+
+
+class OperationsSettings(_Settings):
+    """Who hears about this environment: alarms by email, and a spending guard."""
+
+    # SNS emails a confirmation link first: alarms arrive only once it is clicked.
+    alarm_email: EmailAddress
+    budget: BudgetSettings
+
+
 class SelfnestSettings(_Settings):
     """Everything that differs between Selfnest environments."""
 
@@ -426,6 +507,7 @@ class SelfnestSettings(_Settings):
     dr: DrSettings
 
     chat: ChatSettings
+    operations: OperationsSettings
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -439,6 +521,9 @@ class SelfnestSettings(_Settings):
                 ipaddress.IPv4Network(self.network.vpc_cidr)):
             raise ValueError(f"dr.vpc_cidr: {self.dr.vpc_cidr} overlaps network.vpc_cidr {self.network.vpc_cidr} "
                              f"(the two VPCs must stay peerable)")
+        if self.operations.budget.cost_tag not in self.tags:
+            raise ValueError(f"operations.budget.cost_tag: {self.operations.budget.cost_tag!r} is not one of tags "
+                             f"({', '.join(self.tags) or 'none'}); the budget filters costs by that tag's value")
         return self
 
     def placeholders(self) -> list[str]:
@@ -555,6 +640,12 @@ _PATTERN_HINTS = {
     "environment": "lowercase letters, digits and dashes",
     "web_callback_urls": "an https:// URL of your web app's sign-in callback",
     "mobile_callback_urls": "a URL with the app's scheme, such as selfnest://auth/callback",
+    "alarm_email": "an email address such as ops@example.com",
+    "email": "an email address such as ops@example.com",
+    "from_address": "an email address such as no-reply@example.com",
+    "reply_to": "an email address such as support@example.com",
+    "verified_domain": "a domain name such as example.com",
+    "ses_region": "an AWS region code such as eu-west-1",
 }
 
 

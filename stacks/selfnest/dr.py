@@ -7,7 +7,7 @@ from typing import Any
 import aws_cdk as cdk
 from refarch.constructs.aws.backup import BackupBucket, EncryptedVault
 from refarch.constructs.aws.dr import CrossRegionReadReplica, ReplicaNetwork, ReplicaShape
-from refarch.constructs.aws.encryption import CustomerManagedKey
+from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
 from refarch.constructs.aws.nag import acknowledge
 from refarch.constructs.aws.web import AccessLogBucket
 
@@ -64,6 +64,8 @@ class DisasterRecoveryStack(cdk.Stack):
             self, "DatabaseKey", alias=f"alias/{settings.name('database-replica')}",
             purpose="Selfnest PostgreSQL read replica in the DR region: storage, Performance Insights and logs",
             retain_data=settings.retain_data, for_cloudwatch_logs=True)
+        own_function_logs(self, key=database_key.key, retention_days=settings.network.flow_log_retention_days,
+                          retain_data=settings.retain_data)
         network = ReplicaNetwork(
             self, "Network", cidr=dr.vpc_cidr, availability_zones=dr.availability_zones,
             data_mask=settings.network.subnet_masks.data, logs_key=database_key.key,

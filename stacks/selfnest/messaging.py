@@ -38,7 +38,9 @@ class MessagingStack(cdk.Stack):
             for_cloudwatch_logs=True).key
         self.session_events = EncryptedTopic(self, "SessionEvents", topic_name=settings.name("session-events"),
                                              key=self.topic_key).topic
-        self.alarms = EncryptedTopic(self, "Alarms", topic_name=settings.name("alarms"), key=self.topic_key).topic
+        alarms = EncryptedTopic(self, "Alarms", topic_name=settings.name("alarms"), key=self.topic_key)
+        alarms.accept_alarms(email=settings.operations.alarm_email)
+        self.alarms = alarms.topic
 
         idempotency = IdempotencyTable(self, "Idempotency", table_name=settings.name("event-idempotency"), key=key,
                                        retain_data=retain)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
-from refarch.constructs.aws.encryption import CustomerManagedKey
+from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
 from refarch.constructs.aws.network import DataSubnetAcl, TieredVpc, TierMasks, TierSecurityGroups
 
 from constructs import Construct
@@ -19,7 +19,10 @@ class NetworkStack(cdk.Stack):
         network = settings.network
         logs_key = CustomerManagedKey(
             self, "LogsKey", alias=f"alias/{settings.name('network-logs')}",
-            purpose="Selfnest VPC flow logs", retain_data=settings.retain_data, for_cloudwatch_logs=True)
+            purpose="Selfnest VPC flow logs and CDK's helper-function logs", retain_data=settings.retain_data,
+            for_cloudwatch_logs=True)
+        own_function_logs(self, key=logs_key.key, retention_days=network.flow_log_retention_days,
+                          retain_data=settings.retain_data)
         self.tiers = TieredVpc(
             self, "Vpc", cidr=network.vpc_cidr, availability_zones=network.availability_zones,
             nat_gateways=network.nat_gateway_count, masks=TierMasks(**network.subnet_masks.model_dump()),

@@ -7,7 +7,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from refarch.constructs.aws.encryption import CustomerManagedKey
+from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
 from refarch.constructs.aws.web import AccessLogBucket, LoadBalancedService, RegionalWebFirewall, ServiceShape
 
 from constructs import Construct
@@ -57,6 +57,8 @@ class WebStack(cdk.Stack):
         # SNS encrypts each published message under the topic's key on the publisher's behalf.
         self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[messaging.topic_key.key_arn]))
+        own_function_logs(self, key=logs_key.key, retention_days=web.log_retention_days,
+                          retain_data=settings.retain_data)
         if web.waf:
             RegionalWebFirewall(self, "Firewall", resource_arn=self.api.load_balancer.load_balancer_arn,
                                 requests_per_5_minutes_per_ip=web.waf_requests_per_5_minutes_per_ip,

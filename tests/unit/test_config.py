@@ -318,3 +318,38 @@ def test_deploy_refuses_placeholders_before_cdk_runs() -> None:
         expected = load_settings(environment).placeholders()
         assert preflight.stderr.splitlines() == [f"error: {line}" for line in expected]
         assert preflight.returncode == (2 if expected else 0)
+
+
+@pytest.mark.parametrize(("prefix", "problem"), [
+    ("Selfnest", "is not a Cognito domain prefix"),
+    ("-selfnest", "is not a Cognito domain prefix"),
+    ("my-aws-login", "contains 'aws', which Cognito reserves"),
+    ("cognito-dev", "contains 'cognito'"),
+])
+def test_a_domain_prefix_cognito_refuses_is_one_line(tmp_path: Path, prefix: str, problem: str) -> None:
+    write_config(tmp_path, {"identity.domain_prefix": prefix})
+    message = error_for(tmp_path)
+    assert "identity.domain_prefix" in message and problem in message
+
+
+def test_an_ses_sender_outside_its_verified_domain_is_refused(tmp_path: Path) -> None:
+    write_config(tmp_path, {"identity.ses_email": {"from_address": "no-reply@other.example",
+                                                   "verified_domain": "selfnest.example"}})
+    assert "is not an address at verified_domain 'selfnest.example'" in error_for(tmp_path)
+
+
+def test_more_budget_alerts_than_aws_allows_are_refused(tmp_path: Path) -> None:
+    write_config(tmp_path, {"operations.budget.actual_alert_percents": [10, 20, 30, 40, 50, 60, 70, 80],
+                            "operations.budget.forecast_alert_percents": [80, 90, 100]})
+    assert "11 alert thresholds; AWS Budgets allows at most 10 notifications" in error_for(tmp_path)
+
+
+def test_the_budget_cost_tag_must_be_one_of_the_tags(tmp_path: Path) -> None:
+    write_config(tmp_path, {"operations.budget.cost_tag": "cost-center"})
+    message = error_for(tmp_path)
+    assert "operations.budget.cost_tag: 'cost-center' is not one of tags" in message
+
+
+def test_an_alarm_email_that_is_not_an_address_is_refused(tmp_path: Path) -> None:
+    write_config(tmp_path, {"operations.alarm_email": "ops team"})
+    assert "operations.alarm_email: 'ops team' is not valid here (an email address" in error_for(tmp_path)

@@ -32,6 +32,18 @@ class Assembly:
     regions: dict[str, str] = field(default_factory=dict)   # by stack part, from the manifest's environment
     accounts: dict[str, str] = field(default_factory=dict)  # by stack part: an account id or unknown-account
     missing_context: list[str] = field(default_factory=list)   # lookups synth could not answer offline
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)   # by stack part, the manifest's entry
+
+    def dependencies(self, part: str) -> set[str]:
+        """Stack names `part` is deployed after (CDK passes them to the CLI as manifest dependencies)."""
+        names = {artifact_id: artifact["properties"].get("stackName", artifact_id)
+                 for artifact_id, artifact in self.manifest_artifacts().items()
+                 if artifact["type"] == "aws:cloudformation:stack"}
+        return {names[dependency] for dependency in self.artifacts[part].get("dependencies", [])
+                if dependency in names}
+
+    def manifest_artifacts(self) -> dict[str, dict[str, Any]]:
+        return dict(json.loads((self.outdir / "manifest.json").read_text(encoding="utf-8"))["artifacts"])
 
     def resources(self, part: str, resource_type: str) -> dict[str, Resource]:
         return {logical_id: resource for logical_id, resource in self.templates[part]["Resources"].items()
@@ -114,10 +126,12 @@ def synthesize(settings: SelfnestSettings, outdir: Path,
     templates = {part: json.loads(path.read_text(encoding="utf-8")) for part, path in files.items()}
     environments = {artifact["displayName"].split("/")[-1]: artifact["environment"].removeprefix("aws://").split("/")
                     for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
+    artifacts = {artifact["displayName"].split("/")[-1]: artifact for artifact in manifest["artifacts"].values()
+                 if artifact["type"] == "aws:cloudformation:stack"}
     return Assembly(settings, outdir, templates, files, findings,
                     regions={part: region for part, (_, region) in environments.items()},
                     accounts={part: stack_account for part, (stack_account, _) in environments.items()},
-                    missing_context=[entry["key"] for entry in manifest.get("missing", [])])
+                    missing_context=[entry["key"] for entry in manifest.get("missing", [])], artifacts=artifacts)
 
 
 def ref(logical_id: str) -> dict[str, str]:

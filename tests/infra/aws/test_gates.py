@@ -12,6 +12,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_rds as rds
 from refarch.constructs.aws.deploy_guard import NEVER_A_REGION
+from refarch.stacks.selfnest.account import ACCOUNT_STACK_NAME
 from refarch.stacks.selfnest.app import SelfnestEnvironment
 from refarch.stacks.selfnest.config import load_settings
 
@@ -65,7 +66,8 @@ def test_cfn_lint_reports_no_errors_or_warnings(assembly: Assembly) -> None:
     # .cfnlintrc.yaml at the root lists every rule we switch off, with its reason.
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
     templates = [str(path) for path in assembly.template_files.values()]
-    expected = {"network", "data", "identity", "messaging", "chat", "web", "backup"} | (
+    expected = {"network", "data", "identity", "messaging", "chat", "web", "monitoring", "backup",
+                ACCOUNT_STACK_NAME} | (
         {"dr"} if assembly.settings.dr.copy_region else set())
     assert set(assembly.template_files) == expected   # the DR-region stack is linted too
     result = subprocess.run([str(cfn_lint), *templates], cwd=ROOT, capture_output=True, text=True, check=False)

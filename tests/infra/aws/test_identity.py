@@ -106,3 +106,39 @@ def test_the_api_accepts_tokens_from_this_pools_clients(assembly: Assembly) -> N
     client_ids = list(assembly.resources("identity", "AWS::Cognito::UserPoolClient"))
     _, parts = environment["USER_POOL_CLIENT_IDS"]["Fn::Join"]
     assert [assembly.resolve(part) for part in parts] == [ref(client_ids[0]), ",", ref(client_ids[1])]
+
+
+def test_the_code_flow_has_a_managed_login_domain_with_a_style_for_every_client(assembly: Assembly) -> None:
+    pool_id, _ = pool(assembly)
+    _, domain = assembly.only("identity", "AWS::Cognito::UserPoolDomain")
+    assert domain["Properties"]["UserPoolId"] == ref(pool_id)
+    assert domain["Properties"]["ManagedLoginVersion"] == 2
+    prefix = domain["Properties"]["Domain"]
+    configured = assembly.settings.identity.domain_prefix
+    # Unique per region across all AWS customers: the default carries the account id.
+    assert prefix == configured if configured else json.dumps(prefix).count('"AWS::AccountId"') == 1
+    code_flow_clients = {logical_id for logical_id, client in
+                         assembly.resources("identity", "AWS::Cognito::UserPoolClient").items()
+                         if "code" in client["Properties"].get("AllowedOAuthFlows", [])}
+    styled = {branding["Properties"]["ClientId"]["Ref"]
+              for branding in assembly.resources("identity", "AWS::Cognito::ManagedLoginBranding").values()
+              if branding["Properties"]["UseCognitoProvidedValues"] is True}
+    assert code_flow_clients and styled == code_flow_clients
+
+
+def test_email_goes_through_ses_where_config_names_a_sender(assembly: Assembly) -> None:
+    _, properties = pool(assembly)
+    sender = assembly.settings.identity.ses_email
+    email = properties.get("EmailConfiguration", {"EmailSendingAccount": "COGNITO_DEFAULT"})
+    if sender is None:
+        assert email["EmailSendingAccount"] == "COGNITO_DEFAULT"
+        return
+    assert email["EmailSendingAccount"] == "DEVELOPER"
+    assert sender.from_address in email["From"]
+    identity = sender.verified_domain or sender.from_address
+    source = json.dumps(email["SourceArn"])
+    assert f":ses:{sender.ses_region or assembly.settings.region}:" in source and f"identity/{identity}" in source
+
+
+def test_prod_sends_email_through_ses(prod: Assembly) -> None:
+    assert pool(prod)[1]["EmailConfiguration"]["EmailSendingAccount"] == "DEVELOPER"

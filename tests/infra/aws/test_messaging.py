@@ -94,6 +94,8 @@ def test_subscriptions_deliver_raw_messages_filtered_by_event_type(assembly: Ass
     filters = {}
     for subscription in resources(assembly, "AWS::SNS::Subscription").values():
         properties = subscription["Properties"]
+        if properties["Protocol"] != "sqs":
+            continue   # the alarm topic's email subscriber
         assert properties["TopicArn"] == ref(topic_id) and properties["RawMessageDelivery"] is True
         filters[handler_of_queue[properties["Endpoint"]["Fn::GetAtt"][0]]] = properties["FilterPolicy"]
     assert filters == {"notifications.handler": {"event_type": ["session.booked", "session.cancelled"]},
@@ -191,3 +193,49 @@ def test_inbox_and_audit_trail_are_selected_for_the_backup_plan(assembly: Assemb
               if {"Key": BACKUP_TAG_KEY, "Value": BACKUP_TAG_VALUE} in t["Properties"].get("Tags", [])}
     name = assembly.settings.name
     assert tagged == {name("inbox"), name("audit")}     # idempotency records are disposable by design
+
+
+def alarm_topic(assembly: Assembly) -> str:
+    [logical_id] = [k for k, t in resources(assembly, "AWS::SNS::Topic").items()
+                    if t["Properties"]["TopicName"] == assembly.settings.name("alarms")]
+    return logical_id
+
+
+def allows_cloudwatch_alarms(statement: dict[str, Any], action: str) -> bool:
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    condition = statement.get("Condition", {})
+    return bool(statement["Effect"] == "Allow"
+                and statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+                and any(a == action or (a.endswith("*") and action.startswith(a[:-1])) for a in actions)
+                and ":alarm:*" in json.dumps(condition.get("ArnLike", {}).get("aws:SourceArn"))
+                and condition.get("StringEquals", {}).get("aws:SourceAccount") == {"Ref": "AWS::AccountId"})
+
+
+def test_cloudwatch_alarms_may_publish_to_the_alarm_topic_and_use_its_key(assembly: Assembly) -> None:
+    """The topic policy `enforce_ssl` writes replaces SNS's default policy: without an explicit Allow, CloudWatch's
+    publish is refused; without the key grant, an encrypted topic drops alarm notifications silently."""
+    topic_id = alarm_topic(assembly)
+    [policy] = [p for p in resources(assembly, "AWS::SNS::TopicPolicy").values()
+                if p["Properties"]["Topics"] == [ref(topic_id)]]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert [s for s in statements if allows_cloudwatch_alarms(s, "sns:Publish") and s["Resource"] == ref(topic_id)]
+    assert any(denies_insecure_transport(s) for s in statements)   # still TLS-only
+    key_id = resources(assembly, "AWS::SNS::Topic")[topic_id]["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key_statements = resources(assembly, "AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]["Statement"]
+    for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+        assert [s for s in key_statements if allows_cloudwatch_alarms(s, action)], action
+
+
+def test_only_the_alarm_topic_accepts_cloudwatch(assembly: Assembly) -> None:
+    others = {k for k in resources(assembly, "AWS::SNS::Topic") if k != alarm_topic(assembly)}
+    for policy in resources(assembly, "AWS::SNS::TopicPolicy").values():
+        if {t["Ref"] for t in policy["Properties"]["Topics"]} & others:
+            assert not [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                        if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+
+
+def test_alarms_are_emailed_to_the_configured_address(assembly: Assembly) -> None:
+    subscriptions = [s["Properties"] for s in resources(assembly, "AWS::SNS::Subscription").values()
+                     if s["Properties"]["TopicArn"] == ref(alarm_topic(assembly))]
+    assert subscriptions == [{"Protocol": "email", "TopicArn": ref(alarm_topic(assembly)),
+                              "Endpoint": assembly.settings.operations.alarm_email}]

@@ -112,7 +112,7 @@ def test_value_not_in_the_allowed_set(tmp_path: Path) -> None:
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert _error(tmp_path, _set("babybloom:cosmosMode", "serverless")) == (
         "Pulumi.dev.yaml: babybloom:cosmosMode: unknown key "
-        "(allowed here: tags, monitoring, storage, functions, cosmos, keyVault, network, authentication)"
+        "(allowed here: tags, monitoring, storage, functions, cosmos, keyVault, network, authentication, operations)"
     )
 
 
