@@ -21,7 +21,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
-	postgres-server bench lab labs deploy destroy clean
+	postgres-server bench lab labs deploy destroy clean diagrams cost-tables docs docs-serve graphviz chromium
 
 help:
 	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
@@ -29,6 +29,9 @@ help:
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
 	@echo "make lab LAB=NN             grade one learning lab offline (docs/labs/); make labs lists them"
+	@echo "make diagrams               architecture diagrams (SVG, PNG, model JSON) from the templates and plan into docs/diagrams/"
+	@echo "make cost-tables            regenerate README.md's cost tables (refarch cost [--env ..] [--azure --stack ..] for one)"
+	@echo "make docs                   the static documentation site into site/ (make docs-serve to browse it)"
 	@echo "make deploy|destroy ENV=..  cdk deploy/destroy --all into your own AWS account (needs credentials)"
 
 $(PY_STAMP): requirements.lock pyproject.toml
@@ -85,10 +88,31 @@ postgres-server:
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && $$sudo apt-get install -y --no-install-recommends postgresql; fi
 
+# Diagrams are laid out by Graphviz and the docs site is tested in Chromium, both from apt, installed when missing.
+APT_INSTALL = sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends
+graphviz:
+	@command -v dot >/dev/null || { $(APT_INSTALL) graphviz fonts-dejavu-core; }
+
+chromium:
+	@command -v chromium >/dev/null || { $(APT_INSTALL) chromium fonts-dejavu-core; }
+
+diagrams: bootstrap graphviz
+	$(PY) -m refarch.tools.architecture
+
+cost-tables: bootstrap
+	$(PY) -m refarch.tools.cost_tables
+
+docs: $(PY_STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(PY_STAMP)
+	$(VENV)/bin/mkdocs serve
+
 test-services: $(PY_STAMP) postgres-server
 	$(PY) -m pytest tests/services
 
-test: bootstrap lint typecheck postgres-server
+test: bootstrap lint typecheck postgres-server graphviz chromium
 	$(PY) -m pytest
 
 bench: bootstrap
@@ -110,4 +134,4 @@ destroy: bootstrap
 	cdk destroy --all -c env=$(ENV) $(DR_TIER_CONTEXT)
 
 clean:
-	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache site
