@@ -104,7 +104,7 @@ cost-tables: bootstrap
 	$(PY) -m refarch.tools.cost_tables
 
 docs: $(PY_STAMP)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 docs-serve: $(PY_STAMP)
 	$(VENV)/bin/mkdocs serve

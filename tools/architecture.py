@@ -215,8 +215,8 @@ def _label(resource: CfnResource) -> str:
         return f"{name} queue\n+ dead-letter queue"
     if resource.type == "AWS::ApiGatewayV2::Api":
         return f"API Gateway {properties.get('ProtocolType', '').title()} API\n{name}"
-    kind = AWS_KINDS.get(resource.type)
-    return f"{kind}\n{name}" if kind else name
+    service = AWS_KINDS.get(resource.type)
+    return f"{service}\n{name}" if service else name
 
 
 def _fold_same(model: Model) -> None:
@@ -273,15 +273,14 @@ def _aws_edges(deployment: CfnDeployment, model: Model) -> None:
             if group is not None:
                 members.setdefault((group.part, group.logical_id), []).append(_node_id(resource))
     for group in deployment.resources("AWS::EC2::SecurityGroup"):
-        rules = [(group, rule) for rule in group.properties.get("SecurityGroupIngress", [])]
-        for target_members in [members.get((group.part, group.logical_id), [])]:
-            for _, rule in rules:
-                _ingress_edges(deployment, model, group.part, rule, target_members, members)
+        for rule in group.properties.get("SecurityGroupIngress", []):
+            _ingress_edges(deployment, model, group.part, rule, members.get((group.part, group.logical_id), []),
+                           members)
     for rule_resource in deployment.resources("AWS::EC2::SecurityGroupIngress"):
-        target = deployment.find(rule_resource.part, rule_resource.properties.get("GroupId"))
-        if target is not None:
+        target_group = deployment.find(rule_resource.part, rule_resource.properties.get("GroupId"))
+        if target_group is not None:
             _ingress_edges(deployment, model, rule_resource.part, rule_resource.properties,
-                           members.get((target.part, target.logical_id), []), members)
+                           members.get((target_group.part, target_group.logical_id), []), members)
     for resource in deployment.resources():
         properties = resource.properties
         if resource.type == "AWS::SNS::Subscription":
@@ -340,10 +339,10 @@ def _aws_edges(deployment: CfnDeployment, model: Model) -> None:
                 for target in _buckets_named(deployment, model, rule.get("Destination", {}).get("Bucket")):
                     model.edge(_node_id(resource), target, "cross-region replication")
         elif resource.type == "AWS::RDS::DBInstance" and "SourceDBInstanceIdentifier" in properties:
-            for source in deployment.resources("AWS::RDS::DBInstance"):
-                identifier = source.properties.get("DBInstanceIdentifier")
+            for primary in deployment.resources("AWS::RDS::DBInstance"):
+                identifier = primary.properties.get("DBInstanceIdentifier")
                 if identifier and identifier in json.dumps(properties["SourceDBInstanceIdentifier"]):
-                    model.edge(_node_id(source), _node_id(resource), "cross-region read replica")
+                    model.edge(_node_id(primary), _node_id(resource), "cross-region read replica")
         elif resource.type == "AWS::DynamoDB::GlobalTable":
             for replica in properties.get("Replicas", []):
                 if replica.get("Region") != resource.region:
@@ -361,7 +360,8 @@ def _aws_edges(deployment: CfnDeployment, model: Model) -> None:
 
 def _tags(resource: CfnResource) -> set[tuple[str, str]]:
     properties = resource.properties
-    tag_lists = [properties.get("Tags") or []] + [replica.get("Tags") or [] for replica in properties.get("Replicas", [])]
+    tag_lists = [properties.get("Tags") or []]
+    tag_lists += [replica.get("Tags") or [] for replica in properties.get("Replicas", [])]
     found = {(str(tag.get("Key")), str(tag.get("Value"))) for tags in tag_lists if isinstance(tags, list)
              for tag in tags if isinstance(tag, dict)}
     if isinstance(properties.get("Tags"), dict):  # some types (backup vaults) take a plain map
@@ -413,17 +413,17 @@ def _targets_logical(value: Any, logical_id: str) -> bool:
 
 
 def _vaults_named(deployment: CfnDeployment, model: Model, arn: Any) -> list[str]:
-    text = json.dumps(arn)
+    wanted = _flat(arn)
     return [_node_id(vault) for vault in deployment.resources("AWS::Backup::BackupVault")
-            if vault.properties.get("BackupVaultName") and f':backup-vault:{vault.properties["BackupVaultName"]}"' in text
-            and _node_id(vault) in model.nodes]
+            if vault.properties.get("BackupVaultName") and _node_id(vault) in model.nodes
+            and wanted.endswith(f":backup-vault:{_flat(vault.properties['BackupVaultName'])}")]
 
 
 def _buckets_named(deployment: CfnDeployment, model: Model, arn: Any) -> list[str]:
     wanted = _flat(arn)
     return [_node_id(bucket) for bucket in deployment.resources("AWS::S3::Bucket")
-            if bucket.properties.get("BucketName") and wanted == f"arn:aws:s3:::{_flat(bucket.properties['BucketName'])}"
-            and _node_id(bucket) in model.nodes]
+            if bucket.properties.get("BucketName") and _node_id(bucket) in model.nodes
+            and wanted == f"arn:aws:s3:::{_flat(bucket.properties['BucketName'])}"]
 
 
 def _flat(value: Any) -> str:
@@ -533,8 +533,7 @@ def model_azure(deployment: PulumiDeployment, title: str) -> Model:
                 for target in _azure_mentions(model, by_physical, setting.get("value")):
                     model.edge(resource.name, target, "")
         elif resource.type == "azure-native:applicationinsights:Component":
-            target = owner_of(inputs.get("workspaceResourceId"))
-            model.edge(resource.name, target, "telemetry")
+            model.edge(resource.name, owner_of(inputs.get("workspaceResourceId")), "telemetry")
         elif resource.type == "azure-native:network:PrivateEndpoint":
             for connection in inputs.get("privateLinkServiceConnections", []):
                 model.edge(resource.name, owner_of(connection.get("privateLinkServiceId")), "private link")
@@ -576,7 +575,7 @@ def render(model: Model, out_base: Path) -> list[Path]:
     """SVG and PNG with the diagrams library; the SVG's icons are inlined so it renders anywhere (docs site too)."""
     import importlib
 
-    from diagrams import Cluster, Diagram, Edge
+    from diagrams import Cluster, Diagram, Edge  # type: ignore[import-untyped]
 
     def icon_class(dotted: str) -> Any:
         module, name = dotted.rsplit(".", 1)
@@ -590,22 +589,13 @@ def render(model: Model, out_base: Path) -> list[Path]:
         with Diagram(model.title, filename=str(out_base), outformat=fmt, show=False, graph_attr=graph,
                      node_attr={"fontname": "DejaVu Sans", "fontsize": "12"},
                      edge_attr={"fontname": "DejaVu Sans", "fontsize": "10"}):
-            drawn: dict[str, Any] = {}
             tree: dict[str, Any] = {}
             for node_id in sorted(model.nodes):
                 cursor = tree
                 for name in model.nodes[node_id]["group"]:
                     cursor = cursor.setdefault(name, {})
                 cursor.setdefault("__nodes__", []).append(node_id)
-
-            def draw(level: dict[str, Any]) -> None:
-                for node_id in level.get("__nodes__", []):
-                    node = model.nodes[node_id]
-                    drawn[node_id] = icon_class(node["icon"])(node["label"])
-                for name in sorted(key for key in level if key != "__nodes__"):
-                    with Cluster(name):
-                        draw(level[name])
-            draw(tree)
+            drawn = _draw_groups(tree, model, icon_class, Cluster)
             for source, target, label in model.merged_edges():
                 drawn[source] >> Edge(label=label) >> drawn[target]
         path = out_base.with_suffix(f".{fmt}")
@@ -613,6 +603,16 @@ def render(model: Model, out_base: Path) -> list[Path]:
             _inline_images(path)
         written.append(path)
     return written
+
+
+def _draw_groups(level: dict[str, Any], model: Model, icon_class: Any, cluster: Any) -> dict[str, Any]:
+    """Nodes of this level, then each nested group as a diagrams Cluster (a Graphviz subgraph) around its own."""
+    drawn = {node_id: icon_class(model.nodes[node_id]["icon"])(model.nodes[node_id]["label"])
+             for node_id in level.get("__nodes__", [])}
+    for name in sorted(key for key in level if key != "__nodes__"):
+        with cluster(name):
+            drawn.update(_draw_groups(level[name], model, icon_class, cluster))
+    return drawn
 
 
 def _inline_images(svg: Path) -> None:

@@ -43,14 +43,14 @@ class PriceSheet:
 
     def __getitem__(self, key: str) -> Price:
         if key not in self.prices:
-            raise PricingError(f"{self.path.relative_to(PRICING_DIR.parent)}: prices.{key}: missing (add it with "
-                               f"its price, unit and source page)")
+            raise PricingError(f"{_shown(self.path)}: prices.{key}: missing (add it with its price, unit and source "
+                               f"page)")
         return self.prices[key]
 
 
 def load_sheet(cloud: str, region: str, directory: Path = PRICING_DIR) -> PriceSheet:
     path = directory / f"{cloud}-{region}.yaml"
-    shown = path.relative_to(directory.parent) if path.is_relative_to(directory.parent) else path
+    shown = _shown(path)
     if not path.is_file():
         raise PricingError(f"{shown}: no price sheet for {cloud} region {region} (copy one in {directory.name}/ "
                            f"and fill in that region's prices)")
@@ -130,7 +130,7 @@ class Bill:
     def as_dict(self) -> dict[str, Any]:
         return {
             "deployment": self.deployment,
-            "price_sheets": [{"file": str(sheet.path.relative_to(PRICING_DIR.parent)), "as_of": sheet.as_of,
+            "price_sheets": [{"file": _shown(sheet.path), "as_of": sheet.as_of,
                               "region": sheet.region} for sheet in self.sheets],
             "lines": [line.as_dict() for line in self.lines],
             "always_on_monthly": round(self.always_on_monthly, 2),
@@ -242,7 +242,7 @@ def _minimum_tasks(deployment: CfnDeployment, service: CfnResource) -> int:
     """Auto scaling's floor when the service scales, else its desired count: what runs when nobody uses it."""
     for target in deployment.resources("AWS::ApplicationAutoScaling::ScalableTarget"):
         resource_id = str(target.properties.get("ResourceId", ""))
-        if target.part == service.part and service.logical_id in resource_id or _refers_to(
+        if (target.part == service.part and service.logical_id in resource_id) or _refers_to(
                 target.properties.get("ResourceId"), service.logical_id):
             return int(target.properties["MinCapacity"])
     return int(service.properties.get("DesiredCount", 1))
@@ -250,10 +250,10 @@ def _minimum_tasks(deployment: CfnDeployment, service: CfnResource) -> int:
 
 def _refers_to(value: Any, logical_id: str) -> bool:
     if isinstance(value, dict):
-        return value.get("Ref") == logical_id or any(_refers_to(item, logical_id) for item in value.values())
+        return bool(value.get("Ref") == logical_id) or any(_refers_to(item, logical_id) for item in value.values())
     if isinstance(value, list):
         return any(_refers_to(item, logical_id) for item in value)
-    return value == logical_id
+    return bool(value == logical_id)
 
 
 @aws_rule("AWS::RDS::DBInstance")
@@ -529,7 +529,8 @@ def azure_bill(deployment: PulumiDeployment, pricing_dir: Path = PRICING_DIR) ->
         rule = AZURE_RULES.get(resource.type)
         if rule is None:
             continue
-        region = str(resource.inputs.get("location") or deployment.region)
+        location = str(resource.inputs.get("location") or "")
+        region = location if location not in ("", "global") else deployment.region  # DNS zones are "global"
         if region not in sheets:
             sheets[region] = load_sheet("azure", region, pricing_dir)
         maker = LineMaker(sheets[region], assumptions, resource.name)
@@ -553,8 +554,9 @@ def money(amount: float) -> str:
 
 def render(bill: Bill) -> str:
     header = ("resource", "item", "unit", "quantity", "unit price", "monthly")
-    rows = [(line.resource, line.item + (" *" if not line.always_on else ""), line.unit, number(round(line.quantity, 6)),
-             f"${number(line.unit_price)}", money(line.monthly)) for line in bill.lines]
+    rows = [(line.resource, line.item + (" *" if not line.always_on else ""), line.unit,
+             number(round(line.quantity, 6)), f"${number(line.unit_price)}", money(line.monthly))
+            for line in bill.lines]
     widths = [max(len(str(row[column])) for row in [header, *rows]) for column in range(len(header))]
     numeric = {3, 4, 5}
 

@@ -157,7 +157,9 @@ def babybloom_deployment(stack: str) -> PulumiDeployment:
 
 def pulumi_deployment(stack: str, planned: list[dict[str, Any]]) -> PulumiDeployment:
     """From the plan's JSON (`as_json` of each registration), as written by `make plan-azure`."""
-    resources = [PlannedResource(item["type"], item["name"], item["parent"], item["inputs"]) for item in planned]
+    # Sorted: registrations finish in any order, and the bill and the diagram must read the same every time.
+    resources = sorted((PlannedResource(item["type"], item["name"], item["parent"], item["inputs"])
+                        for item in planned), key=lambda resource: (resource.type, resource.name))
     groups = [resource for resource in resources if resource.type == "azure-native:resources:ResourceGroup"]
     region = str(groups[0].inputs.get("location", "")) if groups else ""
     return PulumiDeployment(f"babybloom {stack}", region, resources)
