@@ -16,6 +16,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The project's Node 22 and CDK CLI come first: jsii refuses to stay quiet on an end-of-life Node.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+# Material for MkDocs prints a banner about its successor on every build; the notice is in the report, not the log.
+export NO_MKDOCS_2_WARNING := 1
 
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
@@ -104,7 +106,7 @@ cost-tables: bootstrap
 	$(PY) -m refarch.tools.cost_tables
 
 docs: $(PY_STAMP)
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	$(VENV)/bin/mkdocs build --strict --quiet
 
 docs-serve: $(PY_STAMP)
 	$(VENV)/bin/mkdocs serve
