@@ -23,7 +23,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
-	postgres-server bench lab labs deploy destroy clean diagrams cost-tables docs docs-serve graphviz chromium
+	postgres-server bench lab labs deploy destroy clean diagrams cost-tables lab-costs docs docs-serve graphviz chromium
 
 help:
 	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
@@ -33,6 +33,7 @@ help:
 	@echo "make lab LAB=NN             grade one learning lab offline (docs/labs/); make labs lists them"
 	@echo "make diagrams               architecture diagrams (SVG, PNG, model JSON) from the templates and plan into docs/diagrams/"
 	@echo "make cost-tables            regenerate README.md's cost tables (refarch cost [--env ..] [--azure --stack ..] for one)"
+	@echo "make lab-costs              regenerate each lab page's bill impact (cost before/after its reference solution)"
 	@echo "make docs                   the static documentation site into site/ (make docs-serve to browse it)"
 	@echo "make deploy|destroy ENV=..  cdk deploy/destroy --all into your own AWS account (needs credentials)"
 
@@ -104,6 +105,10 @@ diagrams: bootstrap graphviz
 
 cost-tables: bootstrap
 	$(PY) -m refarch.tools.cost_tables
+
+# Each lab page's "what it does to the bill", from refarch cost before and after its reference solution.
+lab-costs: bootstrap
+	$(PY) -m refarch.tools.lab_costs
 
 docs: $(PY_STAMP)
 	$(VENV)/bin/mkdocs build --strict --quiet

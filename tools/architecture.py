@@ -107,11 +107,6 @@ def _node_id(resource: CfnResource) -> str:
     return f"{resource.region}/{resource.part}/{resource.logical_id}"
 
 
-def _is_cdk_helper(resource: CfnResource) -> bool:
-    return any(marker in resource.path for marker in ("CustomResourceProvider", "AutoDeleteObjects", "LogRetention",
-                                                      "AWS679f53fac002430cb0da5b7982bd2287"))
-
-
 def _is_dead_letter(resource: CfnResource) -> bool:
     return "DeadLetter" in resource.path or "Dlq" in resource.path
 
@@ -144,7 +139,7 @@ def model_aws(deployment: CfnDeployment, title: str) -> Model:
 
     # Groups of folded duplicates (NAT per AZ, DLQs) would clutter; count them into one node instead.
     for resource in deployment.resources():
-        if resource.type not in AWS_SHOWN or _is_cdk_helper(resource):
+        if resource.type not in AWS_SHOWN or resource.is_cdk_helper:
             continue
         properties = resource.properties
         group = [account, resource.region]

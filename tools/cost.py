@@ -179,12 +179,6 @@ def aws_rule(*types: str) -> Callable[[AwsRule], AwsRule]:
     return register
 
 
-def _is_cdk_helper(resource: CfnResource) -> bool:
-    """CDK's own custom-resource functions run at deploy time only: no usage worth an assumption."""
-    return any(marker in resource.path for marker in ("CustomResourceProvider", "AutoDeleteObjects",
-                                                      "LogRetention", "AWS679f53fac002430cb0da5b7982bd2287"))
-
-
 @aws_rule("AWS::ElasticLoadBalancingV2::LoadBalancer")
 def _load_balancer(deployment: CfnDeployment, resource: CfnResource, line: LineMaker) -> None:
     line.fixed("Application Load Balancer hours", "alb_hour", HOURS_PER_MONTH)
@@ -357,7 +351,7 @@ def _replica_read_floor(replicas: list[dict[str, Any]]) -> int:
 
 @aws_rule("AWS::Lambda::Function")
 def _function(deployment: CfnDeployment, resource: CfnResource, line: LineMaker) -> None:
-    if _is_cdk_helper(resource):
+    if resource.is_cdk_helper:
         return
     memory_gb = int(resource.properties.get("MemorySize", 128)) / 1024
     arch = "arm" if resource.properties.get("Architectures") == ["arm64"] else "x86"

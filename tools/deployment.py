@@ -18,6 +18,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HOURS_PER_MONTH = 730  # AWS and Azure price calculators both bill a month as 730 hours
+# Construct-path markers of CDK's own helper functions (custom-resource providers, the log-retention singleton).
+CDK_HELPER_PATHS = ("CustomResourceProvider", "AutoDeleteObjects", "LogRetention",
+                    "AWS679f53fac002430cb0da5b7982bd2287")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,11 @@ class CfnResource:
     @property
     def key(self) -> str:
         return f"{self.part}/{self.logical_id}"
+
+    @property
+    def is_cdk_helper(self) -> bool:
+        """CDK's own custom-resource functions: they run at deploy time, hold nothing and serve no user."""
+        return any(marker in self.path for marker in CDK_HELPER_PATHS)
 
 
 @dataclass(frozen=True)
