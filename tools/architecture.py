@@ -17,7 +17,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,9 @@ def _is_dead_letter(resource: CfnResource) -> bool:
 def model_aws(deployment: CfnDeployment, title: str) -> Model:
     model = Model(title)
     account = "AWS account"
+
+    def region(name: str) -> str:
+        return f"{name} ({'primary' if name == deployment.region else 'DR'} region)"
     subnets = {(resource.part, resource.logical_id): resource for resource in deployment.resources("AWS::EC2::Subnet")}
     vpcs = {(resource.part, resource.logical_id): resource for resource in deployment.resources("AWS::EC2::VPC")}
 
@@ -132,7 +135,7 @@ def model_aws(deployment: CfnDeployment, title: str) -> Model:
             if subnet is not None:
                 tiers.add(_subnet_tier(subnet))
                 vpc = vpc_label(subnet.part, subnet.properties.get("VpcId"))
-        group = [account, resource.region]
+        group = [account, region(resource.region)]
         if tiers:
             group += [vpc, " + ".join(f"{tier} subnets" for tier in sorted(tiers))]
         return group
@@ -142,7 +145,7 @@ def model_aws(deployment: CfnDeployment, title: str) -> Model:
         if resource.type not in AWS_SHOWN or resource.is_cdk_helper:
             continue
         properties = resource.properties
-        group = [account, resource.region]
+        group = [account, region(resource.region)]
         if resource.type == "AWS::ElasticLoadBalancingV2::LoadBalancer":
             group = placement(resource, properties.get("Subnets", []))
         elif resource.type == "AWS::ECS::Service":
@@ -155,14 +158,14 @@ def model_aws(deployment: CfnDeployment, title: str) -> Model:
             if "SubnetIds" in properties:
                 group = placement(resource, properties["SubnetIds"])
             else:
-                group = [account, resource.region, vpc_label(resource.part, properties.get("VpcId"))]
+                group = [account, region(resource.region), vpc_label(resource.part, properties.get("VpcId"))]
         elif resource.type == "AWS::EC2::NatGateway":
             group = placement(resource, [properties.get("SubnetId")])
         elif resource.type in ("AWS::EC2::InternetGateway", "AWS::EC2::FlowLog"):
             attachment = next((other for other in deployment.resources("AWS::EC2::VPCGatewayAttachment")
                                if other.part == resource.part), None)
             vpc_ref = attachment.properties.get("VpcId") if attachment else properties.get("ResourceId")
-            group = [account, resource.region, vpc_label(resource.part, vpc_ref)]
+            group = [account, region(resource.region), vpc_label(resource.part, vpc_ref)]
         elif resource.type == "AWS::Lambda::Function" and properties.get("VpcConfig"):
             group = placement(resource, properties["VpcConfig"].get("SubnetIds", []))
         elif resource.type == "AWS::SQS::Queue" and _is_dead_letter(resource):
@@ -171,7 +174,7 @@ def model_aws(deployment: CfnDeployment, title: str) -> Model:
         model.node(_node_id(resource), label, AWS_ICONS[resource.type], group)
     _fold_same(model)
     model.node(INTERNET, "Internet (clients)", "aws.general.Users", [])
-    _aws_edges(deployment, model)
+    _aws_edges(deployment, model, region)
     return model
 
 
@@ -258,7 +261,7 @@ def _security_groups(resource: CfnResource) -> list[Any]:
             or properties.get("VpcConfig", {}).get("SecurityGroupIds") or [])
 
 
-def _aws_edges(deployment: CfnDeployment, model: Model) -> None:
+def _aws_edges(deployment: CfnDeployment, model: Model, region: Callable[[str], str]) -> None:
     shown = [resource for resource in deployment.resources() if _node_id(resource) in model.nodes]
     # Security groups: which shown resources sit in each group (by the group's logical id).
     members: dict[tuple[str, str], list[str]] = {}
@@ -343,7 +346,7 @@ def _aws_edges(deployment: CfnDeployment, model: Model) -> None:
                 if replica.get("Region") != resource.region:
                     replica_id = f"{replica['Region']}/{resource.part}/{resource.logical_id}-replica"
                     model.node(replica_id, f"{_short(resource)}\n(replica)", "aws.database.Dynamodb",
-                               ["AWS account", replica["Region"]])
+                               ["AWS account", region(replica["Region"])])
                     model.edge(_node_id(resource), replica_id, "global table replication")
         elif resource.type == "AWS::ECS::TaskDefinition":
             _uses_edges(deployment, model, resource, [container.get("Environment", []) + container.get("Secrets", [])
