@@ -110,6 +110,7 @@ class Bill:
     deployment: str
     sheets: list[PriceSheet]
     lines: list[Line]
+    unpriced: list[str]  # resource types the calculator knows neither a price nor a no-charge reason for
 
     @property
     def always_on_monthly(self) -> float:
@@ -137,6 +138,7 @@ class Bill:
             "idle_per_day": round(self.idle_per_day, 2),
             "usage_monthly_at_assumed_volumes": round(self.usage_monthly, 2),
             "monthly": round(self.monthly, 2),
+            "unpriced_types": self.unpriced,
         }
 
 
@@ -166,6 +168,32 @@ class LineMaker:
 
 
 # ---------------------------------------------------------------------------------------------------------------- AWS
+
+# Types billed nothing by themselves: configuration, permissions, wiring, or billed through the resource they serve
+# (a stage through its API, a subscription through its topic). A type in neither this set nor AWS_RULES is listed
+# as unpriced on the bill, and the infra tests fail naming it, so a new paid resource cannot slip in unseen.
+NO_CHARGE_AWS = frozenset({
+    "AWS::CDK::Metadata", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::KMS::Alias",
+    "AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::RouteTable", "AWS::EC2::Route", "AWS::EC2::InternetGateway",
+    "AWS::EC2::VPCGatewayAttachment", "AWS::EC2::SubnetRouteTableAssociation", "AWS::EC2::NetworkAcl",
+    "AWS::EC2::NetworkAclEntry", "AWS::EC2::SubnetNetworkAclAssociation", "AWS::EC2::SecurityGroup",
+    "AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress", "AWS::ECS::Cluster",
+    "AWS::ECS::TaskDefinition", "AWS::ElasticLoadBalancingV2::Listener", "AWS::ElasticLoadBalancingV2::TargetGroup",
+    "AWS::ElasticLoadBalancingV2::ListenerRule", "AWS::ApplicationAutoScaling::ScalableTarget",
+    "AWS::ApplicationAutoScaling::ScalingPolicy", "AWS::RDS::DBParameterGroup", "AWS::RDS::DBSubnetGroup",
+    "AWS::SecretsManager::ResourcePolicy", "AWS::SecretsManager::RotationSchedule",
+    "AWS::SecretsManager::SecretTargetAttachment", "AWS::Serverless::Application", "AWS::Lambda::Permission",
+    "AWS::Lambda::EventSourceMapping", "AWS::Lambda::Version", "AWS::Lambda::Alias", "AWS::SNS::Subscription",
+    "AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy", "AWS::S3::BucketPolicy", "AWS::Cognito::UserPoolClient",
+    "AWS::Cognito::UserPoolGroup", "AWS::Cognito::UserPoolDomain", "AWS::Cognito::ManagedLoginBranding",
+    "AWS::ApiGateway::Account", "AWS::ApiGatewayV2::Authorizer", "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage", "AWS::ApiGatewayV2::Deployment",
+    "AWS::Backup::BackupSelection", "AWS::WAFv2::WebACLAssociation", "AWS::WAFv2::LoggingConfiguration",
+    "AWS::Logs::MetricFilter", "AWS::Logs::ResourcePolicy", "AWS::Logs::SubscriptionFilter",
+    "AWS::Budgets::Budget", "AWS::SES::EmailIdentity", "AWS::SES::ConfigurationSet",
+    "AWS::CertificateManager::Certificate", "Custom::S3AutoDeleteObjects", "Custom::VpcRestrictDefaultSG",
+    "Custom::AWS", "AWS::CloudFormation::WaitConditionHandle",
+})
 
 AwsRule = Callable[[CfnDeployment, CfnResource, LineMaker], None]
 AWS_RULES: dict[str, AwsRule] = {}
@@ -282,6 +310,11 @@ def _secret(deployment: CfnDeployment, resource: CfnResource, line: LineMaker) -
 @aws_rule("AWS::CloudWatch::Alarm")
 def _alarm(deployment: CfnDeployment, resource: CfnResource, line: LineMaker) -> None:
     line.fixed("CloudWatch alarms", "cloudwatch_alarm_month", 1)
+
+
+@aws_rule("AWS::CloudWatch::CompositeAlarm")
+def _composite_alarm(deployment: CfnDeployment, resource: CfnResource, line: LineMaker) -> None:
+    line.fixed("CloudWatch composite alarms", "cloudwatch_composite_alarm_month", 1)
 
 
 @aws_rule("AWS::CloudWatch::Dashboard")
@@ -405,16 +438,19 @@ def aws_bill(deployment: CfnDeployment, pricing_dir: Path = PRICING_DIR) -> Bill
     assumptions = load_assumptions("aws", pricing_dir)
     sheets: dict[str, PriceSheet] = {}
     lines: list[Line] = []
+    unpriced: set[str] = set()
     for resource in deployment.resources():
         rule = AWS_RULES.get(resource.type)
         if rule is None:
+            if resource.type not in NO_CHARGE_AWS:
+                unpriced.add(resource.type)
             continue
         if resource.region not in sheets:
             sheets[resource.region] = load_sheet("aws", resource.region, pricing_dir)
         maker = LineMaker(sheets[resource.region], assumptions, f"{resource.part}/{_readable(resource)}")
         rule(deployment, resource, maker)
         lines.extend(maker.lines)
-    return Bill(deployment.name, list(sheets.values()), lines)
+    return Bill(deployment.name, list(sheets.values()), lines, sorted(unpriced))
 
 
 def _readable(resource: CfnResource) -> str:
@@ -428,6 +464,15 @@ def _readable(resource: CfnResource) -> str:
 # -------------------------------------------------------------------------------------------------------------- Azure
 
 AzureRule = Callable[[PulumiDeployment, PlannedResource, LineMaker], None]
+# As NO_CHARGE_AWS: billed nothing by themselves (containers and role assignments ride on their accounts).
+NO_CHARGE_AZURE = frozenset({
+    "azure-native:resources:ResourceGroup", "azure-native:authorization:RoleAssignment",
+    "azure-native:cosmosdb:SqlResourceSqlRoleAssignment", "azure-native:applicationinsights:Component",
+    "azure-native:network:VirtualNetwork", "azure-native:network:Subnet", "azure-native:network:PrivateDnsZoneGroup",
+    "azure-native:privatedns:VirtualNetworkLink", "azure-native:storage:Blob", "azure-native:storage:BlobContainer",
+    "azure-native:web:AppServicePlan", "azure-native:web:WebAppAuthSettingsV2", "azure-native:web:WebAppFtpAllowed",
+    "azure-native:web:WebAppScmAllowed",
+})
 AZURE_RULES: dict[str, AzureRule] = {}
 
 
@@ -519,9 +564,12 @@ def azure_bill(deployment: PulumiDeployment, pricing_dir: Path = PRICING_DIR) ->
     assumptions = load_assumptions("azure", pricing_dir)
     sheets: dict[str, PriceSheet] = {}
     lines: list[Line] = []
+    unpriced: set[str] = set()
     for resource in deployment.resources:
         rule = AZURE_RULES.get(resource.type)
         if rule is None:
+            if resource.type.startswith("azure-native:") and resource.type not in NO_CHARGE_AZURE:
+                unpriced.add(resource.type)
             continue
         location = str(resource.inputs.get("location") or "")
         region = location if location not in ("", "global") else deployment.region  # DNS zones are "global"
@@ -530,7 +578,7 @@ def azure_bill(deployment: PulumiDeployment, pricing_dir: Path = PRICING_DIR) ->
         maker = LineMaker(sheets[region], assumptions, resource.name)
         rule(deployment, resource, maker)
         lines.extend(maker.lines)
-    return Bill(deployment.name, list(sheets.values()), lines)
+    return Bill(deployment.name, list(sheets.values()), lines, sorted(unpriced))
 
 
 # ----------------------------------------------------------------------------------------------------------- output
@@ -569,6 +617,9 @@ def render(bill: Bill) -> str:
     for assumption in sorted({line.assumption for line in bill.lines if line.assumption}):
         out.append(f"    assumed: {assumption}")
     out.append(f"total at those volumes: {money(bill.monthly)}/month")
+    if bill.unpriced:
+        out.append(f"NOT PRICED (add a rule in tools/cost.py, or list the type as no-charge there): "
+                   f"{', '.join(bill.unpriced)}")
     out.append("List prices, on demand, USD, no free tier; each price's source page is in its sheet (--json shows it).")
     return "\n".join(out)
 

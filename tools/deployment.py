@@ -8,6 +8,7 @@ shows it on the next run.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -130,10 +131,13 @@ def selfnest_deployment(env: str, dr_tier: str | None = None, outdir: Path | Non
 
     A bad config raises refarch.stacks.selfnest.config.ConfigError; callers turn it into one line.
     """
-    from refarch.stacks.selfnest.app import build_app
     from refarch.stacks.selfnest.config import load_settings
 
-    settings = load_settings(env, dr_tier=dr_tier)
+    settings = load_settings(env, dr_tier=dr_tier)  # before the CDK loads: a config mistake costs no time
+    # jsii starts `node` from PATH: the project's Node 22 first (jsii warns loudly on an end-of-life Node).
+    os.environ["PATH"] = os.pathsep.join([str(ROOT / "node_modules" / ".bin"), os.environ.get("PATH", "")])
+    from refarch.stacks.selfnest.app import build_app
+
     context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
     context["aws:cdk:enable-path-metadata"] = True
     with tempfile.TemporaryDirectory(prefix="refarch-synth-") as scratch:

@@ -99,8 +99,16 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, check=False, timeout=120)
 
 
-@pytest.mark.parametrize("args", [("--stack", "prod"), ("--azure", "--env", "prod"), ("--env", "nope")])
+@pytest.mark.parametrize("args", [("--stack", "prod"), ("--azure", "--env", "prod"), ("--env", "nope"),
+                                  ("--env", "prod", "--dr-tier", "bogus"), ("--azure", "--stack", "nope")])
 def test_wrong_arguments_are_one_line_and_exit_2(args: tuple[str, ...]) -> None:
     result = run_cli(*args)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("refarch: error: ")
+
+
+def test_a_resource_type_with_no_price_and_no_reason_is_listed_not_dropped() -> None:
+    bill = cost.aws_bill(deployment({"Thing": {"Type": "AWS::Example::Unknown", "Properties": {}},
+                                     "Role": {"Type": "AWS::IAM::Role", "Properties": {}}}))
+    assert bill.unpriced == ["AWS::Example::Unknown"]
+    assert "NOT PRICED" in cost.render(bill) and "AWS::Example::Unknown" in cost.render(bill)

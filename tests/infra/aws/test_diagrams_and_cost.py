@@ -71,6 +71,7 @@ def test_diagram_shows_every_subscription_with_its_filter(assembly: Assembly) ->
 
 def test_bill_has_every_always_on_address_key_and_hour(assembly: Assembly) -> None:
     bill = cost.aws_bill(as_deployment(assembly))
+    assert not bill.unpriced, f"resource types with no price and no no-charge reason in tools/cost.py: {bill.unpriced}"
     quantity = {key: sum(line.quantity for line in bill.lines if line.price_key == key)
                 for key in {line.price_key for line in bill.lines}}
     keys = list(assembly.all_resources("AWS::KMS::Key"))

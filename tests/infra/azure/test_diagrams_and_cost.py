@@ -45,6 +45,7 @@ def test_every_role_assignment_is_an_arrow_from_the_identity_to_its_scope(plan: 
 @pulumi_test
 def test_bill_has_every_hourly_item(plan: Plan) -> None:
     bill = cost.azure_bill(as_deployment(plan))
+    assert not bill.unpriced, f"resource types with no price and no no-charge reason in tools/cost.py: {bill.unpriced}"
     sheet = cost.load_sheet("azure", plan.settings.location)
     endpoints = len(plan.all("azure-native:network:PrivateEndpoint"))
     hours = sum(line.quantity for line in bill.lines if line.price_key == "private_endpoint_hour")
