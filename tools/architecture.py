@@ -207,7 +207,8 @@ def _label(resource: CfnResource) -> str:
         short = service_text.rsplit(".", 1)[-1].strip('"]}')
         kind = "interface" if "SubnetIds" in properties else "gateway"
         return f"{short} endpoint ({kind})"
-    if resource.type == "AWS::DynamoDB::GlobalTable":
+    if resource.type == "AWS::DynamoDB::GlobalTable" and any(
+            replica.get("Region") != resource.region for replica in properties.get("Replicas", [])):
         return f"DynamoDB {name}\n(global table)"
     if resource.type == "AWS::SQS::Queue":
         return f"{name} queue\n+ dead-letter queue"
