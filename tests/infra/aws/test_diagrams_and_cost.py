@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def variant_for(env: str, tier: str | None) -> str:
     """The conftest variant synthesized with this environment and DR tier (the shapes the tools draw and price)."""
-    return next(name for name, shape in VARIANTS.items() if shape == (env, tier))
+    return next(name for name, (variant_env, variant_tier, *_) in VARIANTS.items()
+                if (variant_env, variant_tier) == (env, tier))
 
 
 DIAGRAMS = {name: variant_for(env, tier) for name, env, tier in architecture.SELFNEST_VARIANTS}
