@@ -27,6 +27,7 @@ from .deployment import ROOT, CfnDeployment, CfnResource, PulumiDeployment
 DIAGRAM_DIR = ROOT / "docs" / "diagrams"
 COMMAND = "make diagrams"
 INTERNET = "internet"
+DEPLOYER = "deployer"
 
 
 @dataclass
@@ -483,9 +484,14 @@ def model_azure(deployment: PulumiDeployment, title: str) -> Model:
         return [*base, vnet_label, f"subnet {subnet.inputs.get('addressPrefix', name)} ({subnet.name})"]
 
     def owner_of(value: Any) -> str | None:
-        name = str(value or "").rstrip("/").rsplit("/", 1)[-1]
-        resource = by_physical.get(name)
-        return resource.name if resource is not None and resource.name in model.nodes else None
+        """The shown resource an ID points at, or contains (a role scoped to a container lands on its account)."""
+        for name in reversed(str(value or "").rstrip("/").split("/")):
+            resource = by_physical.get(name)
+            if resource is not None and resource.type in AZURE_FOLDED:  # a container: its account
+                resource = by_physical.get(str(resource.inputs.get("accountName", "")).rsplit("/", 1)[-1])
+            if resource is not None and resource.name in model.nodes:
+                return resource.name
+        return None
 
     for resource in deployment.resources:
         icon = AZURE_ICONS.get(resource.type)
@@ -539,6 +545,9 @@ def model_azure(deployment: PulumiDeployment, title: str) -> Model:
         elif resource.type in ("azure-native:authorization:RoleAssignment",
                                "azure-native:cosmosdb:SqlResourceSqlRoleAssignment"):
             principal = _principal_owner(deployment, inputs.get("principalId"))
+            if principal is None:  # not a managed identity of this program: the identity running `pulumi up`
+                principal = DEPLOYER
+                model.node(DEPLOYER, "Deployer\n(the identity running pulumi up)", "azure.identity.Users", [])
             scope = owner_of(inputs.get("scope")) or owner_of(inputs.get("accountName"))
             role = resource.name.removeprefix(f"{resource.parent}-") if resource.parent else resource.name
             model.edge(principal, scope, f"role: {role}")

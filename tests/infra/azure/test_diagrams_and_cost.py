@@ -34,8 +34,10 @@ def test_every_role_assignment_is_an_arrow_from_the_identity_to_its_scope(plan: 
     (app,) = [resource.name for resource in plan.all("azure-native:web:WebApp")]
     assignments = plan.all("azure-native:authorization:RoleAssignment") + plan.all(
         "azure-native:cosmosdb:SqlResourceSqlRoleAssignment")
-    roles = [label for source, _, label in model.edges if source == app and label.startswith("role: ")]
+    roles = [(source, label) for source, _, label in model.edges if label.startswith("role: ")]
     assert len(roles) == len(assignments)
+    assert {source for source, _ in roles} <= {app, architecture.DEPLOYER}
+    assert any(source == app for source, _ in roles)
     endpoints = plan.all("azure-native:network:PrivateEndpoint")
     assert sum(1 for _, _, label in model.edges if label == "private link") == len(endpoints)
     for endpoint in endpoints:
