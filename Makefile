@@ -16,12 +16,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The project's Node 22 and CDK CLI come first: jsii refuses to stay quiet on an end-of-life Node.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+# Material for MkDocs prints a banner about its successor on every build; the notice is in the report, not the log.
+export NO_MKDOCS_2_WARNING := 1
 
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 .PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
-	postgres-server bench lab labs deploy destroy clean
+	postgres-server bench lab labs deploy destroy clean diagrams cost-tables lab-costs docs docs-serve graphviz chromium
 
 help:
 	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
@@ -29,6 +31,10 @@ help:
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
 	@echo "make lab LAB=NN             grade one learning lab offline (docs/labs/); make labs lists them"
+	@echo "make diagrams               architecture diagrams (SVG, PNG, model JSON) from the templates and plan into docs/diagrams/"
+	@echo "make cost-tables            regenerate README.md's cost tables (refarch cost [--env ..] [--azure --stack ..] for one)"
+	@echo "make lab-costs              regenerate each lab page's bill impact (cost before/after its reference solution)"
+	@echo "make docs                   the static documentation site into site/ (make docs-serve to browse it)"
 	@echo "make deploy|destroy ENV=..  cdk deploy --all / destroy this env's stacks in your own AWS account (needs credentials)"
 
 $(PY_STAMP): requirements.lock pyproject.toml
@@ -85,10 +91,35 @@ postgres-server:
 		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$sudo apt-get update -qq && $$sudo apt-get install -y --no-install-recommends postgresql; fi
 
+# Diagrams are laid out by Graphviz and the docs site is tested in Chromium, both from apt, installed when missing.
+APT_INSTALL = sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends
+graphviz:
+	@command -v dot >/dev/null || { $(APT_INSTALL) graphviz fonts-dejavu-core; }
+
+chromium:
+	@command -v chromium >/dev/null || { $(APT_INSTALL) chromium fonts-dejavu-core; }
+
+diagrams: bootstrap graphviz
+	$(PY) -m refarch.tools.architecture
+
+cost-tables: bootstrap
+	$(PY) -m refarch.tools.cost_tables
+
+# Each lab page's "what it does to the bill", from refarch cost before and after its reference solution.
+lab-costs: bootstrap
+	$(PY) -m refarch.tools.lab_costs
+
+docs: $(PY_STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(PY_STAMP)
+	$(VENV)/bin/mkdocs serve
+
 test-services: $(PY_STAMP) postgres-server
 	$(PY) -m pytest tests/services
 
-test: bootstrap lint typecheck postgres-server
+test: bootstrap lint typecheck postgres-server graphviz chromium
 	$(PY) -m pytest
 
 bench: bootstrap
@@ -114,4 +145,4 @@ destroy: bootstrap
 	cdk destroy -c env=$(ENV) $(DR_TIER_CONTEXT) 'selfnest-$(ENV)/*'
 
 clean:
-	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache site

@@ -1,5 +1,5 @@
-"""`make bench`: Selfnest synth time against an empty CDK app (alternating, one run), BabyBloom's plan time, and
-every lab grader's time against its 10 s budget.
+"""`make bench`: Selfnest synth time against an empty CDK app (alternating, one run), BabyBloom's plan time,
+every lab grader's time against its 10 s budget, and the diagram and docs-site build times.
 
 The empty app pays the same fixed costs (Python start, jsii and Node start, CLI start), so the ratio shows what
 our stacks add. Target: at most 2.0x. A benchmark, not a test: it reports and never fails the build.
@@ -58,7 +58,25 @@ def main(argv: list[str] | None = None) -> int:
           f"({', '.join(f'{t:.2f}' for t in plan_times)}); target <= 3.00s: "
           f"{'within target' if plan_median <= 3.0 else 'OVER TARGET'}")
     bench_labs()
+    bench_site(args.rounds)
     return 0
+
+
+def bench_site(rounds: int) -> None:
+    """`make diagrams` (one Selfnest shape and one BabyBloom stack, with rendering) and `make docs`."""
+    with tempfile.TemporaryDirectory(prefix="refarch-bench-") as scratch:
+        python = str(ROOT / ".venv" / "bin" / "python")
+        for name in ("selfnest-dev", "babybloom-dev"):
+            diagram = [python, "-m", "refarch.tools.architecture", "--only", name, "--out", scratch]
+            times = [timed(diagram) for _ in range(rounds)]
+            print(f"diagram {name} (model + SVG + PNG): median {statistics.median(times):.2f}s over {rounds} runs "
+                  f"({', '.join(f'{t:.2f}' for t in times)})")
+        docs = ["env", "NO_MKDOCS_2_WARNING=1", str(ROOT / ".venv" / "bin" / "mkdocs"), "build", "--strict", "--quiet",
+                "--site-dir",
+                f"{scratch}/site"]
+        times = [timed(docs) for _ in range(rounds)]
+        print(f"docs site build: median {statistics.median(times):.2f}s over {rounds} runs "
+              f"({', '.join(f'{t:.2f}' for t in times)})")
 
 
 LAB_BUDGET_SECONDS = 10.0

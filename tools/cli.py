@@ -1,4 +1,5 @@
-"""`refarch`: exam calculators (`refarch calc ...`) and lab graders (`refarch lab NN`, `refarch labs`).
+"""`refarch`: exam calculators (`refarch calc ...`), lab graders (`refarch lab NN`, `refarch labs`) and the bill
+(`refarch cost`).
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -14,6 +15,7 @@ from typing import NoReturn
 from refarch.constructs.aws.lifecycle import check_lifecycle, parse_transition
 
 from . import calculators
+from .cost import PricingError
 
 USAGE_ERROR = 2
 
@@ -71,6 +73,27 @@ def calc_sqs(args: argparse.Namespace) -> int:
                  f"visibility timeout >= {minimum} s (6 x the {args.lambda_timeout} s function timeout)")
 
 
+def show_cost(args: argparse.Namespace) -> int:
+    from . import cost, deployment
+
+    if args.azure:
+        if args.dr_tier is not None or args.env is not None:
+            raise ValueError("--env and --dr-tier are Selfnest's; BabyBloom takes --stack dev|prod")
+        bill = cost.azure_bill(deployment.babybloom_deployment(args.stack or "dev"))
+    else:
+        if args.stack is not None:
+            raise ValueError("--stack is BabyBloom's: add --azure, or pick a Selfnest environment with --env")
+        from refarch.stacks.selfnest.config import ConfigError
+
+        try:
+            synthesized = deployment.selfnest_deployment(args.env or "dev", args.dr_tier)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        bill = cost.aws_bill(synthesized)
+    print(json.dumps(bill.as_dict(), indent=2) if args.json else cost.render(bill))
+    return 0
+
+
 def run_lab(args: argparse.Namespace) -> int:
     from refarch.labs.catalog import grade
 
@@ -122,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     sqs = calculator("sqs", calc_sqs, "the minimum SQS visibility timeout for a Lambda consumer")
     sqs.add_argument("--lambda-timeout", type=_non_negative_int, required=True, metavar="SECONDS")
 
+    cost = commands.add_parser("cost", help="monthly and idle-per-day cost of a deployment, line by line",
+                               description="Monthly cost of Selfnest (from its synthesized templates) or BabyBloom "
+                                           "(--azure, from its offline plan), with the price sheets in pricing/.")
+    cost.add_argument("--env", help="Selfnest environment: a file name in config/ (default dev)")
+    cost.add_argument("--dr-tier", help="override the config's dr.tier (backup_restore, pilot_light)")
+    cost.add_argument("--azure", action="store_true", help="BabyBloom on Azure instead of Selfnest")
+    cost.add_argument("--stack", help="BabyBloom stack with --azure: reads Pulumi.<stack>.yaml (default dev)")
+    cost.add_argument("--json", action="store_true", help="print one JSON object")
+    cost.set_defaults(handler=show_cost)
+
     lab = commands.add_parser("lab", help="grade one lab (docs/labs/)")
     lab.add_argument("number", help="the lab's number, e.g. 01")
     lab.set_defaults(handler=run_lab)
@@ -135,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except ValueError as error:
+    except (ValueError, PricingError) as error:
         print(f"refarch: error: {error}", file=sys.stderr)
         return USAGE_ERROR
 

@@ -9,17 +9,17 @@ each lab names the tiers it touches: its own infra module(s), the compliance gat
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from refarch.labs.catalog import LABS
+from refarch.tools import lab_costs
+from refarch.tools.lab_costs import copy_repository, in_copy
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = (".venv", "node_modules", ".cache", ".build")   # linked into each copy
+BILLS_BEFORE: dict[lab_costs.Target, dict[str, Any]] = {}   # the untouched repository's bills, computed once
 
 # The test tiers each solution must keep green (pytest arguments, run in the solved copy).
 SUITES: dict[str, list[str]] = {
@@ -37,29 +37,6 @@ SUITES: dict[str, list[str]] = {
     "10": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_package.py",
            "tests/infra/azure/test_policies.py"],
 }
-
-
-def copy_repository(destination: Path) -> Path:
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if not source.exists() and not source.is_symlink():
-            continue   # deleted in the working tree but not yet in the index
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target, follow_symlinks=False)
-    for name in SHARED:
-        (ROOT / name).mkdir(exist_ok=True)
-        (destination / name).symlink_to(ROOT / name)
-    return destination
-
-
-def in_copy(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(copy / ".typecheck"), str(copy / "services" / "babybloom_functions")])}
-    return subprocess.run([sys.executable, *args], cwd=copy, env=environment, capture_output=True, text=True,
-                          check=False, timeout=600)
 
 
 @pytest.mark.parametrize("number", LABS)
@@ -80,6 +57,15 @@ def test_solution_passes_the_grader_and_keeps_the_suite_green(number: str, tmp_p
     suite = in_copy(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES[number])
     assert suite.returncode == 0, suite.stdout[-4000:] + suite.stderr[-2000:]
     assert " passed" in suite.stdout
+    # The lab page states what the change does to the bill: the same calculator, before and after, must agree.
+    sections = []
+    for target in lab_costs.targets(lab.solution):
+        if target not in BILLS_BEFORE:
+            BILLS_BEFORE[target] = lab_costs.bill(ROOT, target)
+        sections.append(lab_costs.impact(target, BILLS_BEFORE[target], lab_costs.bill(copy, target)))
+    page = lab_costs.page_of(number).read_text(encoding="utf-8")
+    assert lab_costs.block(sections) in page, (
+        f"{lab_costs.page_of(number).name}'s bill impact is out of date: run `{lab_costs.COMMAND}`")
 
 
 def test_every_lab_names_the_tests_its_solution_must_keep_green() -> None:
