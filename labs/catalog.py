@@ -23,11 +23,15 @@ LABS: dict[str, Lab] = {module.LAB.number: module.LAB for module in (
     lab08_dr, lab09_cosmos, lab10_identity_connections)}
 
 
-def grade(number: str) -> int:
+def lab_by_number(number: str) -> Lab:
     lab = LABS.get(number.zfill(2))
     if lab is None:
         raise ValueError(f"there is no lab {number!r} (labs: {', '.join(LABS)}; see docs/labs/)")
-    return run(lab)
+    return lab
+
+
+def grade(number: str) -> int:
+    return run(lab_by_number(number))
 
 
 if __name__ == "__main__":

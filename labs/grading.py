@@ -27,15 +27,23 @@ class Check:
     name: str
     passed: bool
     hint: str
+    found: str = ""   # what the grader saw, shown under a FAIL ("found 2 NAT gateways")
+
+
+class Grader(Protocol):
+    def __call__(self, root: Path) -> list[Check]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
 class Lab:
+    """One lab. `grade(root)` reads the project at `root` (config, Pulumi stack files); the code it builds is the
+    imported `refarch` package, so a lab whose answer is code is graded in a process that imports the answer's tree."""
+
     number: str
     slug: str
     title: str
     exam: str
-    grade: Callable[[], list[Check]]
+    grade: Grader
 
     @property
     def directory(self) -> Path:
@@ -46,16 +54,37 @@ class Lab:
         return self.directory / "solution" / "solution.patch"
 
 
-def check(name: str, passed: bool, hint: str) -> Check:
-    return Check(name=name, passed=bool(passed), hint=hint)
+def check(name: str, passed: bool, hint: str, *, found: object = "") -> Check:
+    return Check(name=name, passed=bool(passed), hint=hint, found=str(found))
+
+
+CONFIG_CHECK = "the configuration loads"
+# Raised for a learner's configuration mistake by the Selfnest loader, the BabyBloom loader and the Pulumi program
+# (by name: importing Pulumi here would slow every AWS lab).
+CONFIG_ERRORS = frozenset({"refarch.stacks.selfnest.config.ConfigError", "refarch.stacks.babybloom.config.ConfigError",
+                           "pulumi.errors.RunError"})
+
+
+def grade(lab: Lab, root: Path = ROOT) -> list[Check]:
+    """The lab's checks; a configuration mistake is one failing check whose hint is the loader's one-line message
+    (what `make synth` prints), never a traceback."""
+    try:
+        return lab.grade(root)
+    except Exception as error:
+        if f"{type(error).__module__}.{type(error).__qualname__}" not in CONFIG_ERRORS:
+            raise
+        message = str(error).strip() or type(error).__name__
+        return [check(CONFIG_CHECK, False, message.splitlines()[0], found="the loader refused it; nothing was built")]
 
 
 def report(lab: Lab, checks: list[Check], seconds: float) -> int:
-    """Print PASS/FAIL per check (a hint under each failure); 0 when every check passes, 1 otherwise."""
+    """Print PASS/FAIL per check (under each failure what was found and a hint); 0 when every check passes."""
     print(f"Lab {lab.number}: {lab.title}")
     for result in checks:
         print(f"  {'PASS' if result.passed else 'FAIL'}  {result.name}")
         if not result.passed:
+            if result.found:
+                print(f"        found: {result.found}")
             print(f"        hint: {result.hint}")
     passed = sum(result.passed for result in checks)
     verdict = "lab complete" if passed == len(checks) else "not yet: fix the FAILs above and run it again"
@@ -63,9 +92,9 @@ def report(lab: Lab, checks: list[Check], seconds: float) -> int:
     return 0 if passed == len(checks) else 1
 
 
-def run(lab: Lab) -> int:
+def run(lab: Lab, root: Path = ROOT) -> int:
     started = time.perf_counter()
-    checks = lab.grade()
+    checks = grade(lab, root)
     return report(lab, checks, time.perf_counter() - started)
 
 
@@ -89,6 +118,20 @@ def synth_stack(settings: Any, stack_type: StackType, part: str, *, region: str 
                    env=cdk.Environment(region=region or settings.region))
         template: Template = app.synth().get_stack_by_name(settings.name(part)).template
     return template
+
+
+def synth_stacks(settings: Any, build: Callable[[Any, Callable[[str], dict[str, Any]]], None]) -> dict[str, Template]:
+    """Only the stacks a lab needs, wired as the app wires them: `build(app, stack_args)` creates them."""
+    import aws_cdk as cdk
+
+    def stack_args(part: str) -> dict[str, Any]:
+        return {"stack_name": settings.name(part), "env": cdk.Environment(region=settings.region)}
+
+    with tempfile.TemporaryDirectory(prefix="refarch-lab-") as outdir:
+        app = cdk.App(outdir=outdir, context=_cdk_context())
+        build(app, stack_args)
+        assembly = app.synth()
+        return {stack.stack_name.removeprefix(settings.name("")): stack.template for stack in assembly.stacks}
 
 
 def synth_environment(settings: Any) -> dict[str, Template]:

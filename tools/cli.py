@@ -30,7 +30,13 @@ def _emit(args: argparse.Namespace, result: dict[str, object], text: str) -> int
     return 0
 
 
+def _some_load(args: argparse.Namespace) -> None:
+    if not args.reads and not args.writes:
+        raise ValueError("give --reads N, --writes N or both (per second)")
+
+
 def calc_dynamodb(args: argparse.Namespace) -> int:
+    _some_load(args)
     capacity = calculators.dynamodb_capacity(
         item_kb=args.item_kb, reads_per_second=args.reads, writes_per_second=args.writes,
         consistency=args.consistency, transactional_writes=args.transactional_writes)
@@ -40,6 +46,7 @@ def calc_dynamodb(args: argparse.Namespace) -> int:
 
 
 def calc_cosmos(args: argparse.Namespace) -> int:
+    _some_load(args)
     ru = calculators.cosmos_ru_per_second(item_kb=args.item_kb, reads_per_second=args.reads,
                                           writes_per_second=args.writes, consistency=args.consistency)
     return _emit(args, {"ru_per_second": ru}, f"~{ru:g} RU/s ({args.consistency} consistency; an estimate — "
@@ -72,9 +79,14 @@ def calc_sqs(args: argparse.Namespace) -> int:
 
 
 def run_lab(args: argparse.Namespace) -> int:
-    from refarch.labs.catalog import grade
+    from refarch.labs.catalog import grade, lab_by_number
+    from refarch.labs.grading import grade as checks_of
 
-    return grade(args.number)
+    if not args.json:
+        return grade(args.number)
+    checks = checks_of(lab_by_number(args.number))
+    print(json.dumps([{"name": c.name, "passed": c.passed, "hint": c.hint, "found": c.found} for c in checks]))
+    return 0 if all(c.passed for c in checks) else 1
 
 
 def list_labs(args: argparse.Namespace) -> int:
@@ -108,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = calculator(name, handler, f"{name} capacity for a steady load of point reads and writes")
         sub.add_argument("--item-kb", required=True, help="item size in KB")
-        sub.add_argument("--reads", type=_non_negative_int, required=True, help="reads per second")
-        sub.add_argument("--writes", type=_non_negative_int, required=True, help="writes per second")
+        sub.add_argument("--reads", type=_non_negative_int, default=0, help="reads per second (default 0)")
+        sub.add_argument("--writes", type=_non_negative_int, default=0, help="writes per second (default 0)")
         sub.add_argument("--consistency", choices=consistencies, default=default)
         if name == "dynamodb":
             sub.add_argument("--transactional-writes", action="store_true")
@@ -124,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab = commands.add_parser("lab", help="grade one lab (docs/labs/)")
     lab.add_argument("number", help="the lab's number, e.g. 01")
+    lab.add_argument("--json", action="store_true", help="print the checks as one JSON list")
     lab.set_defaults(handler=run_lab)
     commands.add_parser("labs", help="list the labs").set_defaults(handler=list_labs)
     return parser

@@ -13,8 +13,14 @@ from .common import Placement
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerSpec:
+    """A container and its partition key: one path, or up to three (a hierarchical key, e.g. /userId then /date)."""
+
     name: str
-    partition_key: str
+    partition_key: str | tuple[str, ...]
+
+    @property
+    def partition_paths(self) -> list[str]:
+        return [self.partition_key] if isinstance(self.partition_key, str) else list(self.partition_key)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +97,9 @@ class CosmosStore(pulumi.ComponentResource):
                 resource=cosmosdb.SqlContainerResourceArgs(
                     id=spec.name,
                     partition_key=cosmosdb.ContainerPartitionKeyArgs(
-                        paths=[spec.partition_key], kind=cosmosdb.PartitionKind.HASH, version=2
+                        paths=spec.partition_paths, version=2,
+                        kind=cosmosdb.PartitionKind.HASH if len(spec.partition_paths) == 1
+                        else cosmosdb.PartitionKind.MULTI_HASH
                     ),
                 ),
                 opts=child,
