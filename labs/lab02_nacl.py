@@ -83,11 +83,15 @@ def _allows(entries: list[Entry], cidr: str, low: int, high: int) -> tuple[bool,
 
 
 def _denied_first(entries: list[Entry], cidrs: list[str]) -> tuple[bool, str]:
+    """Each CIDR is decided by an all-traffic deny numbered before every allow: one added later, however broad (the
+    whole VPC, say), cannot open it — the lab's point, beyond what today's allows happen to cover."""
+    first_allow = min((entry["RuleNumber"] for entry in entries if entry["RuleAction"] == "allow"), default=32767)
     for cidr in cidrs:
         decided = first_match(entries, cidr, None)
         if decided is None or decided["RuleAction"] != "deny" or decided["Protocol"] != ALL_PROTOCOLS \
-                or not ipaddress.IPv4Network(cidr).subnet_of(_network(decided)):
-            return False, f"first rule matching {cidr}: {_describe(decided)}"
+                or not ipaddress.IPv4Network(cidr).subnet_of(_network(decided)) \
+                or decided["RuleNumber"] >= first_allow:
+            return False, f"first rule matching {cidr}: {_describe(decided)}; first allow: rule #{first_allow}"
     return True, ""
 
 
@@ -117,10 +121,11 @@ def grade(root: Path) -> list[Check]:
               "NACLs are stateless: the reply to a client leaves from 5432 to the client's ephemeral port. Lambda "
               "and NAT use 1024-65535, Linux 32768-60999: allow the whole range AWS recommends.",
               found="; ".join(seen for ok, seen in replies if not ok)),
-        check("inbound: each public subnet is denied by an explicit rule before any allow matches it", denied_in[0],
+        check("inbound: each public subnet is denied by an explicit rule numbered before every allow", denied_in[0],
               "rules are evaluated lowest number first and the first match wins; a deny numbered after an allow "
               "never bites. Security groups cannot deny at all (allow-only, stateful).", found=denied_in[1]),
-        check("outbound: each public subnet is denied by an explicit rule before any allow matches it", denied_out[0],
+        check("outbound: each public subnet is denied by an explicit rule numbered before every allow",
+              denied_out[0],
               "stateless means both directions: a deny on the way in does not stop packets on the way out.",
               found=denied_out[1]),
         check("nothing outside the VPC is allowed in or out", bool(acl) and not outside,

@@ -1,4 +1,5 @@
-"""`refarch`: exam calculators (`refarch calc ...`) and lab graders (`refarch lab NN`, `refarch labs`).
+"""`refarch`: exam calculators (`refarch calc ...`), lab graders (`refarch lab NN`, `refarch labs`), exam practice
+(`refarch quiz [NN]`) and a readable view of a synthesized stack (`refarch show PART`).
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -89,6 +90,16 @@ def run_lab(args: argparse.Namespace) -> int:
     return 0 if all(c.passed for c in checks) else 1
 
 
+def run_quiz(args: argparse.Namespace) -> int:
+    from refarch.labs import quiz
+
+    asked = quiz.shuffled(quiz.questions(args.lab), args.seed)
+    if args.json:
+        print(quiz.as_json(asked))
+        return 0
+    return quiz.ask(asked)
+
+
 def list_labs(args: argparse.Namespace) -> int:
     from refarch.labs.catalog import LABS
 
@@ -139,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--json", action="store_true", help="print the checks as one JSON list")
     lab.set_defaults(handler=run_lab)
     commands.add_parser("labs", help="list the labs").set_defaults(handler=list_labs)
+    quiz = commands.add_parser("quiz", help="exam-style questions about the labs' decisions, shuffled and scored")
+    quiz.add_argument("lab", nargs="?", help="only this lab's questions, e.g. 07 (default: every lab)")
+    quiz.add_argument("--json", action="store_true", help="print the (shuffled) questions with answers as JSON")
+    quiz.add_argument("--seed", type=int, help="shuffle reproducibly")
+    quiz.set_defaults(handler=run_quiz)
     return parser
 
 

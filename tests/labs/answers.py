@@ -134,14 +134,14 @@ ANSWERS: dict[str, list[Answer]] = {
         Answer(name="one deny per collapsed public block, numbered 1", correct=True, edit=nacl_denies(first_rule=1)),
         Answer(name="denies numbered after the allows", correct=False, edit=nacl_denies(first_rule=300),
                failing=frozenset({
-                   "inbound: each public subnet is denied by an explicit rule before any allow matches it",
-                   "outbound: each public subnet is denied by an explicit rule before any allow matches it"}),
+                   "inbound: each public subnet is denied by an explicit rule numbered before every allow",
+                   "outbound: each public subnet is denied by an explicit rule numbered before every allow"}),
                concept="lowest number first"),
         Answer(name="denies on the VPC's default NACL", correct=False,
                edit=nacl_denies(first_rule=50, acl="vpc.vpc_default_network_acl"),
                failing=frozenset({
-                   "inbound: each public subnet is denied by an explicit rule before any allow matches it",
-                   "outbound: each public subnet is denied by an explicit rule before any allow matches it"}),
+                   "inbound: each public subnet is denied by an explicit rule numbered before every allow",
+                   "outbound: each public subnet is denied by an explicit rule numbered before every allow"}),
                concept="first match"),
     ],
     "03": [
@@ -218,8 +218,8 @@ UNTOUCHED_FAILING: dict[str, frozenset[str]] = {
     "01": frozenset({"dev spans 3 availability zones", "each app subnet holds at least 2000 tasks",
                      "app subnets are the smallest that fit (no wasted space)",
                      "data subnets are the smallest that hold 50 addresses"}),
-    "02": frozenset({"inbound: each public subnet is denied by an explicit rule before any allow matches it",
-                     "outbound: each public subnet is denied by an explicit rule before any allow matches it"}),
+    "02": frozenset({"inbound: each public subnet is denied by an explicit rule numbered before every allow",
+                     "outbound: each public subnet is denied by an explicit rule numbered before every allow"}),
     "03": frozenset({"app tasks get no public IP", "app subnets reach out through a NAT gateway, not the internet "
                      "gateway", "dev pays for one NAT gateway, not one per zone"}),
     "04": frozenset({"prod requires MFA of every user", "access tokens live at most 15 minutes"}),
