@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -120,16 +120,50 @@ def synth_stack(settings: Any, stack_type: StackType, part: str, *, region: str 
     return template
 
 
-def synth_stacks(settings: Any, build: Callable[[Any, Callable[[str], dict[str, Any]]], None]) -> dict[str, Template]:
-    """Only the stacks a lab needs, wired as the app wires them: `build(app, stack_args)` creates them."""
+# What each stack is handed besides settings, as SelfnestEnvironment (stacks/selfnest/app.py) wires them.
+NEEDS: dict[str, tuple[str, ...]] = {"data": ("network",), "chat": ("identity", "messaging"),
+                                     "web": ("network", "data", "identity", "messaging")}
+
+
+def stack_types() -> dict[str, Any]:
+    from refarch.stacks.selfnest.backup import BackupStack
+    from refarch.stacks.selfnest.chat import ChatStack
+    from refarch.stacks.selfnest.data import DataStack
+    from refarch.stacks.selfnest.dr import DisasterRecoveryStack
+    from refarch.stacks.selfnest.identity import IdentityStack
+    from refarch.stacks.selfnest.messaging import MessagingStack
+    from refarch.stacks.selfnest.network import NetworkStack
+    from refarch.stacks.selfnest.web import WebStack
+
+    return {"network": NetworkStack, "data": DataStack, "identity": IdentityStack, "messaging": MessagingStack,
+            "chat": ChatStack, "web": WebStack, "backup": BackupStack, "dr": DisasterRecoveryStack}
+
+
+def synth_parts(settings: Any, parts: Iterable[str]) -> dict[str, Template]:
+    """Only the named stacks and the stacks they are handed (not the whole environment), by part."""
     import aws_cdk as cdk
 
-    def stack_args(part: str) -> dict[str, Any]:
-        return {"stack_name": settings.name(part), "env": cdk.Environment(region=settings.region)}
-
+    types = stack_types()
+    wanted = list(parts)
+    unknown = [part for part in wanted if part not in types]
+    if unknown:
+        raise ValueError(f"no stack part {', '.join(unknown)} (parts: {', '.join(types)})")
+    if "dr" in wanted and settings.dr.copy_region is None:
+        raise ValueError(f"{settings.environment} has no DR region (dr.region), so no dr stack")
     with tempfile.TemporaryDirectory(prefix="refarch-lab-") as outdir:
         app = cdk.App(outdir=outdir, context=_cdk_context())
-        build(app, stack_args)
+        built: dict[str, Any] = {}
+
+        def make(part: str) -> Any:
+            if part not in built:
+                handed = {need: make(need) for need in NEEDS.get(part, ())}
+                region = settings.dr.copy_region if part == "dr" else settings.region
+                built[part] = types[part](app, part, settings=settings, stack_name=settings.name(part),
+                                          env=cdk.Environment(region=region), **handed)
+            return built[part]
+
+        for part in wanted:
+            make(part)
         assembly = app.synth()
         return {stack.stack_name.removeprefix(settings.name("")): stack.template for stack in assembly.stacks}
 

@@ -11,13 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from refarch.stacks.selfnest.config import load_settings
-from refarch.stacks.selfnest.data import DataStack
-from refarch.stacks.selfnest.identity import IdentityStack
-from refarch.stacks.selfnest.messaging import MessagingStack
-from refarch.stacks.selfnest.network import NetworkStack
-from refarch.stacks.selfnest.web import WebStack
 
-from .grading import Check, Lab, check, resources, synth_stacks
+from .grading import Check, Lab, check, resources, synth_parts
 
 
 def _default_routes(network: dict[str, Any], tier: str) -> list[dict[str, Any]]:
@@ -34,15 +29,7 @@ def _target(route: dict[str, Any]) -> str:
 def grade(root: Path) -> list[Check]:
     settings = load_settings("dev", root / "config")
 
-    def build(app: Any, stack_args: Any) -> None:
-        network = NetworkStack(app, "network", settings=settings, **stack_args("network"))
-        data = DataStack(app, "data", settings=settings, network=network, **stack_args("data"))
-        identity = IdentityStack(app, "identity", settings=settings, **stack_args("identity"))
-        messaging = MessagingStack(app, "messaging", settings=settings, **stack_args("messaging"))
-        WebStack(app, "web", settings=settings, network=network, data=data, identity=identity, messaging=messaging,
-                 **stack_args("web"))
-
-    templates = synth_stacks(settings, build)
+    templates = synth_parts(settings, ["network", "data", "web"])
     network, web, data = templates["network"], templates["web"], templates["data"]
     balancers = [item["Properties"] for item in resources(web, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()]
     services = [item["Properties"] for item in resources(web, "AWS::ECS::Service").values()]

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from refarch.stacks.selfnest.chat import ChatStack
 from refarch.stacks.selfnest.config import load_settings
-from refarch.stacks.selfnest.identity import IdentityStack
-from refarch.stacks.selfnest.messaging import MessagingStack
 from refarch.tools.calculators import dynamodb_capacity
 
-from .grading import Check, Lab, Template, check, resources, synth_stacks
+from .grading import Check, Lab, Template, check, resources, synth_parts
 
 # The chat history's measured steady load at peak: 100 live sessions, one message every 2 s each (50 writes/s of
 # ~1.5 KB items), and participants joining read history strongly consistent (25 reads/s of ~6 KB), so a message
@@ -73,12 +70,7 @@ def capacity(template: Template, suffix: str) -> Capacity:
 def grade(root: Path) -> list[Check]:
     settings = load_settings("dev", root / "config")
 
-    def build(app: Any, stack_args: Any) -> None:
-        identity = IdentityStack(app, "identity", settings=settings, **stack_args("identity"))
-        messaging = MessagingStack(app, "messaging", settings=settings, **stack_args("messaging"))
-        ChatStack(app, "chat", settings=settings, identity=identity, messaging=messaging, **stack_args("chat"))
-
-    template = synth_stacks(settings, build)["chat"]
+    template = synth_parts(settings, ["chat"])["chat"]
     messages, connections = capacity(template, "messages"), capacity(template, "connections")
     provisioned = messages.billing == "PROVISIONED"
     return [

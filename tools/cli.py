@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from refarch.constructs.aws.lifecycle import check_lifecycle, parse_transition
@@ -100,6 +101,13 @@ def run_quiz(args: argparse.Namespace) -> int:
     return quiz.ask(asked)
 
 
+def run_show(args: argparse.Namespace) -> int:
+    from .show import show
+
+    print(show(args.part, environment=args.env, dr_tier=args.dr_tier))
+    return 0
+
+
 def list_labs(args: argparse.Namespace) -> int:
     from refarch.labs.catalog import LABS
 
@@ -155,10 +163,34 @@ def build_parser() -> argparse.ArgumentParser:
     quiz.add_argument("--json", action="store_true", help="print the (shuffled) questions with answers as JSON")
     quiz.add_argument("--seed", type=int, help="shuffle reproducibly")
     quiz.set_defaults(handler=run_quiz)
+    show = commands.add_parser("show", help="a synthesized Selfnest stack in readable form: subnets, routes, "
+                                            "security rules, NACLs, tables and capacity, queues, buckets")
+    show.add_argument("part", help="network, data, identity, messaging, chat, web, backup or dr")
+    show.add_argument("--env", default="dev", help="config/<env>.yaml (default dev)")
+    show.add_argument("--dr-tier", help="override config's dr.tier")
+    show.set_defaults(handler=run_show)
     return parser
 
 
+def checkout_mismatch(cwd: Path) -> str | None:
+    """When run inside a refarch checkout other than the one installed (a copied, moved or renamed checkout whose
+    .venv still points at the old path), what to do about it; None when they agree or cwd is no checkout."""
+    installed = Path(__file__).resolve().parents[1]
+    for folder in (cwd, *cwd.parents):
+        marker = folder / "pyproject.toml"
+        if marker.is_file() and 'name = "refarch"' in marker.read_text(encoding="utf-8"):
+            if folder.resolve() == installed:
+                return None
+            return (f"this refarch is installed from {installed}, not from this checkout ({folder}): run "
+                    f"`make bootstrap` here to reinstall it (the old path would be graded and synthesized)")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    mismatch = checkout_mismatch(Path.cwd())
+    if mismatch:
+        print(f"refarch: error: {mismatch}", file=sys.stderr)
+        return USAGE_ERROR
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
