@@ -13,14 +13,15 @@ from .common import Placement
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerSpec:
-    """A container and its partition key: one path, or up to three (a hierarchical key, e.g. /userId then /date)."""
+    """A container and its partition key; `sub_keys` make it hierarchical (up to three levels: /userId, then /date)."""
 
     name: str
-    partition_key: str | tuple[str, ...]
+    partition_key: str
+    sub_keys: tuple[str, ...] = ()
 
     @property
     def partition_paths(self) -> list[str]:
-        return [self.partition_key] if isinstance(self.partition_key, str) else list(self.partition_key)
+        return [self.partition_key, *self.sub_keys]
 
 
 @dataclass(frozen=True, kw_only=True)

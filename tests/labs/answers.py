@@ -99,9 +99,9 @@ CONTAINER_ANCHOR = '    ContainerSpec(name="weekly_content", partition_key="/wee
 SETTINGS_ANCHOR = '                "KEY_VAULT_URI": vault.vault_uri,\n'
 
 
-def container(partition_key: str) -> Edit:
+def container(arguments: str) -> Edit:
     return replace(PROGRAM, CONTAINER_ANCHOR,
-                   CONTAINER_ANCHOR + f'    ContainerSpec(name="kick_counts", partition_key={partition_key}),\n')
+                   CONTAINER_ANCHOR + f'    ContainerSpec(name="kick_counts", {arguments}),\n')
 
 
 def app_settings(text: str) -> Edit:
@@ -196,8 +196,9 @@ ANSWERS: dict[str, list[Answer]] = {
     ],
     "09": [
         Answer(name="a hierarchical key (/userId, then /date) and more autoscale headroom", correct=True,
-               edit=both(container('("/userId", "/date")'), autoscale(6000))),
-        Answer(name="partitioned by day", correct=False, edit=both(container('"/date"'), autoscale(5000)),
+               edit=both(container('partition_key="/userId", sub_keys=("/date",)'), autoscale(6000))),
+        Answer(name="partitioned by day", correct=False,
+               edit=both(container('partition_key="/date"'), autoscale(5000)),
                failing=frozenset({"`kick_counts` is partitioned by /userId (alone, or first in a hierarchical key)"}),
                concept="hot partition"),
     ],
