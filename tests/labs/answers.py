@@ -211,6 +211,21 @@ ANSWERS: dict[str, list[Answer]] = {
                                   "endpoint", "no key-based form of the connection, no key or SAS in any setting"}),
                concept="identity-based connection"),
     ],
+    "11": [
+        Answer(name="replication to another DR region", correct=True, edit=set_yaml(DEV, dr__region="eu-north-1")),
+        Answer(name="replication within the primary region", correct=False,
+               edit=set_yaml(DEV, dr__region="eu-west-1"),
+               failing=frozenset({"a replication rule is enabled, to a bucket in another region"}),
+               concept="regional outage"),
+    ],
+    "12": [
+        Answer(name="the VaultName/SecretName form of the reference", correct=True,
+               edit=app_settings('                "PUSH_API_KEY": pulumi.Output.concat("@Microsoft.KeyVault(VaultName='
+                                 '", vault.vault.name, ";SecretName=push-api-key)"),\n')),
+        Answer(name="the key's value pasted into the setting", correct=False,
+               edit=app_settings('                "PUSH_API_KEY": "pk_test_0123456789abcdef",\n'),
+               failing=frozenset({"PUSH_API_KEY is a Key Vault reference, not a value"}), concept="Key Vault"),
+    ],
 }
 
 # What each grader finds wrong on the untouched repository: a grader that starts passing a check by accident, or
@@ -239,4 +254,13 @@ UNTOUCHED_FAILING: dict[str, frozenset[str]] = {
                      "`kick_counts` is partitioned by /userId (alone, or first in a hierarchical key)",
                      "prod's autoscale maximum covers the peak of ~4500 RU/s (at least 5000 RU/s)"}),
     "10": frozenset({"EXPORTS__serviceUri (or __blobServiceUri) names the storage account's blob endpoint"}),
+    "11": frozenset({"a replication rule is enabled, to a bucket in another region",
+                     "the replica bucket is versioned too",
+                     "S3 may assume a role allowed to read versions and replicate them",
+                     "SSE-KMS objects replicate, re-encrypted with a key of the DR region",
+                     "deletes are not replicated (the replica survives a mistaken delete)",
+                     "the replica expires objects like the source (lifecycle is not replicated)"}),
+    "12": frozenset({"PUSH_API_KEY is a Key Vault reference, not a value",
+                     "the reference names the `push-api-key` secret in this stack's vault",
+                     "the reference follows rotation (no version pinned)"}),
 }

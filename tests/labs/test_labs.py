@@ -46,6 +46,9 @@ SUITES: dict[str, list[str]] = {
     "09": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
     "10": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_package.py",
            "tests/infra/azure/test_policies.py"],
+    "11": ["tests/unit/test_config.py", "tests/infra/aws/test_backup.py", "tests/infra/aws/test_dr.py",
+           "-k", "dev or config"],
+    "12": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
 }
 
 
