@@ -17,13 +17,14 @@ from . import (
     lab10_identity_connections,
     lab11_replication,
     lab12_keyvault_insights,
+    lab13_access_patterns,
 )
 from .grading import Lab, run
 
 LABS: dict[str, Lab] = {module.LAB.number: module.LAB for module in (
     lab01_subnets, lab02_nacl, lab03_placement, lab04_cognito, lab05_fanout, lab06_lifecycle, lab07_dynamodb,
     lab08_dr, lab09_cosmos, lab10_identity_connections, lab11_replication,
-    lab12_keyvault_insights)}
+    lab12_keyvault_insights, lab13_access_patterns)}
 
 
 def lab_by_number(number: str) -> Lab:

@@ -94,6 +94,8 @@ def nacl_denies(*, first_rule: int, acl: str = "self.acl", blocks: list[str] | N
     return replace(NACL_FILE, NACL_ANCHOR, "".join(lines) + NACL_ANCHOR)
 
 
+CHAT = "constructs/aws/chat.py"
+INDEX_ANCHOR = '            projection_type=dynamodb.ProjectionType.INCLUDE, non_key_attributes=["user_id"])\n'
 PROGRAM = "stacks/babybloom/program.py"
 CONTAINER_ANCHOR = '    ContainerSpec(name="weekly_content", partition_key="/week"),\n'
 SETTINGS_ANCHOR = '                "KEY_VAULT_URI": vault.vault_uri,\n'
@@ -192,7 +194,7 @@ ANSWERS: dict[str, list[Answer]] = {
         Answer(name="warm data in a second AZ of the primary region", correct=False,
                edit=set_yaml(PROD, dr__tier="pilot_light", dr__region="eu-west-1", dr__vpc_cidr="10.41.0.0/16",
                              dr__availability_zones=["eu-west-1b", "eu-west-1c"]),
-               failing=frozenset({"the DR region differs from the primary"}), concept="regional disaster"),
+               failing=frozenset({"the configuration loads"}), concept="a disaster takes both out"),
     ],
     "09": [
         Answer(name="a hierarchical key (/userId, then /date) and more autoscale headroom", correct=True,
@@ -215,8 +217,7 @@ ANSWERS: dict[str, list[Answer]] = {
         Answer(name="replication to another DR region", correct=True, edit=set_yaml(DEV, dr__region="eu-north-1")),
         Answer(name="replication within the primary region", correct=False,
                edit=set_yaml(DEV, dr__region="eu-west-1"),
-               failing=frozenset({"a replication rule is enabled, to a bucket in another region"}),
-               concept="regional outage"),
+               failing=frozenset({"the configuration loads"}), concept="a disaster takes both out"),
     ],
     "12": [
         Answer(name="the VaultName/SecretName form of the reference", correct=True,
@@ -225,6 +226,21 @@ ANSWERS: dict[str, list[Answer]] = {
         Answer(name="the key's value pasted into the setting", correct=False,
                edit=app_settings('                "PUSH_API_KEY": "pk_test_0123456789abcdef",\n'),
                failing=frozenset({"PUSH_API_KEY is a Key Vault reference, not a value"}), concept="Key Vault"),
+    ],
+    "13": [
+        Answer(name="an index named otherwise, projecting user_id's keys with INCLUDE", correct=True,
+               edit=replace(CHAT, INDEX_ANCHOR, INDEX_ANCHOR + (
+                   "        self.connections.add_global_secondary_index(index_name='connections-of-user', "
+                   "partition_key=dynamodb.Attribute(name='user_id', type=dynamodb.AttributeType.STRING), "
+                   "projection_type=dynamodb.ProjectionType.INCLUDE, non_key_attributes=['connected_at'])\n"))),
+        Answer(name="an index sorted by user_id under the session key", correct=False,
+               edit=replace(CHAT, INDEX_ANCHOR, INDEX_ANCHOR + (
+                   "        self.connections.add_global_secondary_index(index_name='by-session-user', "
+                   "partition_key=dynamodb.Attribute(name='session_id', type=dynamodb.AttributeType.STRING), "
+                   "sort_key=dynamodb.Attribute(name='user_id', type=dynamodb.AttributeType.STRING), "
+                   "projection_type=dynamodb.ProjectionType.KEYS_ONLY)\n")),
+               failing=frozenset({"a global secondary index on the connections table is partitioned by user_id"}),
+               concept="partition key"),
     ],
 }
 
@@ -263,4 +279,6 @@ UNTOUCHED_FAILING: dict[str, frozenset[str]] = {
     "12": frozenset({"PUSH_API_KEY is a Key Vault reference, not a value",
                      "the reference names the `push-api-key` secret in this stack's vault",
                      "the reference follows rotation (no version pinned)"}),
+    "13": frozenset({"a global secondary index on the connections table is partitioned by user_id",
+                     "user_id is declared as a string attribute", "the index projects only what the query needs"}),
 }

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from refarch.labs.catalog import LABS
 from refarch.labs.grading import Check, grade
+from refarch.tools import labdocs
 
 from .answers import ANSWERS, UNTOUCHED_FAILING, Answer
 
@@ -49,6 +50,7 @@ SUITES: dict[str, list[str]] = {
     "11": ["tests/unit/test_config.py", "tests/infra/aws/test_backup.py", "tests/infra/aws/test_dr.py",
            "-k", "dev or config"],
     "12": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
+    "13": ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"],
 }
 
 
@@ -112,6 +114,11 @@ def test_exactly_the_pinned_checks_fail_on_the_untouched_repository(number: str,
     checks = checks_in(committed, number)
     assert failing(checks) == UNTOUCHED_FAILING[number]
     assert all(result.hint and result.found for result in checks if not result.passed)
+    # The page offers exactly these checks and hints (challenge first), and the walkthrough's final output.
+    text = labdocs.page(LABS[number]).read_text(encoding="utf-8")
+    assert labdocs.between(text, labdocs.CHALLENGE) == labdocs.challenge(LABS[number], checks), (
+        "docs page out of date: run python -m refarch.tools.labdocs")
+    assert labdocs.between(text, labdocs.VERIFY) == labdocs.verify(LABS[number], checks)
 
 
 @pytest.mark.parametrize("number", LABS)
