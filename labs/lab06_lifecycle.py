@@ -40,7 +40,8 @@ def grade(root: Path) -> list[Check]:
     synthesized = [(transition["StorageClass"], transition["TransitionInDays"])
                    for transition in weekly_rule.get("Transitions", [])]
     return [
-        check("weekly/ moves to Standard-IA at day 30, then Glacier Instant Retrieval at the first legal day (60)",
+        check("weekly/ moves to Standard-IA as early as S3 allows, then to Glacier Instant Retrieval as early as "
+              "Standard-IA's minimum allows",
               weekly.transition_list == WANTED_TRANSITIONS,
               "S3 moves objects to Standard-IA only once they are 30 days old, and Standard-IA bills 30 days "
               "minimum: the next transition can come at day 30 + 30. Try `refarch calc lifecycle --transition "

@@ -77,15 +77,15 @@ def grade(root: Path) -> list[Check]:
         check("the chat messages table uses provisioned capacity", provisioned,
               "a steady, predictable load is cheaper provisioned (and can use reserved capacity): "
               "chat.provisioned_tables in config/dev.yaml.", found=messages.describe()),
-        check(f"reads: at least {READ_UNITS} RCU (25 strongly consistent reads/s of 6 KB)",
+        check("reads: enough read capacity for 25 strongly consistent reads/s of 6 KB",
               provisioned and (messages.read_units or 0) >= READ_UNITS,
               "each read rounds up to 4 KB: 6 KB = 2 units; strong consistency costs the full 2 (eventual would "
               "halve it). `refarch calc dynamodb --item-kb 6 --reads 25 --consistency strong`.",
-              found=f"{messages.read_units} RCU"),
-        check(f"writes: at least {WRITE_UNITS} WCU (50 writes/s of 1.5 KB)",
+              found=f"{messages.read_units} RCU; needed {READ_UNITS}" if provisioned else "on demand"),
+        check("writes: enough write capacity for 50 writes/s of 1.5 KB",
               provisioned and (messages.write_units or 0) >= WRITE_UNITS,
               "each write rounds up to 1 KB: 1.5 KB = 2 units. `refarch calc dynamodb --item-kb 1.5 --writes 50`.",
-              found=f"{messages.write_units} WCU"),
+              found=f"{messages.write_units} WCU; needed {WRITE_UNITS}" if provisioned else "on demand"),
         check("auto scaling never goes below the steady load",
               provisioned and (messages.read_floor or 0) >= READ_UNITS and (messages.write_floor or 0) >= WRITE_UNITS,
               "without auto scaling a burst above the provisioned units is throttled "

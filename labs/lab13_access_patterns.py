@@ -61,7 +61,8 @@ def grade(root: Path) -> list[Check]:
               "every write to the table is also written to each index that projects the item: ALL doubles the "
               "stored bytes; KEYS_ONLY already returns connection_id, the table's key, which is all a disconnect "
               "needs.", found=shown),
-        check(f"a provisioned table's index gets write capacity of its own (>= {INDEX_WRITE_UNITS} WCU)",
+        check(f"a provisioned table's index gets write capacity of its own, enough for {CONNECTION_WRITES} "
+              "connection writes/s",
               not provisioned or all(index.get("ProvisionedThroughput", {}).get("WriteCapacityUnits", 0)
                                      >= max(INDEX_WRITE_UNITS, table_writes) for index in by_user),
               f"an index that cannot keep up throttles writes to the table itself. {CONNECTION_WRITES} connection "
