@@ -8,7 +8,7 @@ from refarch.stacks.selfnest.config import load_settings, subnet_cidrs
 from refarch.stacks.selfnest.network import NetworkStack
 from refarch.tools.calculators import prefix_for_hosts, usable_hosts
 
-from .grading import Check, Lab, check, resources, synth_stack
+from .grading import Check, check, resources, synth_stack
 
 ZONES_WANTED = 3
 APP_HOSTS = 2000   # Fargate tasks use awsvpc networking: one address per task
@@ -46,7 +46,3 @@ def grade(root: Path) -> list[Check]:
               "Compare `refarch show network` with the config.", found=", ".join(synthesized)),
     ]
 
-
-LAB = Lab(number="01", slug="vpc-subnets", title="VPC CIDR and subnet sizing",
-          exam="SAA-C03 Domain 2: Design Resilient Architectures; Domain 3: Design High-Performing Architectures",
-          grade=grade)

@@ -14,7 +14,7 @@ from typing import Any
 from refarch.stacks.selfnest.config import load_settings, subnet_cidrs
 from refarch.stacks.selfnest.network import NetworkStack
 
-from .grading import Check, Lab, Template, check, resources, synth_stack
+from .grading import Check, Template, check, resources, synth_stack
 
 POSTGRES = 5432
 EPHEMERAL = (1024, 65535)
@@ -133,7 +133,3 @@ def grade(root: Path) -> list[Check]:
               found="; ".join(outside)),
     ]
 
-
-LAB = Lab(number="02", slug="security-groups-vs-nacls",
-          title="Security groups vs NACLs: stateless rules, ephemeral ports",
-          exam="SAA-C03 Domain 1: Design Secure Architectures", grade=grade)

@@ -12,7 +12,7 @@ from typing import Any
 
 from refarch.stacks.selfnest.config import load_settings
 
-from .grading import Check, Lab, check, resources, synth_parts
+from .grading import Check, check, resources, synth_parts
 
 
 def _default_routes(network: dict[str, Any], tier: str) -> list[dict[str, Any]]:
@@ -64,7 +64,3 @@ def grade(root: Path) -> list[Check]:
               found=f"{len(data_routes)} default routes in the data subnets"),
     ]
 
-
-LAB = Lab(number="03", slug="web-tier-placement", title="Public web tier, private app and database placement",
-          exam="SAA-C03 Domain 1: Design Secure Architectures; Domain 4: Design Cost-Optimized Architectures",
-          grade=grade)

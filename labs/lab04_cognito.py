@@ -8,7 +8,7 @@ from refarch.constructs.aws.identity import GROUP_PRECEDENCE
 from refarch.stacks.selfnest.config import load_settings
 from refarch.stacks.selfnest.identity import IdentityStack
 
-from .grading import Check, Lab, check, resources, synth_stack
+from .grading import Check, check, resources, synth_stack
 
 MAX_ACCESS_TOKEN_MINUTES = 15
 
@@ -50,6 +50,3 @@ def grade(root: Path) -> list[Check]:
                     f"{[a['Name'] for a in pool.get('Schema', []) if a.get('Required')]}"),
     ]
 
-
-LAB = Lab(number="04", slug="cognito-groups-mfa", title="Cognito groups and MFA",
-          exam="SAA-C03 Domain 1: Design Secure Architectures; DVA-C02 Domain 2: Security", grade=grade)

@@ -13,7 +13,7 @@ from refarch.stacks.selfnest.config import load_settings
 from refarch.stacks.selfnest.messaging import MessagingStack
 from refarch.tools.calculators import min_visibility_timeout
 
-from .grading import Check, Lab, check, resources, synth_stack
+from .grading import Check, check, resources, synth_stack
 
 CONSUMER_TIMEOUT = 60   # the push provider can take up to a minute
 MAX_RECEIVES = 3
@@ -104,7 +104,3 @@ def grade(root: Path) -> list[Check]:
               found=", ".join(str(dlq_id) for dlq_id in dead_letters if not alarms_on(dlq_id))),
     ]
 
-
-LAB = Lab(number="05", slug="sns-sqs-fanout", title="SNS to SQS fan-out, DLQ and visibility timeout",
-          exam="DVA-C02 Domain 1: Development with AWS Services; SAA-C03 Domain 2: Design Resilient Architectures",
-          grade=grade)

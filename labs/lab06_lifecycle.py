@@ -9,7 +9,7 @@ from refarch.constructs.aws.lifecycle import MINIMUM_STORAGE_DAYS, StorageClass,
 from refarch.stacks.selfnest.backup import BackupStack
 from refarch.stacks.selfnest.config import load_settings
 
-from .grading import Check, Lab, check, resources, synth_stack
+from .grading import Check, check, resources, synth_stack
 
 WANTED_TRANSITIONS = [Transition(storage_class=StorageClass.STANDARD_IA, after_days=30),
                       Transition(storage_class=StorageClass.GLACIER_IR, after_days=60)]
@@ -68,8 +68,3 @@ def grade(root: Path) -> list[Check]:
               found=backup_bucket["Properties"].get("VersioningConfiguration", {}).get("Status", "not versioned")),
     ]
 
-
-LAB = Lab(number="06", slug="s3-lifecycle-gfs",
-          title="S3 versioning, lifecycle and GFS retention with minimum durations",
-          exam="SAA-C03 Domain 4: Design Cost-Optimized Architectures; Domain 2: Design Resilient Architectures",
-          grade=grade)

@@ -14,7 +14,7 @@ from typing import Any
 from refarch.stacks.selfnest.config import load_settings
 from refarch.tools.calculators import dynamodb_capacity
 
-from .grading import Check, Lab, Template, check, resources, synth_parts
+from .grading import Check, Template, check, resources, synth_parts
 
 # The chat history's measured steady load at peak: 100 live sessions, one message every 2 s each (50 writes/s of
 # ~1.5 KB items), and participants joining read history strongly consistent (25 reads/s of ~6 KB), so a message
@@ -97,7 +97,3 @@ def grade(root: Path) -> list[Check]:
               "instantly; it is DynamoDB's default and recommended mode.", found=connections.describe()),
     ]
 
-
-LAB = Lab(number="07", slug="dynamodb-capacity", title="DynamoDB capacity: on-demand vs provisioned (RCU/WCU)",
-          exam="DVA-C02 Domain 4: Troubleshooting and Optimization; SAA-C03 Domain 3: Design High-Performing "
-               "Architectures", grade=grade)

@@ -7,7 +7,7 @@ from pathlib import Path
 from refarch.stacks.selfnest.config import load_settings
 from refarch.stacks.selfnest.dr import DisasterRecoveryStack
 
-from .grading import Check, Lab, check, resources, synth_stack
+from .grading import Check, check, resources, synth_stack
 
 
 def grade(root: Path) -> list[Check]:
@@ -44,6 +44,3 @@ def grade(root: Path) -> list[Check]:
                     f"{len(resources(template, 'AWS::EC2::InternetGateway'))} internet gateways"),
     ]
 
-
-LAB = Lab(number="08", slug="dr-pilot-light", title="Disaster recovery: backup and restore to pilot light",
-          exam="SAA-C03 Domain 2: Design Resilient Architectures", grade=grade)

@@ -8,7 +8,7 @@ from pathlib import Path
 from refarch.stacks.babybloom import offline
 from refarch.tools.calculators import cosmos_ru_per_second
 
-from .grading import Check, Lab, check
+from .grading import Check, check
 
 COSMOS = "azure-native:cosmosdb:DatabaseAccount"
 DATABASE = "azure-native:cosmosdb:SqlResourceSqlDatabase"
@@ -57,6 +57,3 @@ def grade(root: Path) -> list[Check]:
               found=f"autoscale maximum {autoscale} RU/s; the peak needs about {PEAK_RU:g} RU/s"),
     ]
 
-
-LAB = Lab(number="09", slug="cosmos-partitioning", title="Cosmos DB partition keys, consistency and request units",
-          exam="AZ-204: Develop for Azure storage (Cosmos DB)", grade=grade)

@@ -14,7 +14,7 @@ from typing import Any
 from refarch.policies.rules import CREDENTIAL_MARKERS, violations
 from refarch.stacks.babybloom import offline
 
-from .grading import Check, Lab, check
+from .grading import Check, check
 
 WEB_APP = "azure-native:web:WebApp"
 STORAGE = "azure-native:storage:StorageAccount"
@@ -69,6 +69,3 @@ def grade(root: Path) -> list[Check]:
               f"policy findings: {found[:3]}"),
     ]
 
-
-LAB = Lab(number="10", slug="functions-identity-connections", title="Functions identity-based connections (no keys)",
-          exam="AZ-204: Implement Azure security; Connect to and consume Azure services", grade=grade)

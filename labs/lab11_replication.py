@@ -14,7 +14,7 @@ from typing import Any
 
 from refarch.stacks.selfnest.config import load_settings
 
-from .grading import Check, Lab, Resource, check, resources, synth_parts
+from .grading import Check, Resource, check, resources, synth_parts
 
 REPLICATION_ACTIONS = {"s3:ReplicateObject", "s3:GetObjectVersionForReplication"}
 
@@ -89,7 +89,3 @@ def grade(root: Path) -> list[Check]:
               "everything forever.", found=f"replica expiries {replica_expiries}, source {source_expiries}"),
     ]
 
-
-LAB = Lab(number="11", slug="s3-cross-region-replication", title="S3 versioning and cross-region replication",
-          exam="DVA-C02 Domain 1: Development with AWS Services; SAA-C03 Domain 2: Design Resilient Architectures",
-          grade=grade)

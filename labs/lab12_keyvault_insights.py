@@ -14,7 +14,7 @@ from typing import Any
 from refarch.policies.rules import CREDENTIAL_MARKERS, violations
 from refarch.stacks.babybloom import offline
 
-from .grading import Check, Lab, check
+from .grading import Check, check
 
 WEB_APP = "azure-native:web:WebApp"
 VAULT = "azure-native:keyvault:Vault"
@@ -87,7 +87,3 @@ def grade(root: Path) -> list[Check]:
               found=found[:3] or "a credential marker in a setting"),
     ]
 
-
-LAB = Lab(number="12", slug="keyvault-references-insights", title="Key Vault references and Application Insights "
-          "with Entra ID (no keys)", exam="AZ-204: Implement Azure security; Monitor and troubleshoot Azure solutions",
-          grade=grade)

@@ -14,7 +14,7 @@ from typing import Any
 from refarch.stacks.selfnest.config import load_settings
 from refarch.tools.calculators import dynamodb_capacity
 
-from .grading import Check, Lab, check, resources, synth_parts
+from .grading import Check, check, resources, synth_parts
 
 TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
 USER_KEY = "user_id"
@@ -73,7 +73,3 @@ def grade(root: Path) -> list[Check]:
               "the send handler finds the other participant's connection through it.", found=shown),
     ]
 
-
-LAB = Lab(number="13", slug="dynamodb-access-patterns", title="DynamoDB access patterns: a GSI for a chat query",
-          exam="DVA-C02 Domain 1: Development with AWS Services; Domain 4: Troubleshooting and Optimization",
-          grade=grade)
