@@ -38,6 +38,8 @@ def test_make_reinstalls_a_venv_made_for_another_path(tmp_path: Path) -> None:
                              check=False, timeout=60)
     assert planned.returncode == 0, planned.stderr
     assert f"this checkout moved from {ROOT}" in planned.stdout and "--reinstall" in planned.stdout
-    here = subprocess.run(["make", "-n", "-C", str(ROOT), ".venv/.installed"], capture_output=True, text=True,
-                          check=False, timeout=60)
-    assert "--reinstall" not in here.stdout
+    if (ROOT / ".venv" / ".installed").read_text(encoding="utf-8").strip() == str(ROOT):
+        # (In a lab test's copy, the linked .venv was made for the original checkout: there a reinstall is right.)
+        here = subprocess.run(["make", "-n", "-C", str(ROOT), ".venv/.installed"], capture_output=True, text=True,
+                              check=False, timeout=60)
+        assert "--reinstall" not in here.stdout
