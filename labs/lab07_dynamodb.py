@@ -47,13 +47,16 @@ def _table(template: Template, suffix: str) -> tuple[str, dict[str, Any]]:
     return "", {"Type": "", "Properties": {}}
 
 
-def capacity(template: Template, suffix: str) -> Capacity:
+def capacity(template: Template, suffix: str, region: str) -> Capacity:
+    """A global table's auto scaling is part of the table: reads per replica (this region's), writes for all."""
     logical_id, table = _table(template, suffix)
     properties = table["Properties"]
     billing = properties.get("BillingMode", "PROVISIONED")
     if table["Type"] == "AWS::DynamoDB::GlobalTable":
         writes = properties.get("WriteProvisionedThroughputSettings", {}).get("WriteCapacityAutoScalingSettings", {})
-        reads = (properties.get("Replicas") or [{}])[0].get("ReadProvisionedThroughputSettings", {})
+        replicas: list[dict[str, Any]] = properties.get("Replicas", [])
+        replica = next((item for item in replicas if item.get("Region") == region), {})
+        reads = replica.get("ReadProvisionedThroughputSettings", {})
         read_scaling = reads.get("ReadCapacityAutoScalingSettings", {})
         return Capacity(billing=billing, read_units=reads.get("ReadCapacityUnits", read_scaling.get("MinCapacity")),
                         write_units=writes.get("MinCapacity"), read_floor=read_scaling.get("MinCapacity"),
@@ -71,7 +74,8 @@ def grade(root: Path) -> list[Check]:
     settings = load_settings("dev", root / "config")
 
     template = synth_parts(settings, ["chat"])["chat"]
-    messages, connections = capacity(template, "messages"), capacity(template, "connections")
+    messages = capacity(template, "messages", settings.region)
+    connections = capacity(template, "connections", settings.region)
     provisioned = messages.billing == "PROVISIONED"
     return [
         check("the chat messages table uses provisioned capacity", provisioned,

@@ -103,6 +103,12 @@ def nacl_rules(template: Template) -> list[str]:
             f"{entry.get('CidrBlock')}" for entry in entries]
 
 
+def _scaling(what: str, settings: Resource) -> str:
+    if not settings:
+        return f"{what} fixed"
+    return f"{what} auto scaling {settings.get('MinCapacity')}-{settings.get('MaxCapacity')}"
+
+
 def tables(template: Template) -> list[str]:
     lines = []
     scaling = {}
@@ -122,9 +128,15 @@ def tables(template: Template) -> list[str]:
                             f"{f' (auto scaling {read[0]}-{read[1]})' if read else ''}, "
                             f"{throughput['WriteCapacityUnits']} WCU"
                             f"{f' (auto scaling {write[0]}-{write[1]})' if write else ''}")
-            else:
-                capacity = "on demand" if properties.get("BillingMode", "PAY_PER_REQUEST") == "PAY_PER_REQUEST" else (
-                    f"provisioned {properties.get('WriteProvisionedThroughputSettings')}")
+            elif properties.get("BillingMode", "PAY_PER_REQUEST") == "PAY_PER_REQUEST":
+                capacity = "on demand"
+            else:   # a global table: auto scaling is part of the table — writes for all replicas, reads per replica
+                capacity = "provisioned: " + "; ".join(
+                    [_scaling("writes", properties.get("WriteProvisionedThroughputSettings", {})
+                              .get("WriteCapacityAutoScalingSettings", {}))]
+                    + [_scaling(f"{replica['Region']} reads", replica.get("ReadProvisionedThroughputSettings", {})
+                                .get("ReadCapacityAutoScalingSettings", {}))
+                       for replica in properties.get("Replicas", [])])
             indexes = "; ".join(
                 f"index {index['IndexName']}: " + ", ".join(f"{key['AttributeName']} ({key['KeyType'].lower()})"
                                                            for key in index["KeySchema"])
