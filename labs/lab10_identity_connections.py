@@ -30,8 +30,10 @@ URI_SUFFIXES = ("__blobServiceUri", "__serviceUri")
 def grade(root: Path) -> list[Check]:
     resources = offline.plan("dev", root)
     [app] = [item for item in resources if item.type == WEB_APP]
-    [storage] = [item for item in resources if item.type == STORAGE]
     settings: dict[str, Any] = {item["name"]: item["value"] for item in app.inputs["siteConfig"]["appSettings"]}
+    # The app's own storage account (its host storage), not the deployment account the package is uploaded to.
+    [storage] = [item for item in resources if item.type == STORAGE
+                 and item.outputs.get("name") == settings.get("AzureWebJobsStorage__accountName")]
     principal = app.outputs["identity"]["principalId"]
     blob_grants = [item.inputs for item in resources if item.type == ROLE
                    and item.inputs["principalId"] == principal
