@@ -226,7 +226,8 @@ ANSWERS: dict[str, list[Answer]] = {
                                  '", vault.vault.name, ";SecretName=push-api-key)"),\n')),
         Answer(name="the key's value pasted into the setting", correct=False,
                edit=app_settings('                "PUSH_API_KEY": "pk_test_0123456789abcdef",\n'),
-               failing=frozenset({"PUSH_API_KEY is a Key Vault reference, not a value"}), concept="Key Vault"),
+               failing=frozenset({"PUSH_API_KEY is a Key Vault reference, not a value"}),
+               concept="@Microsoft.KeyVault"),
     ],
     "13": [
         Answer(name="an index named otherwise, projecting user_id's keys with INCLUDE", correct=True,
