@@ -37,13 +37,22 @@ help:
 	@echo "make docs                   the static documentation site into site/ (make docs-serve to browse it)"
 	@echo "make deploy|destroy ENV=..  cdk deploy --all / destroy this env's stacks in your own AWS account (needs credentials)"
 
+# The stamp holds the checkout's path. A copied, moved or renamed checkout brings a .venv whose editable install (and
+# script shebangs) point at the old path, which would then be imported, synthesized and graded: reinstall everything.
+INSTALLED_FOR := $(shell cat $(PY_STAMP) 2>/dev/null)
+ifneq ($(INSTALLED_FOR),$(CURDIR))
+.PHONY: $(PY_STAMP)
+REINSTALL := $(if $(INSTALLED_FOR),--reinstall)
+endif
+
 $(PY_STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@$(if $(REINSTALL),echo "this checkout moved from $(INSTALLED_FOR): reinstalling .venv for $(CURDIR)")
+	@$(PY) -m pip install --quiet --disable-pip-version-check $(REINSTALL) uv==$(UV_VERSION)
 	# Bytecode up front: pulumi_azure_native is huge, and recompiling it on every run would dominate plan time.
-	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.lock
-	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) --no-deps -e .
-	@touch $@
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) $(REINSTALL) -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) --reinstall-package refarch --no-deps -e .
+	@echo "$(CURDIR)" > $@
 
 $(NODE_STAMP): package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -32,6 +32,8 @@ DYNAMODB_WRITE_UNIT_KB = 1
 DYNAMODB_READ_COST: dict[DynamoReadConsistency, Fraction] = {
     "eventual": Fraction(1, 2), "strong": Fraction(1), "transactional": Fraction(2)}
 DYNAMODB_TRANSACTIONAL_WRITE_COST = 2
+# The largest item DynamoDB stores, attribute names and values together ("Service quotas": 400 KB).
+DYNAMODB_MAX_ITEM_KB = 400
 
 # Cosmos DB: a point read of a 1 KB item is 1 RU and of a 100 KB item 10 RU (the documented anchors: a tenth of an
 # RU per KB, never below 1); strong and bounded-staleness reads cost twice as much. Writes are estimated at 5 RU per
@@ -40,6 +42,9 @@ COSMOS_READ_RU_PER_KB = Fraction(1, 10)
 COSMOS_MINIMUM_READ_RU = Fraction(1)
 COSMOS_WRITE_RU_PER_READ_RU = 5
 COSMOS_DOUBLE_COST_CONSISTENCIES: frozenset[CosmosConsistency] = frozenset({"strong", "bounded"})
+
+# The largest item Cosmos DB (NoSQL) stores ("Azure Cosmos DB service quotas": 2 MB, UTF-8 JSON).
+COSMOS_MAX_ITEM_KB = 2048
 
 # Addresses AWS keeps in every subnet: network, VPC router, DNS, reserved for future use, broadcast.
 AWS_RESERVED_ADDRESSES_PER_SUBNET = 5
@@ -71,11 +76,14 @@ def _rate(name: str, value: int) -> int:
     return value
 
 
-def dynamodb_capacity(*, item_kb: float | str, reads_per_second: int, writes_per_second: int,
+def dynamodb_capacity(*, item_kb: float | str, reads_per_second: int = 0, writes_per_second: int = 0,
                       consistency: DynamoReadConsistency = "eventual",
                       transactional_writes: bool = False) -> DynamoCapacity:
     """Provisioned capacity for a steady load: each item rounded up to 4 KB (reads) or 1 KB (writes) separately."""
     size = exact_kb(item_kb)
+    if size > DYNAMODB_MAX_ITEM_KB:
+        raise ValueError(f"a DynamoDB item is at most {DYNAMODB_MAX_ITEM_KB} KB (got {item_kb} KB): store the "
+                         f"payload in S3 and keep its key in the item")
     if consistency not in DYNAMODB_READ_COST:
         raise ValueError(f"consistency {consistency!r} is not one of {', '.join(DYNAMODB_READ_COST)}")
     read_units = math.ceil(size / DYNAMODB_READ_UNIT_KB) * DYNAMODB_READ_COST[consistency]
@@ -87,13 +95,15 @@ def dynamodb_capacity(*, item_kb: float | str, reads_per_second: int, writes_per
 
 def cosmos_read_ru(item_kb: float | str, consistency: CosmosConsistency = "session") -> Fraction:
     """Estimated RU of one point read (id + partition key)."""
+    if exact_kb(item_kb) > COSMOS_MAX_ITEM_KB:
+        raise ValueError(f"a Cosmos DB item is at most {COSMOS_MAX_ITEM_KB // 1024} MB (got {item_kb} KB)")
     if consistency not in {"strong", "bounded", "session", "prefix", "eventual"}:
         raise ValueError(f"consistency {consistency!r} is not one of strong, bounded, session, prefix, eventual")
     base = max(COSMOS_MINIMUM_READ_RU, exact_kb(item_kb) * COSMOS_READ_RU_PER_KB)
     return base * (2 if consistency in COSMOS_DOUBLE_COST_CONSISTENCIES else 1)
 
 
-def cosmos_ru_per_second(*, item_kb: float | str, reads_per_second: int, writes_per_second: int,
+def cosmos_ru_per_second(*, item_kb: float | str, reads_per_second: int = 0, writes_per_second: int = 0,
                          consistency: CosmosConsistency = "session") -> float:
     """Estimated RU/s for point reads and single-item writes; round provisioned throughput up from this."""
     reads = cosmos_read_ru(item_kb, consistency) * _rate("reads", reads_per_second)

@@ -1,5 +1,5 @@
-"""`refarch`: exam calculators (`refarch calc ...`), lab graders (`refarch lab NN`, `refarch labs`) and the bill
-(`refarch cost`).
+"""`refarch`: exam calculators (`refarch calc ...`), lab graders (`refarch lab NN`, `refarch labs`), exam practice
+(`refarch quiz [NN]`), a readable view of a synthesized stack (`refarch show PART`) and the bill (`refarch cost`).
 
 Bad input ends with one line on stderr and exit code 2, never a traceback.
 """
@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from refarch.constructs.aws.lifecycle import check_lifecycle, parse_transition
@@ -32,7 +33,13 @@ def _emit(args: argparse.Namespace, result: dict[str, object], text: str) -> int
     return 0
 
 
+def _some_load(args: argparse.Namespace) -> None:
+    if not args.reads and not args.writes:
+        raise ValueError("give --reads N, --writes N or both (per second)")
+
+
 def calc_dynamodb(args: argparse.Namespace) -> int:
+    _some_load(args)
     capacity = calculators.dynamodb_capacity(
         item_kb=args.item_kb, reads_per_second=args.reads, writes_per_second=args.writes,
         consistency=args.consistency, transactional_writes=args.transactional_writes)
@@ -42,6 +49,7 @@ def calc_dynamodb(args: argparse.Namespace) -> int:
 
 
 def calc_cosmos(args: argparse.Namespace) -> int:
+    _some_load(args)
     ru = calculators.cosmos_ru_per_second(item_kb=args.item_kb, reads_per_second=args.reads,
                                           writes_per_second=args.writes, consistency=args.consistency)
     return _emit(args, {"ru_per_second": ru}, f"~{ru:g} RU/s ({args.consistency} consistency; an estimate — "
@@ -95,9 +103,31 @@ def show_cost(args: argparse.Namespace) -> int:
 
 
 def run_lab(args: argparse.Namespace) -> int:
-    from refarch.labs.catalog import grade
+    from refarch.labs.catalog import grade, lab_by_number
+    from refarch.labs.grading import grade as checks_of
 
-    return grade(args.number)
+    if not args.json:
+        return grade(args.number)
+    checks = checks_of(lab_by_number(args.number))
+    print(json.dumps([{"name": c.name, "passed": c.passed, "hint": c.hint, "found": c.found} for c in checks]))
+    return 0 if all(c.passed for c in checks) else 1
+
+
+def run_quiz(args: argparse.Namespace) -> int:
+    from refarch.labs import quiz
+
+    asked = quiz.shuffled(quiz.questions(args.lab), args.seed)
+    if args.json:
+        print(quiz.as_json(asked))
+        return 0
+    return quiz.ask(asked)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from .show import show
+
+    print(show(args.part, environment=args.env, dr_tier=args.dr_tier))
+    return 0
 
 
 def list_labs(args: argparse.Namespace) -> int:
@@ -131,8 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = calculator(name, handler, f"{name} capacity for a steady load of point reads and writes")
         sub.add_argument("--item-kb", required=True, help="item size in KB")
-        sub.add_argument("--reads", type=_non_negative_int, required=True, help="reads per second")
-        sub.add_argument("--writes", type=_non_negative_int, required=True, help="writes per second")
+        sub.add_argument("--reads", type=_non_negative_int, default=0, help="reads per second (default 0)")
+        sub.add_argument("--writes", type=_non_negative_int, default=0, help="writes per second (default 0)")
         sub.add_argument("--consistency", choices=consistencies, default=default)
         if name == "dynamodb":
             sub.add_argument("--transactional-writes", action="store_true")
@@ -157,12 +187,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab = commands.add_parser("lab", help="grade one lab (docs/labs/)")
     lab.add_argument("number", help="the lab's number, e.g. 01")
+    lab.add_argument("--json", action="store_true", help="print the checks as one JSON list")
     lab.set_defaults(handler=run_lab)
     commands.add_parser("labs", help="list the labs").set_defaults(handler=list_labs)
+    quiz = commands.add_parser("quiz", help="exam-style questions about the labs' decisions, shuffled and scored")
+    quiz.add_argument("lab", nargs="?", help="only this lab's questions, e.g. 07 (default: every lab)")
+    quiz.add_argument("--json", action="store_true", help="print the (shuffled) questions with answers as JSON")
+    quiz.add_argument("--seed", type=int, help="shuffle reproducibly")
+    quiz.set_defaults(handler=run_quiz)
+    show = commands.add_parser("show", help="a synthesized Selfnest stack in readable form: subnets, routes, "
+                                            "security rules, NACLs, tables and capacity, queues, buckets")
+    show.add_argument("part", help="network, data, identity, messaging, chat, web, backup or dr")
+    show.add_argument("--env", default="dev", help="config/<env>.yaml (default dev)")
+    show.add_argument("--dr-tier", help="override config's dr.tier")
+    show.set_defaults(handler=run_show)
     return parser
 
 
+def checkout_mismatch(cwd: Path) -> str | None:
+    """When run inside a refarch checkout other than the one installed (a copied, moved or renamed checkout whose
+    .venv still points at the old path), what to do about it; None when they agree or cwd is no checkout."""
+    installed = Path(__file__).resolve().parents[1]
+    for folder in (cwd, *cwd.parents):
+        marker = folder / "pyproject.toml"
+        if marker.is_file() and 'name = "refarch"' in marker.read_text(encoding="utf-8"):
+            if folder.resolve() == installed:
+                return None
+            return (f"this refarch is installed from {installed}, not from this checkout ({folder}): run "
+                    f"`make bootstrap` here to reinstall it (the old path would be graded and synthesized)")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    mismatch = checkout_mismatch(Path.cwd())
+    if mismatch:
+        print(f"refarch: error: {mismatch}", file=sys.stderr)
+        return USAGE_ERROR
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

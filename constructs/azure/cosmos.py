@@ -13,8 +13,15 @@ from .common import Placement
 
 @dataclass(frozen=True, kw_only=True)
 class ContainerSpec:
+    """A container and its partition key; `sub_keys` make it hierarchical (up to three levels: /userId, then /date)."""
+
     name: str
     partition_key: str
+    sub_keys: tuple[str, ...] = ()
+
+    @property
+    def partition_paths(self) -> list[str]:
+        return [self.partition_key, *self.sub_keys]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +98,9 @@ class CosmosStore(pulumi.ComponentResource):
                 resource=cosmosdb.SqlContainerResourceArgs(
                     id=spec.name,
                     partition_key=cosmosdb.ContainerPartitionKeyArgs(
-                        paths=[spec.partition_key], kind=cosmosdb.PartitionKind.HASH, version=2
+                        paths=spec.partition_paths, version=2,
+                        kind=cosmosdb.PartitionKind.HASH if len(spec.partition_paths) == 1
+                        else cosmosdb.PartitionKind.MULTI_HASH
                     ),
                 ),
                 opts=child,

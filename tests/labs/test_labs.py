@@ -1,25 +1,37 @@
-"""Every lab grader fails on the untouched repository and passes once its reference solution is applied — in a
-temporary copy, where the test tiers the lab touches must stay green too.
+"""Each grader judges what a learner did, on a pristine copy of the committed tree (whatever the working tree holds):
 
-The copy holds the repository's files (tracked and new, not ignored) with `.venv`, `node_modules` and the build
-caches linked, not copied. `PYTHONPATH` points `refarch.*` at the copy through its `.typecheck/refarch` symlink tree
-(the editable install would otherwise import the original). Running the whole suite per lab would take minutes, so
-each lab names the tiers it touches: its own infra module(s), the compliance gates, the unit tier.
+- on the untouched repository exactly the pinned checks fail (tests/labs/answers.py: UNTOUCHED_FAILING);
+- the reference patch applies (loudly, if another change moved its lines) and passes; the test tiers it touches
+  stay green in that copy;
+- a different correct answer passes, and the typical wrong answer fails on the pinned checks with the concept in
+  the hint.
+
+A lab whose answer is configuration is graded in this process against the copy's config (the graders read config
+from the root they are given): seconds, no new interpreter. A lab whose answer is code is graded by `refarch lab NN
+--json` in the copy, with `PYTHONPATH` pointing `refarch.*` at the copy's `.typecheck/refarch` symlink tree.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from refarch.labs.catalog import LABS
-from refarch.tools import lab_costs
-from refarch.tools.lab_costs import copy_repository, in_copy
+from refarch.labs.grading import Check, grade
+from refarch.tools import lab_costs, labdocs
+from refarch.tools.lab_costs import in_copy
+
+from .answers import ANSWERS, UNTOUCHED_FAILING, Answer
 
 ROOT = Path(__file__).resolve().parents[2]
-BILLS_BEFORE: dict[lab_costs.Target, dict[str, Any]] = {}   # the untouched repository's bills, computed once
+SHARED = (".venv", "node_modules", ".cache", ".build")   # linked into each copy
+CONFIG_FILES = ("config/", "Pulumi.")   # answers that touch only these are graded in-process
+BILLS_BEFORE: dict[lab_costs.Target, dict[str, Any]] = {}   # the committed tree's bills, computed once
 
 # The test tiers each solution must keep green (pytest arguments, run in the solved copy).
 SUITES: dict[str, list[str]] = {
@@ -36,54 +48,152 @@ SUITES: dict[str, list[str]] = {
     "09": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
     "10": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_package.py",
            "tests/infra/azure/test_policies.py"],
+    "11": ["tests/unit/test_config.py", "tests/infra/aws/test_backup.py", "tests/infra/aws/test_dr.py",
+           "-k", "dev or config"],
+    "12": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
+    "13": ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"],
 }
 
 
-@pytest.mark.parametrize("number", LABS)
-def test_grader_fails_on_the_untouched_repository(number: str) -> None:
-    checks = LABS[number].grade()
-    assert checks and not all(result.passed for result in checks)
-    assert all(result.hint for result in checks if not result.passed)
+def pristine_copy(destination: Path) -> Path:
+    """The committed tree (HEAD), not the working tree: a learner's unfinished lab changes nothing here."""
+    destination.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", "HEAD"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(destination)], input=archive, check=True)
+    for name in SHARED:
+        (ROOT / name).mkdir(exist_ok=True)
+        (destination / name).symlink_to(ROOT / name)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = pristine_copy(tmp_path_factory.mktemp("committed") / "repo")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def answer_is_code(number: str) -> bool:
+    touched = [line.split(" b/", 1)[1] for line in LABS[number].solution.read_text(encoding="utf-8").splitlines()
+               if line.startswith("diff --git ")]
+    return not all(path.startswith(CONFIG_FILES) for path in touched)
+
+
+def checks_in(copy: Path, number: str) -> list[Check]:
+    if not answer_is_code(number):
+        return grade(LABS[number], copy)
+    graded = in_copy(copy, "-m", "refarch.tools.cli", "lab", number, "--json")
+    assert graded.returncode in (0, 1), graded.stdout[-2000:] + graded.stderr[-4000:]
+    return [Check(**item) for item in json.loads(graded.stdout)]
+
+
+def failing(checks: list[Check]) -> set[str]:
+    return {result.name for result in checks if not result.passed}
+
+
+def solved_copy(committed: Path, tmp_path: Path, number: str) -> Path:
+    copy = tmp_path / "repo"
+    shutil.copytree(committed, copy, symlinks=True)
+    applied = subprocess.run(["git", "apply", "--verbose", str(LABS[number].solution.relative_to(ROOT))], cwd=copy,
+                             capture_output=True, text=True, check=False)
+    assert applied.returncode == 0, (
+        f"lab {number}'s reference patch no longer applies to the committed tree — regenerate it from a real edit "
+        f"(and check the lab's page):\n{applied.stderr}")
+    return copy
 
 
 @pytest.mark.parametrize("number", LABS)
-def test_solution_passes_the_grader_and_keeps_the_suite_green(number: str, tmp_path: Path) -> None:
-    lab = LABS[number]
-    copy = copy_repository(tmp_path / "repo")
-    subprocess.run(["git", "apply", str(lab.solution.relative_to(ROOT))], cwd=copy, check=True)
-    graded = in_copy(copy, "-m", "refarch.tools.cli", "lab", number)
-    assert graded.returncode == 0, graded.stdout + graded.stderr
-    assert "FAIL" not in graded.stdout and "lab complete" in graded.stdout
+def test_exactly_the_pinned_checks_fail_on_the_untouched_repository(number: str, committed: Path) -> None:
+    checks = checks_in(committed, number)
+    assert failing(checks) == UNTOUCHED_FAILING[number]
+    assert all(result.hint and result.found for result in checks if not result.passed)
+    # The page offers exactly these checks and hints (challenge first), and the walkthrough's final output.
+    text = labdocs.page(LABS[number]).read_text(encoding="utf-8")
+    assert labdocs.between(text, labdocs.CHALLENGE) == labdocs.challenge(LABS[number], checks), (
+        "docs page out of date: run python -m refarch.tools.labdocs")
+    assert labdocs.between(text, labdocs.VERIFY) == labdocs.verify(LABS[number], checks)
+
+
+@pytest.mark.parametrize("number", LABS)
+def test_reference_solution_passes_and_keeps_the_touched_tiers_green(number: str, committed: Path,
+                                                                     tmp_path: Path) -> None:
+    copy = solved_copy(committed, tmp_path, number)
+    assert failing(checks_in(copy, number)) == set()
     suite = in_copy(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES[number])
     assert suite.returncode == 0, suite.stdout[-4000:] + suite.stderr[-2000:]
     assert " passed" in suite.stdout
     # The lab page states what the change does to the bill: the same calculator, before and after, must agree.
     sections = []
-    for target in lab_costs.targets(lab.solution):
+    for target in lab_costs.targets(LABS[number].solution):
         if target not in BILLS_BEFORE:
-            BILLS_BEFORE[target] = lab_costs.bill(ROOT, target)
+            BILLS_BEFORE[target] = lab_costs.bill(committed, target)
         sections.append(lab_costs.impact(target, BILLS_BEFORE[target], lab_costs.bill(copy, target)))
     page = lab_costs.page_of(number).read_text(encoding="utf-8")
     assert lab_costs.block(sections) in page, (
         f"{lab_costs.page_of(number).name}'s bill impact is out of date: run `{lab_costs.COMMAND}`")
 
 
-def test_every_lab_names_the_tests_its_solution_must_keep_green() -> None:
-    assert set(SUITES) == set(LABS)
+ALL_ANSWERS = [pytest.param(number, answer, id=f"{number}-{'right' if answer.correct else 'wrong'}-{index}")
+               for number, answers in ANSWERS.items() for index, answer in enumerate(answers)]
 
 
-def test_make_lab_prints_pass_fail_lines_and_exits_1_until_done() -> None:
+@pytest.mark.parametrize(("number", "answer"), ALL_ANSWERS)
+def test_other_answers_are_judged_on_what_they_do(number: str, answer: Answer, committed: Path,
+                                                  tmp_path: Path) -> None:
+    copy = tmp_path / "repo"
+    shutil.copytree(committed, copy, symlinks=True)
+    answer.edit(copy)
+    checks = checks_in(copy, number)
+    if answer.correct:
+        assert failing(checks) == set(), [result for result in checks if not result.passed]
+        return
+    assert failing(checks) >= answer.failing, checks
+    hints = " ".join(result.hint for result in checks if result.name in answer.failing)
+    assert answer.concept in hints
+
+
+def test_every_lab_has_a_suite_an_untouched_pin_a_correct_and_a_wrong_answer() -> None:
+    assert set(SUITES) == set(LABS) == set(UNTOUCHED_FAILING) == set(ANSWERS)
+    for number, answers in ANSWERS.items():
+        assert {answer.correct for answer in answers} == {True, False}, number
+
+
+def test_the_working_tree_does_not_matter(tmp_path: Path) -> None:
+    """A learner who finished a lab (config edited, not committed) still gets a green `make test`."""
+    copy = pristine_copy(tmp_path / "learner")
+    subprocess.run(["git", "apply", str(LABS["03"].solution.relative_to(ROOT))], cwd=copy, check=True)
+    assert failing(grade(LABS["03"], copy)) == set()
+    assert failing(grade(LABS["03"], pristine_copy(tmp_path / "again"))) == UNTOUCHED_FAILING["03"]
+
+
+def test_make_lab_prints_pass_fail_found_and_hint_lines_and_exits_1_until_done() -> None:
     graded = in_copy(ROOT, "-m", "refarch.tools.cli", "lab", "10")
-    assert graded.returncode == 1
     lines = graded.stdout.splitlines()
     assert lines[0] == "Lab 10: Functions identity-based connections (no keys)"
     assert any(line.startswith("  PASS  ") for line in lines) and any(line.startswith("  FAIL  ") for line in lines)
+    assert any(line.strip().startswith("found: ") for line in lines)
     assert any(line.strip().startswith("hint: ") for line in lines)
-    assert lines[-1].startswith("4/6 checks pass in ")
+    passed = sum(line.startswith("  PASS  ") for line in lines)
+    total = passed + sum(line.startswith("  FAIL  ") for line in lines)
+    assert lines[-1].startswith(f"{passed}/{total} checks pass in ")
+    assert graded.returncode == (0 if passed == total else 1)
+
+
+def test_a_config_mistake_is_one_failing_check_not_a_traceback(tmp_path: Path) -> None:
+    copy = tmp_path / "repo"
+    (copy / "config").mkdir(parents=True)
+    shutil.copy(ROOT / "config" / "prod.yaml", copy / "config" / "prod.yaml")
+    text = (copy / "config" / "prod.yaml").read_text(encoding="utf-8")
+    (copy / "config" / "prod.yaml").write_text(text.replace("identity:\n", "identity:\n  mfa: always\n", 1),
+                                               encoding="utf-8")
+    [result] = grade(LABS["04"], copy)
+    assert not result.passed and result.name == "the configuration loads"
+    assert "identity.mfa" in result.hint and "\n" not in result.hint
 
 
 def test_unknown_lab_is_one_line_and_exit_2() -> None:
     graded = in_copy(ROOT, "-m", "refarch.tools.cli", "lab", "99")
     assert graded.returncode == 2
-    assert graded.stderr.strip() == "refarch: error: there is no lab '99' (labs: 01, 02, 03, 04, 05, 06, 07, 08, 09, " \
-                                    "10; see docs/labs/)"
+    assert graded.stderr.count("\n") == 1 and "Traceback" not in graded.stderr
+    assert graded.stderr.startswith("refarch: error: there is no lab '99' (labs: 01, 02, ")

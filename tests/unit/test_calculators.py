@@ -105,6 +105,9 @@ def refarch(*args: str) -> subprocess.CompletedProcess[str]:
     (["dynamodb", "--item-kb", "2", "--reads", "0", "--writes", "1", "--transactional-writes"], {"rcu": 0, "wcu": 4}),
     (["cosmos", "--item-kb", "100", "--reads", "1", "--writes", "0", "--consistency", "strong"],
      {"ru_per_second": 20}),
+    # A reads-only (or writes-only) question needs no zero for the other side.
+    (["dynamodb", "--item-kb", "6", "--reads", "25", "--consistency", "strong"], {"rcu": 50, "wcu": 0}),
+    (["dynamodb", "--item-kb", "400", "--writes", "1"], {"rcu": 0, "wcu": 400}),
     (["subnet", "--cidr", "10.0.0.0/24"], {"usable_hosts": 251}),
     (["subnet", "--hosts", "29"], {"prefix": 26}),
     (["lifecycle", "--transition", "STANDARD_IA:30", "--transition", "GLACIER:60", "--expire", "365"],
@@ -138,6 +141,9 @@ def test_lifecycle_reports_every_broken_minimum_and_exits_1() -> None:
     (["cosmos", "--item-kb", "1", "--reads", "1", "--writes", "1", "--consistency", "linear"], "invalid choice"),
     (["lifecycle", "--transition", "GLACIER_IR"], "is not CLASS:DAYS"),
     (["lifecycle", "--transition", "TAPE:30"], "is not a lifecycle storage class"),
+    (["dynamodb", "--item-kb", "400.5", "--reads", "1"], "a DynamoDB item is at most 400 KB (got 400.5 KB)"),
+    (["dynamodb", "--item-kb", "4"], "give --reads N, --writes N or both"),
+    (["cosmos", "--item-kb", "2049", "--reads", "1"], "a Cosmos DB item is at most 2 MB"),
     (["sqs", "--lambda-timeout", "901"], "a Lambda timeout is 1 to 900 seconds"),
     (["sqs"], "required: --lambda-timeout"),
 ])
