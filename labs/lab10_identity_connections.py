@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from refarch.policies.rules import CREDENTIAL_MARKERS, violations
+from refarch.policies.rules import CREDENTIAL_MARKERS, DEPLOYMENT_PACKAGE, PURPOSE_TAG, violations
 from refarch.stacks.babybloom import offline
 
 from .grading import Check, Lab, check
@@ -20,7 +20,9 @@ BLOB_ROLES = {"b7e6dc6d-f1e8-4753-8033-0f276bb0955b",   # Storage Blob Data Owne
 def grade() -> list[Check]:
     resources = offline.plan("dev")
     [app] = [item for item in resources if item.type == WEB_APP]
-    [storage] = [item for item in resources if item.type == STORAGE]
+    # The Functions host's account (the other one holds only the deployment package).
+    [storage] = [item for item in resources if item.type == STORAGE
+                 and item.inputs.get("tags", {}).get(PURPOSE_TAG) != DEPLOYMENT_PACKAGE]
     settings: dict[str, Any] = {item["name"]: item["value"] for item in app.inputs["siteConfig"]["appSettings"]}
     principal = app.outputs["identity"]["principalId"]
     blob_grants = [item.inputs for item in resources if item.type == ROLE
