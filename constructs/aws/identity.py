@@ -93,11 +93,14 @@ class UserDirectory(Construct):
             standard_threat_protection_mode=threat_protection,
             lambda_triggers=cognito.UserPoolTriggers(
                 pre_sign_up=triggers["pre_sign_up"].function,
-                post_confirmation=triggers["post_confirmation"].function,
-                pre_token_generation=triggers["pre_token_generation"].function),
+                post_confirmation=triggers["post_confirmation"].function),
             deletion_protection=retain_data,
             removal_policy=removal_policy(retain_data=retain_data),
         )
+        # Version 2 (Essentials or Plus plan, which this pool always has): the group override reaches the access token
+        # the API and the chat authorize from, not only the ID token as with version 1.
+        self.pool.add_trigger(cognito.UserPoolOperation.PRE_TOKEN_GENERATION_CONFIG,
+                              triggers["pre_token_generation"].function, cognito.LambdaVersion.V2_0)
         # A separate policy, not the functions' default one: the pool depends on its triggers, so the triggers'
         # roles can only name the pool once it exists.
         for trigger, action in (("post_confirmation", "cognito-idp:AdminAddUserToGroup"),

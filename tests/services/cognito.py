@@ -14,8 +14,10 @@ from typing import Any
 
 from refarch.constructs.aws.identity import ADMINS_GROUP, THERAPISTS_GROUP
 
+from tests.infra.aws.assembly import pool_triggers
+
 from .aws_template import MotoStack
-from .lambda_runtime import DeployedFunction, function_behind, load_function
+from .lambda_runtime import DeployedFunction, load_function
 
 PASSWORD = "Calm-Harbour-Morning-42"   # meets the strongest configured policy (14+, all classes)
 
@@ -44,8 +46,8 @@ class Identity:
         self.issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.pool_id}"
         self.jwks_url = f"{stack.endpoint}/{self.pool_id}/.well-known/jwks.json"
         self.triggers: dict[str, DeployedFunction] = {
-            trigger: load_function(stack, outdir=outdir, logical_id=function_behind(stack, arn))
-            for trigger, arn in pool["Properties"]["LambdaConfig"].items()}
+            trigger: load_function(stack, outdir=outdir, logical_id=function_id)
+            for trigger, (function_id, _) in pool_triggers(pool["Properties"]["LambdaConfig"]).items()}
         clients = {logical_id: resource["Properties"]
                    for logical_id, resource in stack.resources("AWS::Cognito::UserPoolClient").items()}
         self.api_client_ids = [stack.ref(logical_id) for logical_id in clients]
@@ -138,17 +140,18 @@ class Identity:
             {name: value for name, value in user.items() if name not in ("status", "mfa")}, response={}))
 
     def _event(self, source: str, username: str, attributes: dict[str, str], *,
-               response: dict[str, Any]) -> dict[str, Any]:
-        return {"version": "1", "triggerSource": source, "region": self.region, "userPoolId": self.pool_id,
+               response: dict[str, Any], version: str = "1") -> dict[str, Any]:
+        return {"version": version, "triggerSource": source, "region": self.region, "userPoolId": self.pool_id,
                 "userName": username, "callerContext": {"awsSdkVersion": "test", "clientId": self.mobile_client_id},
                 "request": {"userAttributes": dict(attributes)}, "response": response}
 
     def token_event(self, username: str) -> dict[str, Any]:
-        """The pre-token-generation event Cognito sends when it issues tokens to `username`."""
+        """The version-2 pre-token-generation event Cognito sends when it issues tokens to `username` (the pool
+        configures the trigger as V2_0; shape from the Cognito developer guide's pre token generation page)."""
         user = self.user(username)
         event = self._event("TokenGeneration_Authentication", username,
                             {name: value for name, value in user.items() if name not in ("status", "mfa")},
-                            response={"claimsOverrideDetails": None})
+                            response={"claimsAndScopeOverrideDetails": None}, version="2")
         event["request"]["groupConfiguration"] = {"groupsToOverride": self.groups_of(username),
                                                   "iamRolesToOverride": [], "preferredRole": None}
         return event

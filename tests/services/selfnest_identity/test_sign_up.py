@@ -65,12 +65,13 @@ def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_with
     pre_token = identity.triggers["PreTokenGeneration"]
 
     without_mfa = pre_token(identity.token_event("dr-bo"))
-    override = without_mfa["response"]["claimsOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"]
+    # The version-2 response: Cognito applies its group override to the ID and the access token alike.
+    override = without_mfa["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"]
     assert THERAPISTS_GROUP not in override
 
     identity.enable_totp("dr-bo")
     with_mfa = pre_token(identity.token_event("dr-bo"))
-    assert with_mfa["response"]["claimsOverrideDetails"] is None   # groups untouched: therapist
+    assert with_mfa["response"]["claimsAndScopeOverrideDetails"] is None   # groups untouched: therapist
 
 
 def test_therapist_rights_need_a_verified_email_too(identity: Identity) -> None:
@@ -80,8 +81,26 @@ def test_therapist_rights_need_a_verified_email_too(identity: Identity) -> None:
         UserPoolId=identity.pool_id, Username="dr-cy", UserAttributes=[{"Name": "email_verified", "Value": "false"}])
 
     event = identity.triggers["PreTokenGeneration"](identity.token_event("dr-cy"))
-    assert THERAPISTS_GROUP not in event["response"]["claimsOverrideDetails"]["groupOverrideDetails"][
+    assert THERAPISTS_GROUP not in event["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"][
         "groupsToOverride"]
+    assert "claimsOverrideDetails" not in event["response"]     # the version-1 field would spare the access token
+
+
+@pytest.mark.parametrize("source", ["TokenGeneration_RefreshTokens", "TokenGeneration_HostedAuth"])
+def test_every_kind_of_token_issue_rechecks_therapist_rights(identity: Identity, source: str) -> None:
+    # Refreshing does not carry rights over: an MFA removed since sign-in withholds them from the new tokens.
+    username = f"dr-refresh-{source.rsplit('_', 1)[1].lower()}"
+    identity.therapist(username)
+    event = {**identity.token_event(username), "triggerSource": source}
+    answered = identity.triggers["PreTokenGeneration"](event)
+    assert answered["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"] == []
+
+
+def test_a_version_1_event_is_refused_rather_than_shaping_the_id_token_only(identity: Identity) -> None:
+    identity.therapist("dr-v1")
+    event = {**identity.token_event("dr-v1"), "version": "1", "response": {"claimsOverrideDetails": None}}
+    with pytest.raises(RuntimeError, match="expects the version 2 event"):
+        identity.triggers["PreTokenGeneration"](event)
 
 
 def test_pool_enforces_the_templates_password_policy(identity: Identity) -> None:
