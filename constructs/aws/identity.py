@@ -28,6 +28,11 @@ GROUP_DESCRIPTIONS = {
 }
 ACCOUNT_TYPE_ATTRIBUTE = "account_type"   # custom:account_type, set once at sign-up: client | therapist
 TRIGGER_TIMEOUT_SECONDS = 5               # Cognito waits at most 5 s for a trigger
+# What a signed-in person may change about themselves through an app client (UpdateUserAttributes): the UI
+# language, nothing that identifies anyone. Clients stay anonymous after sign-up (no name, address, birthdate,
+# email or phone can be added); a therapist's email is their verified identity and changes only through an admin.
+# Never empty: Cognito treats an empty WriteAttributes list as "not set", i.e. every standard attribute writable.
+CLIENT_WRITABLE_ATTRIBUTES = ("locale",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +151,8 @@ class UserDirectory(Construct):
                 callback_urls=callback_urls),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             prevent_user_existence_errors=True,
+            write_attributes=cognito.ClientAttributes().with_standard_attributes(
+                **{attribute: True for attribute in CLIENT_WRITABLE_ATTRIBUTES}),
             enable_token_revocation=True,
             access_token_validity=cdk.Duration.minutes(shape.access_token_minutes),
             id_token_validity=cdk.Duration.minutes(shape.access_token_minutes),

@@ -8,10 +8,15 @@ its password policy, groups, app clients and the tokens — is moto's, created f
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
+from moto.cognitoidp.exceptions import NotAuthorizedError
+from moto.cognitoidp.models import CognitoIdpBackend
 from refarch.constructs.aws.identity import ADMINS_GROUP, THERAPISTS_GROUP
 
 from tests.infra.aws.assembly import pool_triggers
@@ -155,3 +160,27 @@ class Identity:
         event["request"]["groupConfiguration"] = {"groupsToOverride": self.groups_of(username),
                                                   "iamRolesToOverride": [], "preferredRole": None}
         return event
+
+
+@contextmanager
+def applying_client_write_attributes() -> Iterator[None]:
+    """moto lets UpdateUserAttributes write any attribute; Cognito refuses an attribute outside the calling app
+    client's WriteAttributes with NotAuthorizedException ("A client attempted to write unauthorized attribute").
+    While active, moto answers the same, from the WriteAttributes the template gave the client."""
+    update = CognitoIdpBackend.update_user_attributes
+
+    def update_writable_only(backend: CognitoIdpBackend, access_token: str,
+                             attributes: list[dict[str, str]]) -> None:
+        client_id = jwt.decode(access_token, options={"verify_signature": False}).get("client_id")
+        for pool in backend.user_pools.values():
+            client = pool.clients.get(client_id)
+            writable = client.extended_config.get("WriteAttributes") if client is not None else None
+            if writable and any(attribute["Name"] not in writable for attribute in attributes):
+                raise NotAuthorizedError("A client attempted to write unauthorized attribute")
+        update(backend, access_token, attributes)
+
+    CognitoIdpBackend.update_user_attributes = update_writable_only  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CognitoIdpBackend.update_user_attributes = update  # type: ignore[method-assign]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from refarch.constructs.aws.identity import ADMINS_GROUP, CLIENTS_GROUP, THERAPISTS_GROUP
+from refarch.constructs.aws.identity import ADMINS_GROUP, CLIENT_WRITABLE_ATTRIBUTES, CLIENTS_GROUP, THERAPISTS_GROUP
 
 from .assembly import Assembly, get_att, pool_triggers, ref
 
@@ -114,3 +114,9 @@ def test_the_api_accepts_tokens_from_this_pools_clients(assembly: Assembly) -> N
     client_ids = list(assembly.resources("identity", "AWS::Cognito::UserPoolClient"))
     _, parts = environment["USER_POOL_CLIENT_IDS"]["Fn::Join"]
     assert [assembly.resolve(part) for part in parts] == [ref(client_ids[0]), ",", ref(client_ids[1])]
+
+
+def test_app_clients_may_write_only_the_ui_language(assembly: Assembly) -> None:
+    # Never an empty list: Cognito reads WriteAttributes [] as "unset", i.e. every standard attribute writable.
+    for client in assembly.resources("identity", "AWS::Cognito::UserPoolClient").values():
+        assert client["Properties"]["WriteAttributes"] == list(CLIENT_WRITABLE_ATTRIBUTES)

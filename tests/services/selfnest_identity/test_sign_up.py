@@ -106,3 +106,48 @@ def test_a_version_1_event_is_refused_rather_than_shaping_the_id_token_only(iden
 def test_pool_enforces_the_templates_password_policy(identity: Identity) -> None:
     with pytest.raises(identity.cognito.exceptions.InvalidPasswordException):
         identity.cognito.sign_up(ClientId=identity.mobile_client_id, Username="weak-pass", Password="short1!A")
+
+
+# Cognito's standard attributes (https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-settings-attributes.html)
+STANDARD_ATTRIBUTES = ("address", "birthdate", "email", "family_name", "gender", "given_name", "locale", "middle_name",
+                       "name", "nickname", "phone_number", "picture", "preferred_username", "profile", "website",
+                       "zoneinfo")
+SAMPLE_VALUES = {"birthdate": "1990-01-01", "email": "found-me@example.com", "phone_number": "+447700900123",
+                 "locale": "de"}
+
+
+def writable_by_app_clients(identity: Identity) -> list[str]:
+    written = {tuple(client["Properties"]["WriteAttributes"])
+               for client in identity.stack.resources("AWS::Cognito::UserPoolClient").values()}
+    [attributes] = written
+    return list(attributes)
+
+
+@pytest.mark.parametrize("attribute", [name for name in STANDARD_ATTRIBUTES if name != "locale"])
+def test_a_signed_in_client_cannot_add_identifying_attributes(identity: Identity, attribute: str) -> None:
+    assert attribute not in writable_by_app_clients(identity)
+    username = f"still-anonymous-{attribute.replace('_', '-')}"
+    identity.sign_up(username, {"custom:account_type": "client"})
+    token = identity.sign_in(username).access_token
+    with pytest.raises(identity.cognito.exceptions.NotAuthorizedException, match="unauthorized attribute"):
+        identity.cognito.update_user_attributes(AccessToken=token, UserAttributes=[
+            {"Name": attribute, "Value": SAMPLE_VALUES.get(attribute, "Jane Example")}])
+    assert attribute not in identity.user(username)
+
+
+def test_the_account_type_cannot_be_rewritten_after_sign_up(identity: Identity) -> None:
+    identity.sign_up("wants-to-be-a-therapist", {"custom:account_type": "client"})
+    token = identity.sign_in("wants-to-be-a-therapist").access_token
+    with pytest.raises(identity.cognito.exceptions.NotAuthorizedException):
+        identity.cognito.update_user_attributes(AccessToken=token, UserAttributes=[
+            {"Name": "custom:account_type", "Value": "therapist"}])
+
+
+def test_what_app_clients_may_write_is_still_writable(identity: Identity) -> None:
+    # Guards the refusals above: the same call with an allowed attribute goes through.
+    identity.sign_up("picks-a-language", {"custom:account_type": "client"})
+    token = identity.sign_in("picks-a-language").access_token
+    for attribute in writable_by_app_clients(identity):
+        identity.cognito.update_user_attributes(AccessToken=token, UserAttributes=[
+            {"Name": attribute, "Value": SAMPLE_VALUES[attribute]}])
+        assert identity.user("picks-a-language")[attribute] == SAMPLE_VALUES[attribute]
