@@ -169,15 +169,15 @@ def applying_client_write_attributes() -> Iterator[None]:
     While active, moto answers the same, from the WriteAttributes the template gave the client."""
     update = CognitoIdpBackend.update_user_attributes
 
-    def update_writable_only(backend: CognitoIdpBackend, access_token: str,
+    def update_writable_only(self: CognitoIdpBackend, access_token: str,
                              attributes: list[dict[str, str]]) -> None:
-        client_id = jwt.decode(access_token, options={"verify_signature": False}).get("client_id")
-        for pool in backend.user_pools.values():
+        client_id = str(jwt.decode(access_token, options={"verify_signature": False}).get("client_id"))
+        for pool in self.user_pools.values():
             client = pool.clients.get(client_id)
             writable = client.extended_config.get("WriteAttributes") if client is not None else None
             if writable and any(attribute["Name"] not in writable for attribute in attributes):
                 raise NotAuthorizedError("A client attempted to write unauthorized attribute")
-        update(backend, access_token, attributes)
+        update(self, access_token, attributes)
 
     CognitoIdpBackend.update_user_attributes = update_writable_only  # type: ignore[method-assign]
     try:
