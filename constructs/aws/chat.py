@@ -26,8 +26,10 @@ from .functions import BundledPythonFunction, FunctionShape
 from .nag import acknowledge
 from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
 
-# Browsers cannot set headers on a WebSocket handshake: the access token travels in the query string.
-TOKEN_IDENTITY_SOURCE = "route.request.querystring.token"  # noqa: S105  (where the token is, not a secret)
+# Browsers cannot set an Authorization header on a WebSocket handshake, but they do send the subprotocols asked for
+# (`new WebSocket(url, ["selfnest.v1", accessToken])`): the token travels there, never in the URL, so no access
+# log, proxy or browser history keeps it.
+TOKEN_IDENTITY_SOURCE = "route.request.header.Sec-WebSocket-Protocol"  # noqa: S105  (where the token is)
 CONNECTIONS_BY_SESSION_INDEX = "by-session"
 EXPIRY_ATTRIBUTE = "expires_at"
 # What one access-log line records: no source IP or user agent (clients stay anonymous), no bodies.

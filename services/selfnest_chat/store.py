@@ -81,11 +81,30 @@ class Sessions:
                              ends_at=datetime.fromisoformat(item["ends_at"]), status=item["status"])
 
 
+# The group a participant must still hold (as recorded from their token on $connect) to act in that role.
+GROUP_OF_ROLE = {"therapist": "therapists", "client": "clients"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Connection:
+    """A live connection: whose it is, the groups and expiry of the token it was opened with, the joined session."""
+
     connection_id: str
     user_id: str
     session_id: str | None
+    groups: frozenset[str]
+    token_expires_at: int
+
+    def token_expired(self, now: datetime) -> bool:
+        return epoch_seconds(now) >= self.token_expires_at
+
+    def holds(self, role: str) -> bool:
+        return GROUP_OF_ROLE[role] in self.groups
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Connection:
+        return cls(connection_id=item[Connections.KEY], user_id=item["user_id"], session_id=item.get("session_id"),
+                   groups=frozenset(item.get("groups") or ()), token_expires_at=int(item.get("token_expires_at", 0)))
 
 
 class Connections:
@@ -99,9 +118,11 @@ class Connections:
         return _table("CONNECTIONS_TABLE")
 
     @classmethod
-    def add(cls, connection_id: str, *, user_id: str, now: datetime) -> None:
+    def add(cls, connection_id: str, *, user_id: str, groups: frozenset[str], token_expires_at: int,
+            now: datetime) -> None:
         cls.table().put_item(Item={cls.KEY: connection_id, "user_id": user_id, "connected_at": now.isoformat(),
-                                   "expires_at": epoch_seconds(now + CONNECTION_LIFETIME)})
+                                   "groups": sorted(groups), "token_expires_at": token_expires_at,
+                                   "expires_at": min(token_expires_at, epoch_seconds(now + CONNECTION_LIFETIME))})
 
     @classmethod
     def remove(cls, connection_id: str) -> None:
@@ -109,10 +130,15 @@ class Connections:
 
     @classmethod
     def get(cls, connection_id: str) -> Connection:
-        item = cls.table().get_item(Key={cls.KEY: connection_id}, ConsistentRead=True).get("Item")
-        if item is None:
+        found = cls.find(connection_id)
+        if found is None:
             raise ChatError("not_connected", "this connection is unknown or expired; reconnect")
-        return Connection(connection_id=connection_id, user_id=item["user_id"], session_id=item.get("session_id"))
+        return found
+
+    @classmethod
+    def find(cls, connection_id: str) -> Connection | None:
+        item = cls.table().get_item(Key={cls.KEY: connection_id}, ConsistentRead=True).get("Item")
+        return None if item is None else Connection.from_item(item)
 
     @classmethod
     def attach(cls, connection_id: str, *, session_id: str) -> None:
@@ -128,10 +154,14 @@ class Connections:
 
     @classmethod
     def in_session(cls, session_id: str) -> Iterator[Connection]:
+        """The session's connections, each read from the table itself: the index projects only user ids, and a
+        recipient's groups and token expiry are checked before anything is delivered to it."""
         query = {"IndexName": os.environ["CONNECTIONS_SESSION_INDEX"],
                  "KeyConditionExpression": Key("session_id").eq(session_id)}
         for item in _pages(cls.table(), query):
-            yield Connection(connection_id=item[cls.KEY], user_id=item["user_id"], session_id=session_id)
+            connection = cls.find(item[cls.KEY])
+            if connection is not None:
+                yield connection
 
 
 class Messages:

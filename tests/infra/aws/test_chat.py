@@ -51,7 +51,8 @@ def actions_of(statement: dict[str, Any]) -> list[str]:
 def test_only_connect_has_the_token_authorizer(assembly: Assembly) -> None:
     [(authorizer_id, authorizer)] = resources(assembly, "AWS::ApiGatewayV2::Authorizer").items()
     assert authorizer["Properties"]["AuthorizerType"] == "REQUEST"
-    assert authorizer["Properties"]["IdentitySource"] == ["route.request.querystring.token"]
+    # The token travels as a WebSocket subprotocol, never in the URL (which access logs and proxies record).
+    assert authorizer["Properties"]["IdentitySource"] == ["route.request.header.Sec-WebSocket-Protocol"]
     uri = json.dumps(authorizer["Properties"]["AuthorizerUri"])
     assert function_by_handler(assembly)["authorizer.handler"] in uri
     routes = {route["Properties"]["RouteKey"]: route["Properties"]
@@ -74,6 +75,11 @@ def test_stage_is_throttled_and_writes_access_logs_without_client_addresses(asse
     log_format = json.loads(properties["AccessLogSettings"]["Format"])
     assert log_format["requestId"] == "$context.requestId"
     assert not any("sourceIp" in value or "userAgent" in value for value in log_format.values())
+    # Nothing of the request itself: no path, query string or headers (where the token travels).
+    assert all(value.startswith(("$context.requestId", "$context.requestTime", "$context.routeKey",
+                                 "$context.eventType", "$context.connectionId", "$context.status",
+                                 "$context.authorizer.", "$context.integrationLatency", "$context.error."))
+               for value in log_format.values())
     # API Gateway writes WebSocket logs only once the account's CloudWatch role is set: the stage waits for it.
     [account_id] = resources(assembly, "AWS::ApiGateway::Account")
     assert account_id in stage["DependsOn"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 
 from tests.services.cognito import Identity
+from tests.services.tokens import claims_of, signed_with_pool_key
 
 from .conftest import Bookings, Pair, Tables, connected, unique
-from .websocket import WebSocketGateway
+from .websocket import Socket, WebSocketGateway
 
 
 def join(session_id: str) -> dict[str, str]:
@@ -182,3 +184,47 @@ def test_a_message_to_another_session_than_the_joined_one_is_refused(pair: Pair,
     [refusal] = pair.client.send(message(other.session_id, "wrong room"))
     assert refusal["code"] == "not_joined"
     assert stored_messages(tables, other.session_id) == []
+
+
+def expire_token_of(tables: Tables, socket: Socket) -> None:
+    """Time passes beyond the token's expiry (its recorded expiry is moved into the past)."""
+    tables.connections.stack.client("dynamodb").update_item(
+        TableName=tables.connections.name, Key={tables.connections.keys[0]: {"S": socket.connection_id}},
+        UpdateExpression="SET token_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}})
+
+
+def test_a_connection_whose_token_expired_is_closed_on_its_next_frame(pair: Pair, tables: Tables,
+                                                                     gateway: WebSocketGateway) -> None:
+    expire_token_of(tables, pair.client)
+    assert pair.client.send(message(pair.booking.session_id, "still me?")) == [{
+        "type": "error", "code": "token_expired", "detail": "your sign-in has expired; sign in again and reconnect"}]
+    assert tables.connections.items(**{tables.connections.keys[0]: pair.client.connection_id}) == []
+    assert stored_messages(tables, pair.booking.session_id) == []
+    assert pair.client.connection_id in gateway.deleted
+
+
+def test_a_connection_whose_token_expired_receives_nothing_more(pair: Pair, tables: Tables) -> None:
+    expire_token_of(tables, pair.therapist)
+    [ack] = pair.client.send(message(pair.booking.session_id, "for the therapist only"))
+    assert ack["type"] == "sent"
+    assert [frame["code"] for frame in pair.therapist.received()] == ["token_expired"]
+    assert tables.connections.items(**{tables.connections.keys[0]: pair.therapist.connection_id}) == []
+
+
+def test_a_therapist_whose_token_no_longer_carries_the_group_can_neither_join_nor_send(
+        identity: Identity, bookings: Bookings, gateway: WebSocketGateway, tables: Tables) -> None:
+    booking = bookings.book(identity.therapist(unique("therapist")), identity.client(unique("client")))
+    joined = connected(gateway, booking.therapist)
+    assert joined.send(join(booking.session_id))[-1]["type"] == "joined"
+    # Removed from `therapists` (or MFA turned off): the next token Cognito issues carries no therapist group.
+    demoted = signed_with_pool_key({**claims_of(booking.therapist.access_token), "cognito:groups": []})
+    refusal = {"type": "error", "code": "not_permitted",
+               "detail": "your account no longer holds the rights of a therapist in this session"}
+    again = gateway.connect(demoted)
+    assert isinstance(again, Socket)
+    assert again.send(join(booking.session_id)) == [refusal]
+    # The connection opened before the removal keeps what its token said until the token expires; then it ends.
+    expire_token_of(tables, joined)
+    assert joined.send(message(booking.session_id, "hello"))[-1]["code"] == "token_expired"
+    assert stored_messages(tables, booking.session_id) == []
