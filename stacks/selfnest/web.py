@@ -57,6 +57,10 @@ class WebStack(cdk.Stack):
         # SNS encrypts each published message under the topic's key on the publisher's behalf.
         self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[messaging.topic_key.key_arn]))
+        # The therapist roster (selfnest_api/roster.py): who holds therapist rights now, read from the pool.
+        self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["cognito-idp:ListUsersInGroup", "cognito-idp:AdminGetUser"],
+            resources=[identity.directory.pool.user_pool_arn]))
         if web.waf:
             RegionalWebFirewall(self, "Firewall", resource_arn=self.api.load_balancer.load_balancer_arn,
                                 requests_per_5_minutes_per_ip=web.waf_requests_per_5_minutes_per_ip,

@@ -94,6 +94,10 @@ class Identity:
             ChallengeResponses={"USERNAME": username, "PASSWORD_CLAIM_SIGNATURE": uuid.uuid4().hex,
                                 "PASSWORD_CLAIM_SECRET_BLOCK": challenge["Session"],
                                 "TIMESTAMP": "Mon Nov 24 09:00:00 UTC 2026"})
+        if answer.get("ChallengeName") == "SOFTWARE_TOKEN_MFA":   # the authenticator's code (moto takes any)
+            answer = self.cognito.respond_to_auth_challenge(
+                ClientId=self.mobile_client_id, ChallengeName="SOFTWARE_TOKEN_MFA", Session=answer["Session"],
+                ChallengeResponses={"USERNAME": username, "SOFTWARE_TOKEN_MFA_CODE": "123456"})
         result = answer["AuthenticationResult"]
         return Tokens(username=username, sub=self.user(username)["sub"], access_token=result["AccessToken"],
                       id_token=result["IdToken"])
@@ -116,9 +120,13 @@ class Identity:
         self.sign_up(pseudonym, {"custom:account_type": "client"})
         return self.sign_in(pseudonym)
 
-    def therapist(self, username: str, *, approved: bool = True) -> Tokens:
+    def therapist(self, username: str, *, approved: bool = True, mfa: bool = True) -> Tokens:
+        """A therapist who verified their email and (unless `mfa` is False) paired an authenticator before an admin
+        admitted them — the admission procedure docs/security.md describes."""
         self.sign_up(username, {"custom:account_type": "therapist", "email": f"{username}@practice.example"})
         self.confirm_email(username)
+        if mfa:
+            self.enable_totp(username)
         if approved:
             self.admit(username, THERAPISTS_GROUP)
         return self.sign_in(username)

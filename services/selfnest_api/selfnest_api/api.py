@@ -22,6 +22,7 @@ from .http import PUBLIC, SIGNED_IN, Request, Response, Route, Router, build_app
 from .inputs import BookingBody, SessionQuery, TherapistProfileBody, TherapistQuery, parse_body, parse_query
 from .migrations import apply_migrations
 from .outbox import OutboxRelay
+from .roster import TherapistRoster
 from .settings import Settings
 
 # Fail fast rather than hold a request thread: the outbox relay retries whatever SNS did not take.
@@ -109,7 +110,11 @@ class ApiService:
                                   retry_seconds=outbox_retry_seconds)
         verifier = TokenVerifier(issuer=settings.token_issuer, client_ids=settings.user_pool_client_ids,
                                  jwks_url=settings.cognito_jwks_url)
-        api = BookingApi(store=BookingStore(database=self.database, outbox=self.outbox), database=self.database)
+        roster = TherapistRoster(
+            cognito=boto3.client("cognito-idp", region_name=settings.region, config=AWS_CLIENT_CONFIG),
+            user_pool_id=settings.user_pool_id, cache_seconds=settings.therapist_roster_seconds)
+        api = BookingApi(store=BookingStore(database=self.database, outbox=self.outbox, roster=roster),
+                         database=self.database)
         self._settings = settings
         self._socket = socket.create_server((host, settings.port), backlog=MAX_CONNECTIONS)
         self._server = uvicorn.Server(uvicorn.Config(

@@ -17,13 +17,15 @@ from psycopg.rows import DictRow
 
 from .auth import CLIENTS, THERAPISTS, Caller
 from .database import Database
-from .errors import ConflictError, InvalidRequestError, NotFoundError
+from .errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from .inputs import BookingBody, TherapistProfileBody, is_on_the_hour
 from .outbox import OutboxRelay, Participant, iso_utc, record_session_event
+from .roster import TherapistRoster
 
 SESSION_LENGTH = timedelta(minutes=50)
 BOOKING_HORIZON = timedelta(days=90)
 DIRECTORY_LIMIT = 500
+GROUP_OF_PARTICIPANT: dict[Participant, str] = {"client": CLIENTS, "therapist": THERAPISTS}
 
 # What a session looks like to either participant: the client appears only by pseudonym, never by user id.
 SESSION_COLUMNS = """
@@ -36,9 +38,10 @@ SLOT_TAKEN = {
 
 
 class BookingStore:
-    def __init__(self, *, database: Database, outbox: OutboxRelay) -> None:
+    def __init__(self, *, database: Database, outbox: OutboxRelay, roster: TherapistRoster) -> None:
         self._database = database
         self._outbox = outbox
+        self._roster = roster
 
     def publish_profile(self, *, therapist: Caller, profile: TherapistProfileBody) -> tuple[dict[str, Any], bool]:
         """Create or replace the therapist's directory entry; return it and whether it was new."""
@@ -60,13 +63,20 @@ class BookingStore:
                 " WHERE %(language)s::text IS NULL OR languages @> ARRAY[%(language)s::text]"
                 " ORDER BY display_name, therapist_id LIMIT %(limit)s",
                 {"language": language, "limit": DIRECTORY_LIMIT}).fetchall()
-        return [_json_ready(row) for row in rows]
+        # Only therapists who hold their rights now: removed from the group or without MFA means unlisted.
+        listed = self._roster.holding_rights([row["id"] for row in rows])
+        return [_json_ready(row) for row in rows if row["id"] in listed]
 
     def book(self, *, client: Caller, booking: BookingBody, now: datetime) -> dict[str, Any]:
         starts_at = booking.starts_at.astimezone(UTC)
         _check_bookable(starts_at, now=now)
         if booking.therapist_id == client.sub:
             raise InvalidRequestError("therapist_id: you cannot book a session with yourself")
+        with self._database.connection() as connection:
+            profiled = connection.execute("SELECT 1 FROM therapist_profiles WHERE therapist_id = %s",
+                                          (booking.therapist_id,)).fetchone()
+        if profiled is None or not self._roster.holding_rights([booking.therapist_id]):
+            raise NotFoundError("therapist_id: no therapist with this id is listed in the directory")
         session_id = uuid.uuid4()
         try:
             with self._database.connection() as connection, connection.transaction():
@@ -112,6 +122,10 @@ class BookingStore:
                 if session["starts_at"] <= now:
                     raise ConflictError("the session has already started and can no longer be cancelled")
                 cancelled_by: Participant = "client" if session["client_id"] == caller.sub else "therapist"
+                if GROUP_OF_PARTICIPANT[cancelled_by] not in caller.groups:
+                    # A therapist who lost their rights cannot cancel a client's session in that role.
+                    raise ForbiddenError(f"cancelling as the {cancelled_by} needs membership of the "
+                                         f"{GROUP_OF_PARTICIPANT[cancelled_by]} group")
                 stored = _one(connection.execute(
                     "UPDATE sessions SET status = 'cancelled', cancelled_at = now(), cancelled_by = %s"
                     " WHERE id = %s RETURNING *", (cancelled_by, session_id)))

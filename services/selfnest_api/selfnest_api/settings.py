@@ -31,6 +31,7 @@ class Settings:
     cognito_jwks_url: str
     session_events_topic_arn: str
     migrate_on_start: bool
+    therapist_roster_seconds: float
 
     @property
     def region(self) -> str:
@@ -68,6 +69,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         cognito_jwks_url=reader.url("COGNITO_JWKS_URL", default=default_jwks_url),
         session_events_topic_arn=reader.matching("SESSION_EVENTS_TOPIC_ARN", SNS_TOPIC_ARN, example="an SNS topic ARN"),
         migrate_on_start=reader.boolean("MIGRATE_ON_START", default=True),
+        therapist_roster_seconds=reader.seconds("THERAPIST_ROSTER_SECONDS", default=60),
     )
 
 
@@ -112,6 +114,18 @@ class _EnvironmentReader:
         if value.lower() not in BOOLEANS:
             raise SettingsError(f"{name}={value!r} is not valid: expected true or false")
         return BOOLEANS[value.lower()]
+
+    def seconds(self, name: str, *, default: float) -> float:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1
+        if not 0 <= seconds <= 3600:
+            raise SettingsError(f"{name}={value!r} is not valid: expected seconds between 0 and 3600")
+        return seconds
 
     def url(self, name: str, *, default: str) -> str:
         value = self.optional(name) or default

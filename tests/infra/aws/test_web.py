@@ -91,7 +91,8 @@ def test_task_role_can_read_its_secret_and_publish_session_events_and_nothing_el
                   for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
     by_action = {json.dumps(s["Action"]): s for s in statements}
     assert set(by_action) == {'["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]',
-                              '"kms:Decrypt"', '"sns:Publish"', '["kms:Decrypt", "kms:GenerateDataKey"]'}
+                              '"kms:Decrypt"', '"sns:Publish"', '["kms:Decrypt", "kms:GenerateDataKey"]',
+                              '["cognito-idp:AdminGetUser", "cognito-idp:ListUsersInGroup"]'}
     assert all(s["Effect"] == "Allow" for s in statements)
     [(secret_id, _)] = assembly.resources("data", "AWS::SecretsManager::Secret").items()
     # RDS hands out the secret through its target attachment, whose Ref is the same secret's ARN.
@@ -109,6 +110,10 @@ def test_task_role_can_read_its_secret_and_publish_session_events_and_nothing_el
     assert assembly.resolve(by_action['"sns:Publish"']["Resource"]) == {"Ref": topic_id}
     topic_key = assembly.resources("messaging", "AWS::SNS::Topic")[topic_id]["Properties"]["KmsMasterKeyId"]
     assert assembly.resolve(by_action['["kms:Decrypt", "kms:GenerateDataKey"]']["Resource"]) == topic_key
+    # The therapist roster reads who is a therapist now, from this environment's pool only.
+    [(pool_id, _)] = assembly.resources("identity", "AWS::Cognito::UserPool").items()
+    roster = by_action['["cognito-idp:AdminGetUser", "cognito-idp:ListUsersInGroup"]']
+    assert assembly.resolve(roster["Resource"]) == {"Fn::GetAtt": [pool_id, "Arn"]}
     assert "*" not in json.dumps([s["Resource"] for s in statements])
 
 

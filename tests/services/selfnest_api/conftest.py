@@ -54,7 +54,7 @@ def api_environment(*, secret_arn: str, identity: Identity, topic_arn: str,
     """The task's environment as the web stack sets it, pointed at the test PostgreSQL and moto."""
     return {"DB_SECRET_ARN": secret_arn, "DB_SSLMODE": "disable", "USER_POOL_ID": identity.pool_id,
             "USER_POOL_CLIENT_IDS": ",".join(identity.api_client_ids), "COGNITO_JWKS_URL": identity.jwks_url,
-            "SESSION_EVENTS_TOPIC_ARN": topic_arn, **overrides}
+            "SESSION_EVENTS_TOPIC_ARN": topic_arn, "THERAPIST_ROSTER_SECONDS": "1", **overrides}
 
 
 @dataclass(frozen=True, kw_only=True)

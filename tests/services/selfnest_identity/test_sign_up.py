@@ -61,7 +61,7 @@ def test_therapist_is_not_one_until_an_admin_admits_them(identity: Identity) -> 
 
 
 def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_with_it(identity: Identity) -> None:
-    identity.therapist("dr-bo")
+    identity.therapist("dr-bo", mfa=False)
     pre_token = identity.triggers["PreTokenGeneration"]
 
     without_mfa = pre_token(identity.token_event("dr-bo"))
@@ -76,7 +76,6 @@ def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_with
 
 def test_therapist_rights_need_a_verified_email_too(identity: Identity) -> None:
     identity.therapist("dr-cy")
-    identity.enable_totp("dr-cy")
     identity.cognito.admin_update_user_attributes(
         UserPoolId=identity.pool_id, Username="dr-cy", UserAttributes=[{"Name": "email_verified", "Value": "false"}])
 
@@ -90,7 +89,7 @@ def test_therapist_rights_need_a_verified_email_too(identity: Identity) -> None:
 def test_every_kind_of_token_issue_rechecks_therapist_rights(identity: Identity, source: str) -> None:
     # Refreshing does not carry rights over: an MFA removed since sign-in withholds them from the new tokens.
     username = f"dr-refresh-{source.rsplit('_', 1)[1].lower()}"
-    identity.therapist(username)
+    identity.therapist(username, mfa=False)
     event = {**identity.token_event(username), "triggerSource": source}
     answered = identity.triggers["PreTokenGeneration"](event)
     assert answered["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"] == []
