@@ -17,6 +17,7 @@ from .encryption import EncryptedLogGroup
 from .nag import acknowledge
 from .network import POSTGRES_PORT
 
+APPLICATION_LOGIN = "selfnest_api"   # the API's database user (its secret's first username)
 DEFAULT_PORT = {
     "AwsSolutions-RDS11": "5432 is kept on purpose: a non-default port hides nothing from a scan, while the "
                           "security groups (and, in the primary VPC, the data-subnet NACL) admit only known clients.",
@@ -142,6 +143,23 @@ class PrivateDatabase(Construct):
             endpoint=secrets_endpoint,
             automatically_after=cdk.Duration.days(shape.secret_rotation_days),
         )
+        # The API's own login (owner of nothing, DML on its tables: migrations/0002_application_role.sql), created by
+        # the migrate task from this secret. Rotated with alternating users: the rotation function clones the login
+        # (and its role membership) and needs the master secret to do so.
+        self.app_secret = rds.DatabaseSecret(self, "AppSecret", username=APPLICATION_LOGIN, encryption_key=key,
+                                             master_secret=self.secret, dbname=database_name).attach(self.instance)
+        self.app_rotation = secretsmanager.SecretRotation(
+            self, "AppRotation",
+            application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_MULTI_USER,
+            secret=self.app_secret,
+            master_secret=self.secret,
+            target=self.connections,
+            vpc=vpc,
+            vpc_subnets=rotation_subnets,
+            security_group=clients,
+            endpoint=secrets_endpoint,
+            automatically_after=cdk.Duration.days(shape.secret_rotation_days),
+        )
         self.key = key
         self.endpoint = self.instance.instance_endpoint
         self.port = POSTGRES_PORT
@@ -159,8 +177,8 @@ class PrivateDatabase(Construct):
             acknowledge(self.instance, {"AwsSolutions-RDS10": reason,
                                         "HIPAA.Security-RDSInstanceDeletionProtectionEnabled": reason})
 
-    def grant_read_credentials(self, grantee: iam.IGrantable) -> None:
-        """Let `grantee` read the credentials secret, decrypting only through Secrets Manager.
+    def grant_read_credentials(self, grantee: iam.IGrantable, *, secret: secretsmanager.ISecret) -> None:
+        """Let `grantee` read `secret` (the master or the API's), decrypting only through Secrets Manager.
 
         Written into the grantee's own policy: the key policy already delegates to IAM in this account, and naming
         a role from another stack in it would make this stack depend on that one.
@@ -168,7 +186,7 @@ class PrivateDatabase(Construct):
         stack = cdk.Stack.of(self)
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            resources=[self.secret.secret_arn],
+            resources=[secret.secret_arn],
         ))
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=["kms:Decrypt"],

@@ -20,7 +20,6 @@ from .database import Database, DatabaseSecret
 from .errors import NotFoundError, ServiceUnavailableError
 from .http import PUBLIC, SIGNED_IN, Request, Response, Route, Router, build_app
 from .inputs import BookingBody, SessionQuery, TherapistProfileBody, TherapistQuery, parse_body, parse_query
-from .migrations import apply_migrations
 from .outbox import OutboxRelay
 from .roster import TherapistRoster
 from .settings import Settings
@@ -131,10 +130,10 @@ class ApiService:
         return int(self._socket.getsockname()[1])
 
     def start(self) -> None:
-        """Open the pool, migrate when configured, start relaying and serving (in a background thread)."""
-        if self._settings.migrate_on_start:
-            with self.database.connect_outside_pool() as connection:
-                apply_migrations(connection)
+        """Open the pool, start relaying and serving (in a background thread). Migrations are not the API's job:
+        it signs in as the application role, which may not change the schema (`python -m selfnest_api migrate`)."""
+        with self.database.connect_outside_pool():
+            pass   # one direct attempt first: an unreachable database or a refused login fails fast, in one line
         self.database.open()
         self.outbox.start()
         self._serving = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, name="http",

@@ -134,3 +134,11 @@ def pool_triggers(lambda_config: dict[str, Any]) -> dict[str, tuple[str, str]]:
         arn, version = (target["LambdaArn"], target["LambdaVersion"]) if "LambdaArn" in target else (target, "V1_0")
         triggers[trigger.removesuffix("Config")] = (arn["Fn::GetAtt"][0], version)
     return triggers
+
+
+def service_task_definition(assembly: Assembly) -> dict[str, Any]:
+    """The API service's task definition (the web stack also holds the one-off migration task's)."""
+    _, service = assembly.only("web", "AWS::ECS::Service")
+    task_id = service["Properties"]["TaskDefinition"]["Ref"]
+    task: dict[str, Any] = assembly.templates["web"]["Resources"][task_id]
+    return task

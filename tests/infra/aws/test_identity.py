@@ -7,7 +7,7 @@ from typing import Any
 
 from refarch.constructs.aws.identity import ADMINS_GROUP, CLIENT_WRITABLE_ATTRIBUTES, CLIENTS_GROUP, THERAPISTS_GROUP
 
-from .assembly import Assembly, get_att, pool_triggers, ref
+from .assembly import Assembly, get_att, pool_triggers, ref, service_task_definition
 
 
 def pool(assembly: Assembly) -> tuple[str, dict[str, Any]]:
@@ -107,7 +107,7 @@ def test_each_trigger_may_do_one_thing_to_this_pool_and_pre_sign_up_nothing(asse
 
 def test_the_api_accepts_tokens_from_this_pools_clients(assembly: Assembly) -> None:
     pool_id, _ = pool(assembly)
-    [task] = assembly.resources("web", "AWS::ECS::TaskDefinition").values()
+    task = service_task_definition(assembly)
     environment = {variable["Name"]: assembly.resolve(variable["Value"])
                    for variable in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
     assert environment["USER_POOL_ID"] == ref(pool_id)
