@@ -152,6 +152,10 @@ class WebSettings(_Settings):
     waf: bool
     waf_requests_per_5_minutes_per_ip: Annotated[int, Field(ge=10, le=2_000_000_000)]
     log_retention_days: LogRetentionDays
+    # Abuse limits the API enforces per signed-in user (answered with 429 and Retry-After).
+    max_open_bookings_per_client: Annotated[int, Field(ge=1, le=100)] = 5
+    booking_changes_per_hour: Annotated[int, Field(ge=1, le=1000)] = 20     # bookings + cancellations
+    sessions_page_size: Annotated[int, Field(ge=1, le=500)] = 50
 
     @model_validator(mode="after")
     def _task_shape(self) -> WebSettings:

@@ -15,7 +15,7 @@ from botocore.config import Config
 
 from . import logs
 from .auth import CLIENTS, THERAPISTS, TokenVerifier
-from .bookings import BookingStore
+from .bookings import BookingLimits, BookingStore
 from .database import Database, DatabaseSecret
 from .errors import NotFoundError, ServiceUnavailableError
 from .http import PUBLIC, SIGNED_IN, Request, Response, Route, Router, build_app
@@ -80,8 +80,10 @@ class BookingApi:
 
     def list_sessions(self, request: Request) -> Response:
         query = parse_query(SessionQuery, request.query)
-        return Response(status=200, body={"sessions": self._store.sessions_of(caller=request.signed_in,
-                                                                              status=query.status)})
+        sessions, next_after = self._store.sessions_of(
+            caller=request.signed_in, status=query.status, limit=int(query.limit) if query.limit else None,
+            after=uuid.UUID(query.after) if query.after else None)
+        return Response(status=200, body={"sessions": sessions, "next_after": next_after})
 
     def book_session(self, request: Request) -> Response:
         booking = parse_body(BookingBody, request.body)
@@ -112,7 +114,10 @@ class ApiService:
         roster = TherapistRoster(
             cognito=boto3.client("cognito-idp", region_name=settings.region, config=AWS_CLIENT_CONFIG),
             user_pool_id=settings.user_pool_id, cache_seconds=settings.therapist_roster_seconds)
-        api = BookingApi(store=BookingStore(database=self.database, outbox=self.outbox, roster=roster),
+        limits = BookingLimits(max_open_bookings=settings.max_open_bookings,
+                               changes_per_hour=settings.booking_changes_per_hour,
+                               sessions_page_size=settings.sessions_page_size)
+        api = BookingApi(store=BookingStore(database=self.database, outbox=self.outbox, roster=roster, limits=limits),
                          database=self.database)
         self._settings = settings
         self._socket = socket.create_server((host, settings.port), backlog=MAX_CONNECTIONS)

@@ -8,6 +8,7 @@ fail, and that failure becomes a 409.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from psycopg.rows import DictRow
 
 from .auth import CLIENTS, THERAPISTS, Caller
 from .database import Database
-from .errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from .errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, TooManyRequestsError
 from .inputs import BookingBody, TherapistProfileBody, is_on_the_hour
 from .outbox import OutboxRelay, Participant, iso_utc, record_session_event
 from .roster import TherapistRoster
@@ -37,11 +38,23 @@ SLOT_TAKEN = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class BookingLimits:
+    """Per-user abuse limits, from config: web.max_open_bookings_per_client, booking_changes_per_hour and
+    sessions_page_size."""
+
+    max_open_bookings: int
+    changes_per_hour: int
+    sessions_page_size: int
+
+
 class BookingStore:
-    def __init__(self, *, database: Database, outbox: OutboxRelay, roster: TherapistRoster) -> None:
+    def __init__(self, *, database: Database, outbox: OutboxRelay, roster: TherapistRoster,
+                 limits: BookingLimits) -> None:
         self._database = database
         self._outbox = outbox
         self._roster = roster
+        self._limits = limits
 
     def publish_profile(self, *, therapist: Caller, profile: TherapistProfileBody) -> tuple[dict[str, Any], bool]:
         """Create or replace the therapist's directory entry; return it and whether it was new."""
@@ -80,6 +93,7 @@ class BookingStore:
         session_id = uuid.uuid4()
         try:
             with self._database.connection() as connection, connection.transaction():
+                self._check_limits(connection, who=client.sub, now=now, booking=True)
                 stored = _one(connection.execute(
                     "INSERT INTO sessions (id, therapist_id, client_id, client_pseudonym, starts_at, ends_at, status)"
                     " VALUES (%s, %s, %s, %s, %s, %s, 'booked') RETURNING *",
@@ -96,17 +110,23 @@ class BookingStore:
         self._outbox.publish_after_commit(event_id)
         return shown
 
-    def sessions_of(self, *, caller: Caller, status: str | None) -> list[dict[str, Any]]:
-        """Clients see the sessions they booked, therapists the sessions booked with them."""
+    def sessions_of(self, *, caller: Caller, status: str | None, limit: int | None,
+                    after: uuid.UUID | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Clients see the sessions they booked, therapists the sessions booked with them: one page, oldest start
+        first, and the id to pass as `after` for the next page (None on the last)."""
+        page_size = min(limit or self._limits.sessions_page_size, self._limits.sessions_page_size)
         with self._database.connection() as connection:
             rows = connection.execute(
                 f"SELECT {SESSION_COLUMNS} FROM sessions s JOIN therapist_profiles p USING (therapist_id)"  # noqa: S608 - constant columns
                 " WHERE ((%(as_client)s AND s.client_id = %(me)s) OR (%(as_therapist)s AND s.therapist_id = %(me)s))"
                 "  AND (%(status)s::text IS NULL OR s.status = %(status)s::text)"
-                " ORDER BY s.starts_at, s.id",
+                "  AND (%(after)s::uuid IS NULL OR (s.starts_at, s.id) >"
+                "       (SELECT starts_at, id FROM sessions WHERE id = %(after)s::uuid))"
+                " ORDER BY s.starts_at, s.id LIMIT %(fetch)s",
                 {"me": caller.sub, "as_client": CLIENTS in caller.groups, "as_therapist": THERAPISTS in caller.groups,
-                 "status": status}).fetchall()
-        return [_json_ready(row) for row in rows]
+                 "status": status, "after": after, "fetch": page_size + 1}).fetchall()
+        page = [_json_ready(row) for row in rows[:page_size]]
+        return page, (page[-1]["id"] if len(rows) > page_size else None)
 
     def cancel(self, *, caller: Caller, session_id: uuid.UUID, now: datetime) -> dict[str, Any]:
         with self._database.connection() as connection:
@@ -121,6 +141,7 @@ class BookingStore:
                     raise ConflictError("the session is already cancelled")
                 if session["starts_at"] <= now:
                     raise ConflictError("the session has already started and can no longer be cancelled")
+                self._check_limits(connection, who=caller.sub, now=now, booking=False)
                 cancelled_by: Participant = "client" if session["client_id"] == caller.sub else "therapist"
                 if GROUP_OF_PARTICIPANT[cancelled_by] not in caller.groups:
                     # A therapist who lost their rights cannot cancel a client's session in that role.
@@ -134,6 +155,25 @@ class BookingStore:
             shown = self._session_view(connection, session_id)
         self._outbox.publish_after_commit(event_id)
         return shown
+
+    def _check_limits(self, connection: psycopg.Connection[DictRow], *, who: uuid.UUID, now: datetime,
+                      booking: bool) -> None:
+        """Refuse (429) beyond the caller's open-bookings cap or hourly changes; one caller's requests queue on an
+        advisory lock so that racing requests cannot both slip under a limit."""
+        connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (str(who),))
+        counts = _one(connection.execute(
+            "SELECT count(*) FILTER (WHERE client_id = %(me)s AND status = 'booked' AND starts_at > %(now)s) AS open,"
+            " count(*) FILTER (WHERE client_id = %(me)s AND booked_at > %(now)s - interval '1 hour')"
+            "  + count(*) FILTER (WHERE cancelled_at > %(now)s - interval '1 hour' AND ("
+            "    (client_id = %(me)s AND cancelled_by = 'client') OR (therapist_id = %(me)s AND"
+            "     cancelled_by = 'therapist'))) AS changes"
+            " FROM sessions WHERE %(me)s IN (client_id, therapist_id)", {"me": who, "now": now}))
+        if booking and counts["open"] >= self._limits.max_open_bookings:
+            raise TooManyRequestsError(f"you already hold {counts['open']} upcoming sessions, the most a client may "
+                                       "book at once; cancel one or wait until one has taken place")
+        if counts["changes"] >= self._limits.changes_per_hour:
+            raise TooManyRequestsError(f"at most {self._limits.changes_per_hour} bookings and cancellations per "
+                                       "hour; try again later", retry_after_seconds=3600)
 
     @staticmethod
     def _session_view(connection: psycopg.Connection[DictRow], session_id: uuid.UUID) -> dict[str, Any]:

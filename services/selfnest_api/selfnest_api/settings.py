@@ -32,6 +32,9 @@ class Settings:
     session_events_topic_arn: str
     app_db_secret_arn: str | None
     therapist_roster_seconds: float
+    max_open_bookings: int
+    booking_changes_per_hour: int
+    sessions_page_size: int
 
     @property
     def region(self) -> str:
@@ -72,6 +75,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         app_db_secret_arn=reader.optional_matching("APP_DB_SECRET_ARN", SECRET_ARN,
                                                    example="a Secrets Manager secret ARN"),
         therapist_roster_seconds=reader.seconds("THERAPIST_ROSTER_SECONDS", default=60),
+        max_open_bookings=reader.count("MAX_OPEN_BOOKINGS", default=5),
+        booking_changes_per_hour=reader.count("BOOKING_CHANGES_PER_HOUR", default=20),
+        sessions_page_size=reader.count("SESSIONS_PAGE_SIZE", default=50),
     )
 
 
@@ -111,6 +117,14 @@ class _EnvironmentReader:
         if value not in allowed:
             raise SettingsError(f"{name}={value!r} is not valid: expected one of {', '.join(allowed)}")
         return value
+
+    def count(self, name: str, *, default: int) -> int:
+        value = self.optional(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not 1 <= int(value) <= 1000:
+            raise SettingsError(f"{name}={value!r} is not valid: expected a whole number between 1 and 1000")
+        return int(value)
 
     def seconds(self, name: str, *, default: float) -> float:
         value = self.optional(name)

@@ -126,3 +126,13 @@ def test_api_image_is_staged_from_the_service_folder_for_arm64(assembly: Assembl
     staged = assembly.outdir / image["source"]["directory"]
     assert (staged / "Dockerfile").is_file() and (staged / "requirements.txt").is_file()
     assert (staged / "selfnest_api" / "__main__.py").is_file()
+
+
+def test_the_api_gets_its_abuse_limits_from_config(assembly: Assembly) -> None:
+    task = service_task_definition(assembly)
+    environment = {variable["Name"]: variable["Value"]
+                   for variable in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    web = assembly.settings.web
+    assert (environment["MAX_OPEN_BOOKINGS"], environment["BOOKING_CHANGES_PER_HOUR"],
+            environment["SESSIONS_PAGE_SIZE"]) == (str(web.max_open_bookings_per_client),
+                                                  str(web.booking_changes_per_hour), str(web.sessions_page_size))

@@ -85,7 +85,8 @@ class ApiLauncher:
         self._topic_arn = topic_arn
         self._running: list[ApiService] = []
 
-    def start(self, *, database: str, topic_arn: str | None = None, retry_seconds: float = 5.0) -> RunningApi:
+    def start(self, *, database: str, topic_arn: str | None = None, retry_seconds: float = 5.0,
+              environment: dict[str, str] | None = None) -> RunningApi:
         """A migrated database (as its owner, what RDS's master user is) and the API on it as the application
         login the migrate step created from the API's own secret — never as the owner."""
         owner = self._postgres.create_database(name=database)
@@ -93,7 +94,7 @@ class ApiLauncher:
         secret_arn = store_secret(login, region=self._identity.region)
         migrate(owner, app_secret_arn=secret_arn, identity=self._identity, topic_arn=topic_arn or self._topic_arn)
         settings = load_settings(api_environment(secret_arn=secret_arn, identity=self._identity,
-                                                 topic_arn=topic_arn or self._topic_arn))
+                                                 topic_arn=topic_arn or self._topic_arn, **(environment or {})))
         service = ApiService(settings=dataclasses.replace(settings, port=0), host="127.0.0.1",
                              outbox_retry_seconds=retry_seconds)
         self._running.append(service)
