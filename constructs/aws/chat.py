@@ -31,6 +31,7 @@ from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Thro
 # log, proxy or browser history keeps it.
 TOKEN_IDENTITY_SOURCE = "route.request.header.Sec-WebSocket-Protocol"  # noqa: S105  (where the token is)
 CONNECTIONS_BY_SESSION_INDEX = "by-session"
+CONNECTION_METHODS = ("POST", "DELETE")   # what route handlers do to connections through the management API
 EXPIRY_ATTRIBUTE = "expires_at"
 # What one access-log line records: no source IP or user agent (clients stay anonymous), no bodies.
 ACCESS_LOG_FIELDS = {
@@ -168,10 +169,12 @@ class SessionChat(Construct):
         self.stage.node.add_dependency(ApiGatewayLoggingRole(self, "LoggingRole", retain_data=retain_data))
 
         stack = cdk.Stack.of(self)
+        # POST a frame; DELETE a connection whose token expired (it must not outlive it). Never GET.
         post_to_connections = iam.PolicyStatement(
             actions=["execute-api:ManageConnections"],
             resources=[stack.format_arn(service="execute-api", resource=self.api.api_id,
-                                        resource_name=f"{shape.stage_name}/POST/@connections/*")])
+                                        resource_name=f"{shape.stage_name}/{method}/@connections/*")
+                       for method in CONNECTION_METHODS])
         connections, messages, sessions = tables.connections.table_arn, tables.messages.table_arn, \
             tables.sessions.table_arn
         by_session = f"{connections}/index/{CONNECTIONS_BY_SESSION_INDEX}"
@@ -196,9 +199,11 @@ class SessionChat(Construct):
             if posts:
                 handler_function.role.add_to_principal_policy(post_to_connections)
                 acknowledge(handler_function, {
-                    f"AwsSolutions-IAM5[Resource::{self._finding_arn(shape.stage_name)}]":
-                        "Connection ids exist only at run time: the function may POST to any connection of this "
-                        "API's own stage (never GET or DELETE, never another API or stage).",
+                    f"AwsSolutions-IAM5[Resource::{self._finding_arn(shape.stage_name, method)}]":
+                        "Connection ids exist only at run time: the function may POST to (and, once its token "
+                        "expired, DELETE) any connection of this API's own stage (never GET, never another API "
+                        "or stage)."
+                    for method in CONNECTION_METHODS
                 })
 
         acknowledge(self.api, {
@@ -208,12 +213,12 @@ class SessionChat(Construct):
         })
 
 
-    def _finding_arn(self, stage_name: str) -> str:
+    def _finding_arn(self, stage_name: str, method: str) -> str:
         """The connections ARN as cdk-nag names it in a finding (tokens shown as <LogicalId> or <AWS::Pseudo>)."""
         stack = cdk.Stack.of(self)
         api_id = stack.resolve(stack.get_logical_id(self.api.node.default_child))  # type: ignore[arg-type]
         return (f"arn:{stack.partition if not cdk.Token.is_unresolved(stack.partition) else '<AWS::Partition>'}"
-                f":execute-api:{stack.region}:<AWS::AccountId>:<{api_id}>/{stage_name}/POST/@connections/*")
+                f":execute-api:{stack.region}:<AWS::AccountId>:<{api_id}>/{stage_name}/{method}/@connections/*")
 
 
 class ApiGatewayLoggingRole(Construct):

@@ -138,8 +138,10 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
                                                        "dynamodb:DeleteItem"}},
     }
     posting = {"chat.join_session", "chat.send_message", "chat.default"}
-    connections_arn = {"Fn::Join": ["", [f"arn:aws:execute-api:{assembly.settings.region}:", ref("AWS::AccountId"),
-                                         ":", ref(api_id), f"/{stage}/POST/@connections/*"]]}
+    # POST frames, DELETE connections whose token expired; never GET.
+    connections_arn = [{"Fn::Join": ["", [f"arn:aws:execute-api:{assembly.settings.region}:", ref("AWS::AccountId"),
+                                          ":", ref(api_id), f"/{stage}/{method}/@connections/*"]]}
+                       for method in ("DELETE", "POST")]   # as CloudFormation lists them (sorted)
     handlers = function_by_handler(assembly)
     assert set(handlers) == set(expected_dynamodb)
     for handler, function_id in handlers.items():
