@@ -53,6 +53,9 @@ class ChatShape:
     throttle_burst: int
     handler_timeout_seconds: int
     log_retention_days: int
+    messages_per_minute_per_connection: int = 30
+    max_messages_per_session: int = 2000
+    history_page_messages: int = 200
 
 
 @jsii.implements(apigatewayv2.IAccessLogSettings)
@@ -117,6 +120,9 @@ class SessionChat(Construct):
             "JOIN_MINUTES_BEFORE_START": str(shape.join_minutes_before_start),
             "JOIN_MINUTES_AFTER_END": str(shape.join_minutes_after_end),
             "MESSAGE_RETENTION_DAYS": str(shape.message_retention_days),
+            "MESSAGES_PER_MINUTE": str(shape.messages_per_minute_per_connection),
+            "MAX_MESSAGES_PER_SESSION": str(shape.max_messages_per_session),
+            "HISTORY_PAGE_MESSAGES": str(shape.history_page_messages),
         }
 
         def function(id: str, *, handler: str, description: str,
@@ -185,8 +191,9 @@ class SessionChat(Construct):
             (self.join, [(sessions, ("dynamodb:GetItem",)),
                          (connections, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")),
                          (messages, ("dynamodb:Query",))], True),
-            (self.send, [(sessions, ("dynamodb:GetItem",)),
-                         (connections, ("dynamodb:GetItem", "dynamodb:DeleteItem")), (by_session, ("dynamodb:Query",)),
+            (self.send, [(sessions, ("dynamodb:GetItem", "dynamodb:UpdateItem")),   # + the session's message count
+                         (connections, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")),
+                         (by_session, ("dynamodb:Query",)),
                          (messages, ("dynamodb:PutItem",))], True),
             # Refusals only: never reads a table, but forgets a connection that turns out to be gone.
             (self.default, [(connections, ("dynamodb:DeleteItem",))], True),

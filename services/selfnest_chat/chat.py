@@ -99,13 +99,14 @@ def open_session(session_id: str, connection: Connection, now: datetime) -> tupl
 def join(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
     session, role = open_session(frame.session_id, connection, now)
     Connections.attach(connection.connection_id, session_id=session.session_id)
-    history = [message_frame(item) for item in Messages.history(session.session_id, now=now)]
-    for chunk in history_chunks(history):
+    items, has_older = Messages.history(session.session_id, now=now,
+                                        newest=int(os.environ["HISTORY_PAGE_MESSAGES"]))
+    for chunk in history_chunks([message_frame(item) for item in items]):
         delivery.post(connection.connection_id, {"type": "history", "sessionId": session.session_id,
                                                  "messages": chunk})
     delivery.post(connection.connection_id, {"type": "joined", "sessionId": session.session_id, "role": role,
                                              "startsAt": session.starts_at.isoformat(),
-                                             "endsAt": session.ends_at.isoformat()})
+                                             "endsAt": session.ends_at.isoformat(), "olderHistory": has_older})
     logger.info("joined session", extra={"session_id": session.session_id, "role": role})
 
 
@@ -114,6 +115,8 @@ def send(frame: Frame, connection: Connection, delivery: Delivery, now: datetime
         raise ChatError("not_joined", f"join session {frame.session_id} (joinSession) before sending to it")
     session, role = open_session(frame.session_id, connection, now)
     assert frame.text is not None   # parse_frame guarantees text for sendMessage
+    Connections.count_message(connection.connection_id, now=now, per_minute=int(os.environ["MESSAGES_PER_MINUTE"]))
+    Sessions.count_message(session.session_id, cap=int(os.environ["MAX_MESSAGES_PER_SESSION"]))
     item = Messages.add(session.session_id, sender_id=connection.user_id, sender_role=role, text=frame.text,
                         now=now)
     delivered = 0

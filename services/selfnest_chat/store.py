@@ -72,6 +72,21 @@ class Sessions:
         return _table("SESSIONS_TABLE")
 
     @classmethod
+    def count_message(cls, session_id: str, *, cap: int) -> None:
+        """One more message in the session, refused once it holds `cap` (counted atomically, across connections)."""
+        try:
+            cls.table().update_item(Key={cls.KEY: session_id}, UpdateExpression="ADD message_count :one",
+                                    ConditionExpression="attribute_exists(#key) AND (attribute_not_exists("
+                                                        "message_count) OR message_count < :cap)",
+                                    ExpressionAttributeNames={"#key": cls.KEY},
+                                    ExpressionAttributeValues={":one": 1, ":cap": cap})
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ChatError("session_full", f"this session holds {cap} messages, the most it may; nothing more "
+                                "is stored") from None
+            raise
+
+    @classmethod
     def get(cls, session_id: str) -> BookedSession:
         item = cls.table().get_item(Key={cls.KEY: session_id}, ConsistentRead=True).get("Item")
         if item is None:
@@ -153,6 +168,31 @@ class Connections:
             raise
 
     @classmethod
+    def count_message(cls, connection_id: str, *, now: datetime, per_minute: int) -> None:
+        """One more message from this connection in the current minute, refused beyond `per_minute`."""
+        minute = epoch_seconds(now) // 60
+        table, key = cls.table(), {cls.KEY: connection_id}
+        try:
+            table.update_item(Key=key, UpdateExpression="ADD rate_count :one",
+                              ConditionExpression="rate_minute = :minute AND rate_count < :limit",
+                              ExpressionAttributeValues={":one": 1, ":minute": minute, ":limit": per_minute})
+            return
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        try:   # a new minute: start counting again
+            table.update_item(Key=key, UpdateExpression="SET rate_minute = :minute, rate_count = :one",
+                              ConditionExpression="attribute_exists(#key) AND (attribute_not_exists(rate_minute) "
+                                                  "OR rate_minute <> :minute)",
+                              ExpressionAttributeNames={"#key": cls.KEY},
+                              ExpressionAttributeValues={":one": 1, ":minute": minute})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise ChatError("rate_limited", f"at most {per_minute} messages a minute on one connection; wait a "
+                            "moment and send again") from None
+
+    @classmethod
     def in_session(cls, session_id: str) -> Iterator[Connection]:
         """The session's connections, each read from the table itself: the index projects only user ids, and a
         recipient's groups and token expiry are checked before anything is delivered to it."""
@@ -185,10 +225,13 @@ class Messages:
         return item
 
     @classmethod
-    def history(cls, session_id: str, *, now: datetime) -> list[dict[str, Any]]:
-        """The session's messages, oldest first; TTL deletes lazily, so expired ones are left out here."""
-        query = {"KeyConditionExpression": Key("session_id").eq(session_id), "ConsistentRead": True}
-        return [item for item in _pages(cls.table(), query) if int(item["expires_at"]) > epoch_seconds(now)]
+    def history(cls, session_id: str, *, now: datetime, newest: int) -> tuple[list[dict[str, Any]], bool]:
+        """The session's `newest` messages, oldest first, and whether older ones exist; TTL deletes lazily, so
+        expired ones are left out here."""
+        page = cls.table().query(KeyConditionExpression=Key("session_id").eq(session_id), ConsistentRead=True,
+                                 ScanIndexForward=False, Limit=newest + 1)
+        items = [item for item in page.get("Items", []) if int(item["expires_at"]) > epoch_seconds(now)]
+        return list(reversed(items[:newest])), len(items) > newest
 
 
 def _pages(table: Any, query: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -385,6 +385,11 @@ class ChatSettings(_Settings):
     throttle_burst: Annotated[int, Field(ge=1, le=5000)]
     handler_timeout_seconds: Annotated[int, Field(ge=3, le=29)]
     log_retention_days: LogRetentionDays
+    # Abuse limits, answered with an error frame: messages one connection may send per minute, messages one session
+    # may hold, and how many of the newest messages a join sends as history.
+    messages_per_minute_per_connection: Annotated[int, Field(ge=1, le=600)] = 30
+    max_messages_per_session: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    history_page_messages: Annotated[int, Field(ge=1, le=1000)] = 200
     # Tables listed here use provisioned capacity; every other chat table stays on demand (the default).
     provisioned_tables: dict[ChatTable, ProvisionedCapacity] = Field(default_factory=dict)
 

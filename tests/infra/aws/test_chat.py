@@ -109,6 +109,9 @@ def test_message_retention_and_frame_limit_reach_the_handlers(assembly: Assembly
     assert send["MESSAGE_RETENTION_DAYS"] == str(chat.message_retention_days)
     assert send["MAX_FRAME_BYTES"] == str(chat.max_frame_bytes)
     assert int(send["MAX_FRAME_BYTES"]) <= 32 * 1024
+    assert (send["MESSAGES_PER_MINUTE"], send["MAX_MESSAGES_PER_SESSION"], send["HISTORY_PAGE_MESSAGES"]) == (
+        str(chat.messages_per_minute_per_connection), str(chat.max_messages_per_session),
+        str(chat.history_page_messages))
 
 
 def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(assembly: Assembly) -> None:
@@ -128,8 +131,9 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
                               json.dumps(connections): {"dynamodb:GetItem", "dynamodb:UpdateItem",
                                                         "dynamodb:DeleteItem"},
                               json.dumps(messages): {"dynamodb:Query"}},
-        "chat.send_message": {json.dumps(sessions): {"dynamodb:GetItem"},
-                              json.dumps(connections): {"dynamodb:GetItem", "dynamodb:DeleteItem"},
+        "chat.send_message": {json.dumps(sessions): {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+                              json.dumps(connections): {"dynamodb:GetItem", "dynamodb:UpdateItem",
+                                                        "dynamodb:DeleteItem"},
                               json.dumps(by_session): {"dynamodb:Query"},
                               json.dumps(messages): {"dynamodb:PutItem"}},
         "chat.default": {json.dumps(connections): {"dynamodb:DeleteItem"}},

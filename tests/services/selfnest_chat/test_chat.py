@@ -6,6 +6,8 @@ import json
 import time
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.services.cognito import Identity
 from tests.services.tokens import claims_of, signed_with_pool_key
 
@@ -59,7 +61,8 @@ def test_joining_returns_the_history_to_a_participant(pair: Pair, gateway: WebSo
     assert [(item["senderRole"], item["text"]) for item in history["messages"]] == [("client", "first"),
                                                                                      ("client", "second")]
     assert joined == {"type": "joined", "sessionId": pair.booking.session_id, "role": "therapist",
-                      "startsAt": pair.booking.starts_at.isoformat(), "endsAt": pair.booking.ends_at.isoformat()}
+                      "startsAt": pair.booking.starts_at.isoformat(), "endsAt": pair.booking.ends_at.isoformat(),
+                      "olderHistory": False}
 
 
 def test_a_third_user_can_neither_join_nor_send_nor_read(pair: Pair, identity: Identity, gateway: WebSocketGateway,
@@ -228,3 +231,35 @@ def test_a_therapist_whose_token_no_longer_carries_the_group_can_neither_join_no
     expire_token_of(tables, joined)
     assert joined.send(message(booking.session_id, "hello"))[-1]["code"] == "token_expired"
     assert stored_messages(tables, booking.session_id) == []
+
+
+def test_a_connection_sending_faster_than_its_rate_gets_an_error_frame(pair: Pair, gateway: WebSocketGateway,
+                                                                      tables: Tables,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    per_minute = 3
+    monkeypatch.setitem(gateway.routes["sendMessage"].function.environment, "MESSAGES_PER_MINUTE", str(per_minute))
+    replies = [pair.client.send(message(pair.booking.session_id, f"m{n}")) for n in range(per_minute + 1)]
+    if replies[-1][0]["type"] == "sent":          # the minute turned during the loop: one more try is refused
+        replies.append(pair.client.send(message(pair.booking.session_id, "again")))
+    assert replies[-1] == [{"type": "error", "code": "rate_limited",
+                            "detail": f"at most {per_minute} messages a minute on one connection; wait a moment "
+                                      "and send again"}]
+    assert len(stored_messages(tables, pair.booking.session_id)) <= per_minute + 1
+
+
+def test_a_session_takes_no_more_than_its_message_cap_and_joins_send_only_the_newest_page(
+        pair: Pair, gateway: WebSocketGateway, tables: Tables, monkeypatch: pytest.MonkeyPatch) -> None:
+    send_environment = gateway.routes["sendMessage"].function.environment
+    join_environment = gateway.routes["joinSession"].function.environment
+    monkeypatch.setitem(send_environment, "MAX_MESSAGES_PER_SESSION", "3")
+    monkeypatch.setitem(join_environment, "HISTORY_PAGE_MESSAGES", "2")
+    for text in ("one", "two", "three"):
+        assert pair.client.send(message(pair.booking.session_id, text))[0]["type"] == "sent"
+    assert len(pair.therapist.received()) == 3
+    assert pair.therapist.send(message(pair.booking.session_id, "four")) == [{
+        "type": "error", "code": "session_full",
+        "detail": "this session holds 3 messages, the most it may; nothing more is stored"}]
+    assert [item["text"] for item in stored_messages(tables, pair.booking.session_id)] == ["one", "two", "three"]
+    history, joined = connected(gateway, pair.booking.client).send(join(pair.booking.session_id))
+    assert [item["text"] for item in history["messages"]] == ["two", "three"]
+    assert joined["olderHistory"] is True
