@@ -142,10 +142,17 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
                                                        "dynamodb:DeleteItem"}},
     }
     posting = {"chat.join_session", "chat.send_message", "chat.default"}
-    # POST frames, DELETE connections whose token expired; never GET.
-    connections_arn = [{"Fn::Join": ["", [f"arn:aws:execute-api:{assembly.settings.region}:", ref("AWS::AccountId"),
-                                          ":", ref(api_id), f"/{stage}/{method}/@connections/*"]]}
-                       for method in ("DELETE", "POST")]   # as CloudFormation lists them (sorted)
+    account = assembly.accounts["chat"]
+
+    def connections_arn_for(method: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", [
+            f"arn:aws:execute-api:{assembly.settings.region}:", ref("AWS::AccountId"), ":", ref(api_id),
+            f"/{stage}/{method}/@connections/*"] if account == "unknown-account" else [
+            f"arn:aws:execute-api:{assembly.settings.region}:{account}:", ref(api_id),
+            f"/{stage}/{method}/@connections/*"]]}
+
+    # POST frames, DELETE connections whose token expired; never GET (listed sorted, as CloudFormation has them).
+    connections_arn = [connections_arn_for(method) for method in ("DELETE", "POST")]
     handlers = function_by_handler(assembly)
     assert set(handlers) == set(expected_dynamodb)
     for handler, function_id in handlers.items():
