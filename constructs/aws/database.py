@@ -166,8 +166,10 @@ class PrivateDatabase(Construct):
         # The API's own login (owner of nothing, DML on its tables: migrations/0002_application_role.sql), created by
         # the migrate task from this secret. Rotated with alternating users: the rotation function clones the login
         # (and its role membership) and needs the master secret to do so.
-        self.app_secret = rds.DatabaseSecret(self, "AppSecret", username=APPLICATION_LOGIN, encryption_key=key,
-                                             master_secret=self.secret, dbname=database_name).attach(self.instance)
+        self.app_secret = rds.DatabaseSecret(
+            self, "AppSecret", username=APPLICATION_LOGIN, encryption_key=key, master_secret=self.secret,
+            dbname=database_name, replica_regions=[secretsmanager.ReplicaRegion(region=region)
+                                                   for region in credentials_replica_regions]).attach(self.instance)
         self.app_rotation = secretsmanager.SecretRotation(
             self, "AppRotation",
             application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_MULTI_USER,
