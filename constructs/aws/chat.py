@@ -26,9 +26,12 @@ from .functions import BundledPythonFunction, FunctionShape
 from .nag import acknowledge
 from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
 
-# Browsers cannot set headers on a WebSocket handshake: the access token travels in the query string.
-TOKEN_IDENTITY_SOURCE = "route.request.querystring.token"  # noqa: S105  (where the token is, not a secret)
+# Browsers cannot set an Authorization header on a WebSocket handshake, but they do send the subprotocols asked for
+# (`new WebSocket(url, ["selfnest.v1", accessToken])`): the token travels there, never in the URL, so no access
+# log, proxy or browser history keeps it.
+TOKEN_IDENTITY_SOURCE = "route.request.header.Sec-WebSocket-Protocol"  # noqa: S105  (where the token is)
 CONNECTIONS_BY_SESSION_INDEX = "by-session"
+CONNECTION_METHODS = ("POST", "DELETE")   # what route handlers do to connections through the management API
 EXPIRY_ATTRIBUTE = "expires_at"
 # What one access-log line records: no source IP or user agent (clients stay anonymous), no bodies.
 ACCESS_LOG_FIELDS = {
@@ -50,6 +53,9 @@ class ChatShape:
     throttle_burst: int
     handler_timeout_seconds: int
     log_retention_days: int
+    messages_per_minute_per_connection: int = 30
+    max_messages_per_session: int = 2000
+    history_page_messages: int = 200
 
 
 @jsii.implements(apigatewayv2.IAccessLogSettings)
@@ -115,6 +121,9 @@ class SessionChat(Construct):
             "JOIN_MINUTES_BEFORE_START": str(shape.join_minutes_before_start),
             "JOIN_MINUTES_AFTER_END": str(shape.join_minutes_after_end),
             "MESSAGE_RETENTION_DAYS": str(shape.message_retention_days),
+            "MESSAGES_PER_MINUTE": str(shape.messages_per_minute_per_connection),
+            "MAX_MESSAGES_PER_SESSION": str(shape.max_messages_per_session),
+            "HISTORY_PAGE_MESSAGES": str(shape.history_page_messages),
         }
 
         def function(id: str, *, handler: str, description: str,
@@ -166,10 +175,12 @@ class SessionChat(Construct):
                 apigatewayv2.LogGroupLogDestination(self.access_logs.log_group)))
 
         stack = cdk.Stack.of(self)
+        # POST a frame; DELETE a connection whose token expired (it must not outlive it). Never GET.
         post_to_connections = iam.PolicyStatement(
             actions=["execute-api:ManageConnections"],
             resources=[stack.format_arn(service="execute-api", resource=self.api.api_id,
-                                        resource_name=f"{shape.stage_name}/POST/@connections/*")])
+                                        resource_name=f"{shape.stage_name}/{method}/@connections/*")
+                       for method in CONNECTION_METHODS])
         connections, messages, sessions = tables.connections.table_arn, tables.messages.table_arn, \
             tables.sessions.table_arn
         by_session = f"{connections}/index/{CONNECTIONS_BY_SESSION_INDEX}"
@@ -180,8 +191,9 @@ class SessionChat(Construct):
             (self.join, [(sessions, ("dynamodb:GetItem",)),
                          (connections, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")),
                          (messages, ("dynamodb:Query",))], True),
-            (self.send, [(sessions, ("dynamodb:GetItem",)),
-                         (connections, ("dynamodb:GetItem", "dynamodb:DeleteItem")), (by_session, ("dynamodb:Query",)),
+            (self.send, [(sessions, ("dynamodb:GetItem", "dynamodb:UpdateItem")),   # + the session's message count
+                         (connections, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")),
+                         (by_session, ("dynamodb:Query",)),
                          (messages, ("dynamodb:PutItem",))], True),
             # Refusals only: never reads a table, but forgets a connection that turns out to be gone.
             (self.default, [(connections, ("dynamodb:DeleteItem",))], True),
@@ -194,9 +206,11 @@ class SessionChat(Construct):
             if posts:
                 handler_function.role.add_to_principal_policy(post_to_connections)
                 acknowledge(handler_function, {
-                    f"AwsSolutions-IAM5[Resource::{self._finding_arn(shape.stage_name)}]":
-                        "Connection ids exist only at run time: the function may POST to any connection of this "
-                        "API's own stage (never GET or DELETE, never another API or stage).",
+                    f"AwsSolutions-IAM5[Resource::{self._finding_arn(shape.stage_name, method)}]":
+                        "Connection ids exist only at run time: the function may POST to (and, once its token "
+                        "expired, DELETE) any connection of this API's own stage (never GET, never another API "
+                        "or stage)."
+                    for method in CONNECTION_METHODS
                 })
 
         acknowledge(self.api, {
@@ -206,7 +220,7 @@ class SessionChat(Construct):
         })
 
 
-    def _finding_arn(self, stage_name: str) -> str:
+    def _finding_arn(self, stage_name: str, method: str) -> str:
         """The connections ARN as cdk-nag names it in a finding: a stack bound to an account or region shows the
         literal value, an agnostic one the pseudo parameter (<AWS::AccountId>); the API shows as <LogicalId>."""
         stack = cdk.Stack.of(self)
@@ -216,5 +230,5 @@ class SessionChat(Construct):
             return f"<{pseudo}>" if cdk.Token.is_unresolved(value) else value
 
         return (f"arn:{shown(stack.partition, 'AWS::Partition')}:execute-api:{shown(stack.region, 'AWS::Region')}"
-                f":{shown(stack.account, 'AWS::AccountId')}:<{api_id}>/{stage_name}/POST/@connections/*")
+                f":{shown(stack.account, 'AWS::AccountId')}:<{api_id}>/{stage_name}/{method}/@connections/*")
 

@@ -19,6 +19,7 @@ from .encryption import EncryptedLogGroup
 from .nag import acknowledge
 from .network import POSTGRES_PORT
 
+APPLICATION_LOGIN = "selfnest_api"   # the API's database user (its secret's first username)
 DEFAULT_PORT = {
     "AwsSolutions-RDS11": "5432 is kept on purpose: a non-default port hides nothing from a scan, while the "
                           "security groups (and, in the primary VPC, the data-subnet NACL) admit only known clients.",
@@ -163,16 +164,28 @@ class PrivateDatabase(Construct):
             security_group=clients,
             automatically_after=cdk.Duration.days(shape.secret_rotation_days),
         )
-        # The rotation function lives in a Serverless Application Repository stack that makes no log group: create
-        # its default one first, encrypted and expiring, so it is neither plaintext nor left behind on delete.
-        application = self.rotation.node.default_child
-        assert isinstance(application, sam.CfnApplication)
-        rotation_parameters = application.parameters
-        assert isinstance(rotation_parameters, Mapping)
-        self.rotation_logs = EncryptedLogGroup(
-            self, "RotationLogs", key=key, retention_days=shape.log_retention_days, retain_data=retain_data,
-            name=f"/aws/lambda/{rotation_parameters['functionName']}")
-        application.node.add_dependency(self.rotation_logs)
+        self.rotation_logs = self._rotation_log_group("RotationLogs", self.rotation, key=key, shape=shape,
+                                                      retain_data=retain_data)
+        # The API's own login (owner of nothing, DML on its tables: migrations/0002_application_role.sql), created by
+        # the migrate task from this secret. Rotated with alternating users: the rotation function clones the login
+        # (and its role membership) and needs the master secret to do so.
+        self.app_secret = rds.DatabaseSecret(
+            self, "AppSecret", username=APPLICATION_LOGIN, encryption_key=key, master_secret=self.secret,
+            dbname=database_name, replica_regions=[secretsmanager.ReplicaRegion(region=region)
+                                                   for region in credentials_replica_regions]).attach(self.instance)
+        self.app_rotation = secretsmanager.SecretRotation(
+            self, "AppRotation",
+            application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_MULTI_USER,
+            secret=self.app_secret,
+            master_secret=self.secret,
+            target=self.connections,
+            vpc=vpc,
+            vpc_subnets=rotation_subnets,
+            security_group=clients,
+            automatically_after=cdk.Duration.days(shape.secret_rotation_days),
+        )
+        self.app_rotation_logs = self._rotation_log_group("AppRotationLogs", self.app_rotation, key=key, shape=shape,
+                                                          retain_data=retain_data)
         self.key = key
         self.endpoint = self.instance.instance_endpoint
         self.port = POSTGRES_PORT
@@ -190,8 +203,25 @@ class PrivateDatabase(Construct):
             acknowledge(self.instance, {"AwsSolutions-RDS10": reason,
                                         "HIPAA.Security-RDSInstanceDeletionProtectionEnabled": reason})
 
-    def grant_read_credentials(self, grantee: iam.IGrantable) -> None:
-        """Let `grantee` read the credentials secret, decrypting only through Secrets Manager.
+    def _rotation_log_group(self, id: str, rotation: secretsmanager.SecretRotation, *, key: kms.IKey,
+                            shape: DatabaseShape, retain_data: bool) -> EncryptedLogGroup:
+        """The rotation function's default log group, created first, encrypted and expiring.
+
+        The function lives in a Serverless Application Repository stack that makes no log group, so without this one
+        its logs would be plaintext and left behind on delete.
+        """
+        application = rotation.node.default_child
+        assert isinstance(application, sam.CfnApplication)
+        rotation_parameters = application.parameters
+        assert isinstance(rotation_parameters, Mapping)
+        log_group = EncryptedLogGroup(
+            self, id, key=key, retention_days=shape.log_retention_days, retain_data=retain_data,
+            name=f"/aws/lambda/{rotation_parameters['functionName']}")
+        application.node.add_dependency(log_group)
+        return log_group
+
+    def grant_read_credentials(self, grantee: iam.IGrantable, *, secret: secretsmanager.ISecret) -> None:
+        """Let `grantee` read `secret` (the master or the API's), decrypting only through Secrets Manager.
 
         Written into the grantee's own policy: the key policy already delegates to IAM in this account, and naming
         a role from another stack in it would make this stack depend on that one.
@@ -199,7 +229,7 @@ class PrivateDatabase(Construct):
         stack = cdk.Stack.of(self)
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            resources=[self.secret.secret_arn],
+            resources=[secret.secret_arn],
         ))
         grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=["kms:Decrypt"],

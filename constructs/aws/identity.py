@@ -28,6 +28,11 @@ GROUP_DESCRIPTIONS = {
 }
 ACCOUNT_TYPE_ATTRIBUTE = "account_type"   # custom:account_type, set once at sign-up: client | therapist
 TRIGGER_TIMEOUT_SECONDS = 5               # Cognito waits at most 5 s for a trigger
+# What a signed-in person may change about themselves through an app client (UpdateUserAttributes): the UI
+# language, nothing that identifies anyone. Clients stay anonymous after sign-up (no name, address, birthdate,
+# email or phone can be added); a therapist's email is their verified identity and changes only through an admin.
+# Never empty: Cognito treats an empty WriteAttributes list as "not set", i.e. every standard attribute writable.
+CLIENT_WRITABLE_ATTRIBUTES = ("locale",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,11 +115,14 @@ class UserDirectory(Construct):
                 ses_region=shape.ses_email.ses_region),
             lambda_triggers=cognito.UserPoolTriggers(
                 pre_sign_up=triggers["pre_sign_up"].function,
-                post_confirmation=triggers["post_confirmation"].function,
-                pre_token_generation=triggers["pre_token_generation"].function),
+                post_confirmation=triggers["post_confirmation"].function),
             deletion_protection=retain_data,
             removal_policy=removal_policy(retain_data=retain_data),
         )
+        # Version 2 (Essentials or Plus plan, which this pool always has): the group override reaches the access token
+        # the API and the chat authorize from, not only the ID token as with version 1.
+        self.pool.add_trigger(cognito.UserPoolOperation.PRE_TOKEN_GENERATION_CONFIG,
+                              triggers["pre_token_generation"].function, cognito.LambdaVersion.V2_0)
         # A separate policy, not the functions' default one: the pool depends on its triggers, so the triggers'
         # roles can only name the pool once it exists.
         for trigger, action in (("post_confirmation", "cognito-idp:AdminAddUserToGroup"),
@@ -170,6 +178,8 @@ class UserDirectory(Construct):
                 callback_urls=callback_urls),
             supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             prevent_user_existence_errors=True,
+            write_attributes=cognito.ClientAttributes().with_standard_attributes(
+                **{attribute: True for attribute in CLIENT_WRITABLE_ATTRIBUTES}),
             enable_token_revocation=True,
             access_token_validity=cdk.Duration.minutes(shape.access_token_minutes),
             id_token_validity=cdk.Duration.minutes(shape.access_token_minutes),

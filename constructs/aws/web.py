@@ -82,6 +82,8 @@ class LoadBalancedService(Construct):
 
         cluster = ecs.Cluster(self, "Cluster", vpc=vpc,
                               container_insights_v2=ecs.ContainerInsights.ENABLED)
+        self.cluster = cluster
+        self.image = ecs.ContainerImage.from_asset(image_directory, platform=ecr_assets.Platform.LINUX_ARM64)
         task = ecs.FargateTaskDefinition(
             self, "Task", cpu=shape.cpu, memory_limit_mib=shape.memory_mib,
             runtime_platform=ecs.RuntimePlatform(cpu_architecture=ecs.CpuArchitecture.ARM64,
@@ -93,7 +95,7 @@ class LoadBalancedService(Construct):
         self.container = task.add_container(
             "Api",
             # Staged into cdk.out at synth; built and pushed by `cdk deploy` on a machine with Docker.
-            image=ecs.ContainerImage.from_asset(image_directory, platform=ecr_assets.Platform.LINUX_ARM64),
+            image=self.image,
             port_mappings=[ecs.PortMapping(container_port=shape.container_port)],
             environment={"PORT": str(shape.container_port), **shape.environment},
             logging=ecs.LogDrivers.aws_logs(stream_prefix="api", log_group=self.logs.log_group),
@@ -151,6 +153,33 @@ class LoadBalancedService(Construct):
             "Https", port=443, open=True, certificates=[certificate],
             ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
         )
+
+
+class MigrationTask(Construct):
+    """The one-off schema migration: the API's image running `python -m selfnest_api migrate` under its own task
+    role — the only one that may read the master secret — never as part of the internet-facing service."""
+
+    def __init__(self, scope: Construct, id: str, *, image: ecs.ContainerImage, cpu: int, memory_mib: int,
+                 environment: dict[str, str], log_group: EncryptedLogGroup) -> None:
+        super().__init__(scope, id)
+        self.task = ecs.FargateTaskDefinition(
+            self, "Task", cpu=cpu, memory_limit_mib=memory_mib,
+            runtime_platform=ecs.RuntimePlatform(cpu_architecture=ecs.CpuArchitecture.ARM64,
+                                                 operating_system_family=ecs.OperatingSystemFamily.LINUX))
+        self.task.add_container(
+            "Migrate", image=image, command=["python", "-m", "selfnest_api", "migrate"], environment=environment,
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="migrate", log_group=log_group.log_group),
+            readonly_root_filesystem=True, essential=True)
+        self.task_role = self.task.task_role
+        acknowledge(self.task, {
+            "AwsSolutions-ECS2": "Only non-secret settings (endpoints, secret ARNs) are environment variables; "
+                                 "credentials are read from Secrets Manager at run time.",
+            **GRANTS_POLICY,
+        })
+        acknowledge(self.task.obtain_execution_role(), {
+            "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken has no resource-level permissions; "
+                                              "image pulls themselves are scoped to the asset repository.",
+        })
 
 
 class RegionalWebFirewall(Construct):

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from delivery import Delivery
-from frames import JOIN_SESSION, SEND_MESSAGE, ChatError, Frame, encode, parse_frame
+from frames import JOIN_SESSION, SEND_MESSAGE, SUBPROTOCOL, ChatError, Frame, encode, parse_frame
 from store import BookedSession, Connection, Connections, Messages, Sessions, now_utc
 
 logger = Logger()
@@ -31,17 +31,20 @@ Apply = Callable[[Frame, Connection, Delivery, datetime], None]
 
 @logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=APIGatewayWebSocketEvent)
-def connect(event: APIGatewayWebSocketEvent, context: LambdaContext) -> dict[str, int]:
-    """After the authorizer allowed the token: remember whose connection this is (by Cognito sub only)."""
+def connect(event: APIGatewayWebSocketEvent, context: LambdaContext) -> dict[str, Any]:
+    """After the authorizer allowed the token: remember whose connection this is (by Cognito sub only), the groups
+    the token carried and when it expires; answer with the subprotocol the client asked for."""
     authorizer = event.request_context.get("authorizer") or {}
-    user_id = authorizer.get("sub")
-    if not user_id:   # unreachable behind the authorizer; refuse rather than store an anonymous connection
+    user_id, expires_at = authorizer.get("sub"), str(authorizer.get("expiresAt", ""))
+    if not user_id or not expires_at.isdigit():   # unreachable behind the authorizer; refuse, store nothing
         logger.warning("connect without an authorizer context")
         return {"statusCode": 403}
     connection_id = event.request_context.connection_id
-    Connections.add(connection_id, user_id=user_id, now=now_utc())
+    groups = frozenset(group for group in str(authorizer.get("groups", "")).split(",") if group)
+    Connections.add(connection_id, user_id=user_id, groups=groups, token_expires_at=int(expires_at), now=now_utc())
     logger.info("connected", extra={"connection_id": connection_id, "sub": user_id})
-    return OK
+    # A browser drops a handshake whose answer names no subprotocol when it offered some.
+    return {**OK, "headers": {"Sec-WebSocket-Protocol": SUBPROTOCOL}}
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -67,7 +70,13 @@ def frame_route(action: str | None, apply: Apply) -> Handler:
             frame = parse_frame(event.body, max_bytes=int(os.environ["MAX_FRAME_BYTES"]))
             if frame.action != action:   # only $default sees this: a frame API Gateway could not route
                 raise ChatError("unknown_action", f"action {frame.action!r} is not served on this route")
-            apply(frame, Connections.get(request.connection_id), delivery, now_utc())
+            now = now_utc()
+            connection = Connections.get(request.connection_id)
+            if connection.token_expired(now):
+                delivery.close(connection.connection_id, ChatError(
+                    "token_expired", "your sign-in has expired; sign in again and reconnect").frame())
+                return OK
+            apply(frame, connection, delivery, now)
         except ChatError as refusal:
             logger.info("frame refused", extra={"code": refusal.code})
             delivery.post(request.connection_id, refusal.frame())
@@ -76,38 +85,50 @@ def frame_route(action: str | None, apply: Apply) -> Handler:
     return handler
 
 
-def open_session(session_id: str, user_id: str, now: datetime) -> tuple[BookedSession, str]:
+def open_session(session_id: str, connection: Connection, now: datetime) -> tuple[BookedSession, str]:
+    """The session and the caller's role in it, if it is open to them and their token still grants that role."""
     session = Sessions.get(session_id)
     role = session.check_open_to(
-        user_id, now=now, opens_before=timedelta(minutes=int(os.environ["JOIN_MINUTES_BEFORE_START"])),
+        connection.user_id, now=now, opens_before=timedelta(minutes=int(os.environ["JOIN_MINUTES_BEFORE_START"])),
         closes_after=timedelta(minutes=int(os.environ["JOIN_MINUTES_AFTER_END"])))
+    if not connection.holds(role):
+        raise ChatError("not_permitted", f"your account no longer holds the rights of a {role} in this session")
     return session, role
 
 
 def join(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
-    session, role = open_session(frame.session_id, connection.user_id, now)
+    session, role = open_session(frame.session_id, connection, now)
     Connections.attach(connection.connection_id, session_id=session.session_id)
-    history = [message_frame(item) for item in Messages.history(session.session_id, now=now)]
-    for chunk in history_chunks(history):
+    items, has_older = Messages.history(session.session_id, now=now,
+                                        newest=int(os.environ["HISTORY_PAGE_MESSAGES"]))
+    for chunk in history_chunks([message_frame(item) for item in items]):
         delivery.post(connection.connection_id, {"type": "history", "sessionId": session.session_id,
                                                  "messages": chunk})
     delivery.post(connection.connection_id, {"type": "joined", "sessionId": session.session_id, "role": role,
                                              "startsAt": session.starts_at.isoformat(),
-                                             "endsAt": session.ends_at.isoformat()})
+                                             "endsAt": session.ends_at.isoformat(), "olderHistory": has_older})
     logger.info("joined session", extra={"session_id": session.session_id, "role": role})
 
 
 def send(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
     if connection.session_id != frame.session_id:
         raise ChatError("not_joined", f"join session {frame.session_id} (joinSession) before sending to it")
-    session, role = open_session(frame.session_id, connection.user_id, now)
+    session, role = open_session(frame.session_id, connection, now)
     assert frame.text is not None   # parse_frame guarantees text for sendMessage
+    Connections.count_message(connection.connection_id, now=now, per_minute=int(os.environ["MESSAGES_PER_MINUTE"]))
+    Sessions.count_message(session.session_id, cap=int(os.environ["MAX_MESSAGES_PER_SESSION"]))
     item = Messages.add(session.session_id, sender_id=connection.user_id, sender_role=role, text=frame.text,
                         now=now)
     delivered = 0
     for other in Connections.in_session(session.session_id):
-        if other.connection_id != connection.connection_id and session.role_of(other.user_id) is not None:
-            delivered += delivery.post(other.connection_id, message_frame(item))
+        other_role = session.role_of(other.user_id)
+        if other.connection_id == connection.connection_id or other_role is None or not other.holds(other_role):
+            continue
+        if other.token_expired(now):   # a connection does not outlive its token: closed, told why, sent nothing
+            delivery.close(other.connection_id, ChatError(
+                "token_expired", "your sign-in has expired; sign in again and reconnect").frame())
+            continue
+        delivered += delivery.post(other.connection_id, message_frame(item))
     delivery.post(connection.connection_id, {"type": "sent", "sessionId": session.session_id,
                                              "messageId": item["message_id"], "sentAt": item["sent_at"]})
     logger.info("message sent", extra={"session_id": session.session_id, "delivered": delivered})

@@ -39,3 +39,14 @@ class Delivery:
             Connections.remove(connection_id)
             return False
         return True
+
+    def close(self, connection_id: str, farewell: dict[str, Any]) -> None:
+        """Tell the client why, then end its connection (API Gateway then runs $disconnect) and forget it."""
+        if self.post(connection_id, farewell):
+            try:
+                self._client.delete_connection(ConnectionId=connection_id)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "GoneException":
+                    raise
+        Connections.remove(connection_id)
+        logger.info("connection closed: token expired", extra={"connection_id": connection_id})

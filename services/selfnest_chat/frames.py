@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+# The WebSocket subprotocol: the client offers it beside its access token; `$connect` answers with it.
+SUBPROTOCOL = "selfnest.v1"
 JOIN_SESSION = "joinSession"
 SEND_MESSAGE = "sendMessage"
 ACTIONS = (JOIN_SESSION, SEND_MESSAGE)

@@ -72,6 +72,21 @@ class Sessions:
         return _table("SESSIONS_TABLE")
 
     @classmethod
+    def count_message(cls, session_id: str, *, cap: int) -> None:
+        """One more message in the session, refused once it holds `cap` (counted atomically, across connections)."""
+        try:
+            cls.table().update_item(Key={cls.KEY: session_id}, UpdateExpression="ADD message_count :one",
+                                    ConditionExpression="attribute_exists(#key) AND (attribute_not_exists("
+                                                        "message_count) OR message_count < :cap)",
+                                    ExpressionAttributeNames={"#key": cls.KEY},
+                                    ExpressionAttributeValues={":one": 1, ":cap": cap})
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ChatError("session_full", f"this session holds {cap} messages, the most it may; nothing more "
+                                "is stored") from None
+            raise
+
+    @classmethod
     def get(cls, session_id: str) -> BookedSession:
         item = cls.table().get_item(Key={cls.KEY: session_id}, ConsistentRead=True).get("Item")
         if item is None:
@@ -81,11 +96,30 @@ class Sessions:
                              ends_at=datetime.fromisoformat(item["ends_at"]), status=item["status"])
 
 
+# The group a participant must still hold (as recorded from their token on $connect) to act in that role.
+GROUP_OF_ROLE = {"therapist": "therapists", "client": "clients"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Connection:
+    """A live connection: whose it is, the groups and expiry of the token it was opened with, the joined session."""
+
     connection_id: str
     user_id: str
     session_id: str | None
+    groups: frozenset[str]
+    token_expires_at: int
+
+    def token_expired(self, now: datetime) -> bool:
+        return epoch_seconds(now) >= self.token_expires_at
+
+    def holds(self, role: str) -> bool:
+        return GROUP_OF_ROLE[role] in self.groups
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Connection:
+        return cls(connection_id=item[Connections.KEY], user_id=item["user_id"], session_id=item.get("session_id"),
+                   groups=frozenset(item.get("groups") or ()), token_expires_at=int(item.get("token_expires_at", 0)))
 
 
 class Connections:
@@ -99,9 +133,11 @@ class Connections:
         return _table("CONNECTIONS_TABLE")
 
     @classmethod
-    def add(cls, connection_id: str, *, user_id: str, now: datetime) -> None:
+    def add(cls, connection_id: str, *, user_id: str, groups: frozenset[str], token_expires_at: int,
+            now: datetime) -> None:
         cls.table().put_item(Item={cls.KEY: connection_id, "user_id": user_id, "connected_at": now.isoformat(),
-                                   "expires_at": epoch_seconds(now + CONNECTION_LIFETIME)})
+                                   "groups": sorted(groups), "token_expires_at": token_expires_at,
+                                   "expires_at": min(token_expires_at, epoch_seconds(now + CONNECTION_LIFETIME))})
 
     @classmethod
     def remove(cls, connection_id: str) -> None:
@@ -109,10 +145,15 @@ class Connections:
 
     @classmethod
     def get(cls, connection_id: str) -> Connection:
-        item = cls.table().get_item(Key={cls.KEY: connection_id}, ConsistentRead=True).get("Item")
-        if item is None:
+        found = cls.find(connection_id)
+        if found is None:
             raise ChatError("not_connected", "this connection is unknown or expired; reconnect")
-        return Connection(connection_id=connection_id, user_id=item["user_id"], session_id=item.get("session_id"))
+        return found
+
+    @classmethod
+    def find(cls, connection_id: str) -> Connection | None:
+        item = cls.table().get_item(Key={cls.KEY: connection_id}, ConsistentRead=True).get("Item")
+        return None if item is None else Connection.from_item(item)
 
     @classmethod
     def attach(cls, connection_id: str, *, session_id: str) -> None:
@@ -127,11 +168,40 @@ class Connections:
             raise
 
     @classmethod
+    def count_message(cls, connection_id: str, *, now: datetime, per_minute: int) -> None:
+        """One more message from this connection in the current minute, refused beyond `per_minute`."""
+        minute = epoch_seconds(now) // 60
+        table, key = cls.table(), {cls.KEY: connection_id}
+        try:
+            table.update_item(Key=key, UpdateExpression="ADD rate_count :one",
+                              ConditionExpression="rate_minute = :minute AND rate_count < :limit",
+                              ExpressionAttributeValues={":one": 1, ":minute": minute, ":limit": per_minute})
+            return
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        try:   # a new minute: start counting again
+            table.update_item(Key=key, UpdateExpression="SET rate_minute = :minute, rate_count = :one",
+                              ConditionExpression="attribute_exists(#key) AND (attribute_not_exists(rate_minute) "
+                                                  "OR rate_minute <> :minute)",
+                              ExpressionAttributeNames={"#key": cls.KEY},
+                              ExpressionAttributeValues={":one": 1, ":minute": minute})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise ChatError("rate_limited", f"at most {per_minute} messages a minute on one connection; wait a "
+                            "moment and send again") from None
+
+    @classmethod
     def in_session(cls, session_id: str) -> Iterator[Connection]:
+        """The session's connections, each read from the table itself: the index projects only user ids, and a
+        recipient's groups and token expiry are checked before anything is delivered to it."""
         query = {"IndexName": os.environ["CONNECTIONS_SESSION_INDEX"],
                  "KeyConditionExpression": Key("session_id").eq(session_id)}
         for item in _pages(cls.table(), query):
-            yield Connection(connection_id=item[cls.KEY], user_id=item["user_id"], session_id=session_id)
+            connection = cls.find(item[cls.KEY])
+            if connection is not None:
+                yield connection
 
 
 class Messages:
@@ -155,10 +225,13 @@ class Messages:
         return item
 
     @classmethod
-    def history(cls, session_id: str, *, now: datetime) -> list[dict[str, Any]]:
-        """The session's messages, oldest first; TTL deletes lazily, so expired ones are left out here."""
-        query = {"KeyConditionExpression": Key("session_id").eq(session_id), "ConsistentRead": True}
-        return [item for item in _pages(cls.table(), query) if int(item["expires_at"]) > epoch_seconds(now)]
+    def history(cls, session_id: str, *, now: datetime, newest: int) -> tuple[list[dict[str, Any]], bool]:
+        """The session's `newest` messages, oldest first, and whether older ones exist; TTL deletes lazily, so
+        expired ones are left out here."""
+        page = cls.table().query(KeyConditionExpression=Key("session_id").eq(session_id), ConsistentRead=True,
+                                 ScanIndexForward=False, Limit=newest + 1)
+        items = [item for item in page.get("Items", []) if int(item["expires_at"]) > epoch_seconds(now)]
+        return list(reversed(items[:newest])), len(items) > newest
 
 
 def _pages(table: Any, query: dict[str, Any]) -> Iterator[dict[str, Any]]:

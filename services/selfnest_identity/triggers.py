@@ -58,6 +58,13 @@ def post_confirmation(event: Event, context: object) -> Event:
 
 
 def pre_token_generation(event: Event, context: object) -> Event:
+    """Version-2 event (the pool's feature plan is Essentials or Plus): the group override applies to the ID *and*
+    the access token, which is the one the API and the chat authorize from. A version-1 event shapes the ID token
+    only: https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-lambda-pre-token-generation.html
+    """
+    if event.get("version") != "2":
+        # Deployed as V1_0 the override would never reach the access token: fail loudly instead of granting.
+        raise RuntimeError(f"pre_token_generation expects the version 2 event, got version {event.get('version')!r}")
     therapists = os.environ["THERAPISTS_GROUP"]
     groups: list[str] = event["request"].get("groupConfiguration", {}).get("groupsToOverride", [])
     if therapists not in groups:
@@ -65,7 +72,7 @@ def pre_token_generation(event: Event, context: object) -> Event:
     missing = _therapist_requirements_missing(event)
     if missing:
         kept = [group for group in groups if group != therapists]
-        event["response"]["claimsOverrideDetails"] = {"groupOverrideDetails": {"groupsToOverride": kept}}
+        event["response"]["claimsAndScopeOverrideDetails"] = {"groupOverrideDetails": {"groupsToOverride": kept}}
         _log("therapist rights withheld", event, missing=missing)
     return event
 

@@ -169,6 +169,10 @@ class WebSettings(_Settings):
     waf: bool
     waf_requests_per_5_minutes_per_ip: Annotated[int, Field(ge=10, le=2_000_000_000)]
     log_retention_days: LogRetentionDays
+    # Abuse limits the API enforces per signed-in user (answered with 429 and Retry-After).
+    max_open_bookings_per_client: Annotated[int, Field(ge=1, le=100)] = 5
+    booking_changes_per_hour: Annotated[int, Field(ge=1, le=1000)] = 20     # bookings + cancellations
+    sessions_page_size: Annotated[int, Field(ge=1, le=500)] = 50
 
     @model_validator(mode="after")
     def _task_shape(self) -> WebSettings:
@@ -442,6 +446,11 @@ class ChatSettings(_Settings):
     throttle_burst: Annotated[int, Field(ge=1, le=5000)]
     handler_timeout_seconds: Annotated[int, Field(ge=3, le=29)]
     log_retention_days: LogRetentionDays
+    # Abuse limits, answered with an error frame: messages one connection may send per minute, messages one session
+    # may hold, and how many of the newest messages a join sends as history.
+    messages_per_minute_per_connection: Annotated[int, Field(ge=1, le=600)] = 30
+    max_messages_per_session: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    history_page_messages: Annotated[int, Field(ge=1, le=1000)] = 200
     # Tables listed here use provisioned capacity; every other chat table stays on demand (the default).
     provisioned_tables: dict[ChatTable, ProvisionedCapacity] = Field(default_factory=dict)
 

@@ -8,7 +8,13 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
-from refarch.constructs.aws.web import AccessLogBucket, LoadBalancedService, RegionalWebFirewall, ServiceShape
+from refarch.constructs.aws.web import (
+    AccessLogBucket,
+    LoadBalancedService,
+    MigrationTask,
+    RegionalWebFirewall,
+    ServiceShape,
+)
 
 from constructs import Construct
 
@@ -43,20 +49,42 @@ class WebStack(cdk.Stack):
                     "DB_HOST": database.endpoint.hostname,
                     "DB_PORT": str(database.port),
                     "DB_NAME": database.database_name,
-                    "DB_SECRET_ARN": database.secret.secret_arn,
+                    "DB_SECRET_ARN": database.app_secret.secret_arn,   # the API's own login, never the master
                     "USER_POOL_ID": identity.directory.pool.user_pool_id,
                     "USER_POOL_CLIENT_IDS": ",".join(identity.directory.api_client_ids),
                     "SESSION_EVENTS_TOPIC_ARN": messaging.session_events.topic_arn,
+                    "MAX_OPEN_BOOKINGS": str(web.max_open_bookings_per_client),
+                    "BOOKING_CHANGES_PER_HOUR": str(web.booking_changes_per_hour),
+                    "SESSIONS_PAGE_SIZE": str(web.sessions_page_size),
                 },
             ),
             logs_key=logs_key.key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
             retain_data=settings.retain_data)
-        database.grant_read_credentials(self.api.task_role)
+        database.grant_read_credentials(self.api.task_role, secret=database.app_secret)
+        # Run once per schema change, before the service's new tasks (README: the run-task command).
+        self.migration = MigrationTask(
+            self, "Migration", image=self.api.image, cpu=256, memory_mib=512, log_group=self.api.logs,
+            environment={"DB_HOST": database.endpoint.hostname, "DB_PORT": str(database.port),
+                         "DB_NAME": database.database_name, "DB_SECRET_ARN": database.secret.secret_arn,
+                         "APP_DB_SECRET_ARN": database.app_secret.secret_arn,
+                         "USER_POOL_ID": identity.directory.pool.user_pool_id,
+                         "USER_POOL_CLIENT_IDS": ",".join(identity.directory.api_client_ids),
+                         "SESSION_EVENTS_TOPIC_ARN": messaging.session_events.topic_arn})
+        database.grant_read_credentials(self.migration.task_role, secret=database.secret)
+        database.grant_read_credentials(self.migration.task_role, secret=database.app_secret)
+        cdk.CfnOutput(self, "MigrateTaskDefinition", value=self.migration.task.task_definition_arn,
+                      description="aws ecs run-task --launch-type FARGATE --task-definition <this> --cluster <cluster>"
+                                  " with the API service's subnets and security group")
+        cdk.CfnOutput(self, "Cluster", value=self.api.cluster.cluster_name)
         self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["sns:Publish"], resources=[messaging.session_events.topic_arn]))
         # SNS encrypts each published message under the topic's key on the publisher's behalf.
         self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[messaging.topic_key.key_arn]))
+        # The therapist roster (selfnest_api/roster.py): who holds therapist rights now, read from the pool.
+        self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["cognito-idp:ListUsersInGroup", "cognito-idp:AdminGetUser"],
+            resources=[identity.directory.pool.user_pool_arn]))
         own_function_logs(self, key=logs_key.key, retention_days=web.log_retention_days,
                           retain_data=settings.retain_data)
         if web.waf:

@@ -8,14 +8,21 @@ its password policy, groups, app clients and the tokens — is moto's, created f
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
+from moto.cognitoidp.exceptions import NotAuthorizedError
+from moto.cognitoidp.models import CognitoIdpBackend
 from refarch.constructs.aws.identity import ADMINS_GROUP, THERAPISTS_GROUP
 
+from tests.infra.aws.assembly import pool_triggers
+
 from .aws_template import MotoStack
-from .lambda_runtime import DeployedFunction, function_behind, load_function
+from .lambda_runtime import DeployedFunction, load_function
 
 PASSWORD = "Calm-Harbour-Morning-42"   # meets the strongest configured policy (14+, all classes)
 
@@ -44,8 +51,8 @@ class Identity:
         self.issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.pool_id}"
         self.jwks_url = f"{stack.endpoint}/{self.pool_id}/.well-known/jwks.json"
         self.triggers: dict[str, DeployedFunction] = {
-            trigger: load_function(stack, outdir=outdir, logical_id=function_behind(stack, arn))
-            for trigger, arn in pool["Properties"]["LambdaConfig"].items()}
+            trigger: load_function(stack, outdir=outdir, logical_id=function_id)
+            for trigger, (function_id, _) in pool_triggers(pool["Properties"]["LambdaConfig"]).items()}
         clients = {logical_id: resource["Properties"]
                    for logical_id, resource in stack.resources("AWS::Cognito::UserPoolClient").items()}
         self.api_client_ids = [stack.ref(logical_id) for logical_id in clients]
@@ -87,6 +94,10 @@ class Identity:
             ChallengeResponses={"USERNAME": username, "PASSWORD_CLAIM_SIGNATURE": uuid.uuid4().hex,
                                 "PASSWORD_CLAIM_SECRET_BLOCK": challenge["Session"],
                                 "TIMESTAMP": "Mon Nov 24 09:00:00 UTC 2026"})
+        if answer.get("ChallengeName") == "SOFTWARE_TOKEN_MFA":   # the authenticator's code (moto takes any)
+            answer = self.cognito.respond_to_auth_challenge(
+                ClientId=self.mobile_client_id, ChallengeName="SOFTWARE_TOKEN_MFA", Session=answer["Session"],
+                ChallengeResponses={"USERNAME": username, "SOFTWARE_TOKEN_MFA_CODE": "123456"})
         result = answer["AuthenticationResult"]
         return Tokens(username=username, sub=self.user(username)["sub"], access_token=result["AccessToken"],
                       id_token=result["IdToken"])
@@ -109,9 +120,13 @@ class Identity:
         self.sign_up(pseudonym, {"custom:account_type": "client"})
         return self.sign_in(pseudonym)
 
-    def therapist(self, username: str, *, approved: bool = True) -> Tokens:
+    def therapist(self, username: str, *, approved: bool = True, mfa: bool = True) -> Tokens:
+        """A therapist who verified their email and (unless `mfa` is False) paired an authenticator before an admin
+        admitted them — the admission procedure docs/security.md describes."""
         self.sign_up(username, {"custom:account_type": "therapist", "email": f"{username}@practice.example"})
         self.confirm_email(username)
+        if mfa:
+            self.enable_totp(username)
         if approved:
             self.admit(username, THERAPISTS_GROUP)
         return self.sign_in(username)
@@ -138,17 +153,42 @@ class Identity:
             {name: value for name, value in user.items() if name not in ("status", "mfa")}, response={}))
 
     def _event(self, source: str, username: str, attributes: dict[str, str], *,
-               response: dict[str, Any]) -> dict[str, Any]:
-        return {"version": "1", "triggerSource": source, "region": self.region, "userPoolId": self.pool_id,
+               response: dict[str, Any], version: str = "1") -> dict[str, Any]:
+        return {"version": version, "triggerSource": source, "region": self.region, "userPoolId": self.pool_id,
                 "userName": username, "callerContext": {"awsSdkVersion": "test", "clientId": self.mobile_client_id},
                 "request": {"userAttributes": dict(attributes)}, "response": response}
 
     def token_event(self, username: str) -> dict[str, Any]:
-        """The pre-token-generation event Cognito sends when it issues tokens to `username`."""
+        """The version-2 pre-token-generation event Cognito sends when it issues tokens to `username` (the pool
+        configures the trigger as V2_0; shape from the Cognito developer guide's pre token generation page)."""
         user = self.user(username)
         event = self._event("TokenGeneration_Authentication", username,
                             {name: value for name, value in user.items() if name not in ("status", "mfa")},
-                            response={"claimsOverrideDetails": None})
+                            response={"claimsAndScopeOverrideDetails": None}, version="2")
         event["request"]["groupConfiguration"] = {"groupsToOverride": self.groups_of(username),
                                                   "iamRolesToOverride": [], "preferredRole": None}
         return event
+
+
+@contextmanager
+def applying_client_write_attributes() -> Iterator[None]:
+    """moto lets UpdateUserAttributes write any attribute; Cognito refuses an attribute outside the calling app
+    client's WriteAttributes with NotAuthorizedException ("A client attempted to write unauthorized attribute").
+    While active, moto answers the same, from the WriteAttributes the template gave the client."""
+    update = CognitoIdpBackend.update_user_attributes
+
+    def update_writable_only(self: CognitoIdpBackend, access_token: str,
+                             attributes: list[dict[str, str]]) -> None:
+        client_id = str(jwt.decode(access_token, options={"verify_signature": False}).get("client_id"))
+        for pool in self.user_pools.values():
+            client = pool.clients.get(client_id)
+            writable = client.extended_config.get("WriteAttributes") if client is not None else None
+            if writable and any(attribute["Name"] not in writable for attribute in attributes):
+                raise NotAuthorizedError("A client attempted to write unauthorized attribute")
+        update(self, access_token, attributes)
+
+    CognitoIdpBackend.update_user_attributes = update_writable_only  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CognitoIdpBackend.update_user_attributes = update  # type: ignore[method-assign]

@@ -17,7 +17,7 @@ from refarch.stacks.selfnest.config import load_settings
 from tests.infra.aws.assembly import Assembly, synthesize
 
 from .aws_template import MotoStack, deploy, outputs_of
-from .cognito import Identity
+from .cognito import Identity, applying_client_write_attributes
 from .lambda_runtime import SqsEventSource, event_sources
 
 ENVIRONMENT = "dev"
@@ -71,8 +71,9 @@ def chat_stack(selfnest_assembly: Assembly, moto_endpoint: str, identity_stack: 
 
 
 @pytest.fixture(scope="session")
-def identity(identity_stack: MotoStack, selfnest_assembly: Assembly) -> Identity:
-    return Identity(identity_stack, outdir=selfnest_assembly.outdir)
+def identity(identity_stack: MotoStack, selfnest_assembly: Assembly) -> Iterator[Identity]:
+    with applying_client_write_attributes():
+        yield Identity(identity_stack, outdir=selfnest_assembly.outdir)
 
 
 @pytest.fixture(scope="session")

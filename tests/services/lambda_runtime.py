@@ -60,14 +60,6 @@ def load_function(stack: MotoStack, *, outdir: Path, logical_id: str) -> Deploye
                             environment=environment, handler=handler)
 
 
-def function_behind(stack: MotoStack, source_arn: Any) -> str:
-    """The logical id of the function whose GetAtt Arn is `source_arn` (how templates wire triggers)."""
-    assert isinstance(source_arn, dict) and "Fn::GetAtt" in source_arn, source_arn
-    logical_id, attribute = source_arn["Fn::GetAtt"]
-    assert attribute == "Arn"
-    return str(logical_id)
-
-
 @dataclass
 class PollResult:
     delivered: list[str]       # message ids handed to the function

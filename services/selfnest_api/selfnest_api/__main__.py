@@ -1,5 +1,9 @@
 """`python -m selfnest_api [serve]` runs the API; `python -m selfnest_api migrate` is the one-off migration task.
 
+The API signs in with its own secret (an application role: DML on its tables only). The migrate task signs in with
+the master secret (DB_SECRET_ARN), applies the migrations and, given APP_DB_SECRET_ARN, creates the API's login from
+that secret when it does not exist yet.
+
 A bad setting, an unreadable secret or an unreachable database ends the process with one line on stderr and a
 non-zero status (2: configuration, 1: a dependency is down), so the ECS task's stopped reason says what is wrong.
 """
@@ -20,7 +24,7 @@ from psycopg_pool import PoolTimeout
 from . import logs
 from .api import AWS_CLIENT_CONFIG, ApiService
 from .database import Database, DatabaseSecret
-from .migrations import MigrationError, apply_migrations
+from .migrations import MigrationError, apply_migrations, provision_application_login
 from .settings import Settings, SettingsError, load_settings
 
 CONFIGURATION_PROBLEM = 2
@@ -50,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
 def migrate(*, settings: Settings) -> None:
     import boto3
 
-    secret = DatabaseSecret(client=boto3.client("secretsmanager", region_name=settings.secret_region,
-                                                config=AWS_CLIENT_CONFIG), secret_arn=settings.db_secret_arn)
+    secrets = boto3.client("secretsmanager", region_name=settings.secret_region, config=AWS_CLIENT_CONFIG)
+    secret = DatabaseSecret(client=secrets, secret_arn=settings.db_secret_arn)
     with Database(settings=settings, secret=secret).connect_outside_pool() as connection:
         applied = apply_migrations(connection)
+        if settings.app_db_secret_arn is not None:
+            login = DatabaseSecret(client=secrets, secret_arn=settings.app_db_secret_arn).current()
+            provision_application_login(connection, username=login.username, password=login.password)
     logs.info("migrations_done", applied=len(applied))
 
 

@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
 import boto3
+import uvicorn
 from botocore.config import Config
 
 from . import logs
 from .auth import CLIENTS, THERAPISTS, TokenVerifier
-from .bookings import BookingStore
+from .bookings import BookingLimits, BookingStore
 from .database import Database, DatabaseSecret
 from .errors import NotFoundError, ServiceUnavailableError
-from .http import PUBLIC, SIGNED_IN, ApiServer, Request, Response, Route, Router
+from .http import PUBLIC, SIGNED_IN, Request, Response, Route, Router, build_app
 from .inputs import BookingBody, SessionQuery, TherapistProfileBody, TherapistQuery, parse_body, parse_query
-from .migrations import apply_migrations
 from .outbox import OutboxRelay
+from .roster import TherapistRoster
 from .settings import Settings
 
 # Fail fast rather than hold a request thread: the outbox relay retries whatever SNS did not take.
 AWS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+# Connections (and requests on them) one task takes at once; beyond, uvicorn answers 503 at once instead of queueing.
+MAX_CONNECTIONS = 200
+WORKER_THREADS = 16             # handlers running at once (each holds at most one of the pool's connections)
+# Longer than the ALB's 60 s idle timeout, so the load balancer, not the task, closes idle keep-alive connections
+# (otherwise a request can race the close and get a 502).
+KEEP_ALIVE_SECONDS = 65
+MAX_HEADER_BYTES = 16 * 1024
+SHUTDOWN_GRACE_SECONDS = 20     # in-flight requests may finish; ECS sends SIGKILL 30 s after SIGTERM
 
 
 class BookingApi:
@@ -68,8 +80,10 @@ class BookingApi:
 
     def list_sessions(self, request: Request) -> Response:
         query = parse_query(SessionQuery, request.query)
-        return Response(status=200, body={"sessions": self._store.sessions_of(caller=request.signed_in,
-                                                                              status=query.status)})
+        sessions, next_after = self._store.sessions_of(
+            caller=request.signed_in, status=query.status, limit=int(query.limit) if query.limit else None,
+            after=uuid.UUID(query.after) if query.after else None)
+        return Response(status=200, body={"sessions": sessions, "next_after": next_after})
 
     def book_session(self, request: Request) -> Response:
         booking = parse_body(BookingBody, request.body)
@@ -97,31 +111,51 @@ class ApiService:
                                   retry_seconds=outbox_retry_seconds)
         verifier = TokenVerifier(issuer=settings.token_issuer, client_ids=settings.user_pool_client_ids,
                                  jwks_url=settings.cognito_jwks_url)
-        api = BookingApi(store=BookingStore(database=self.database, outbox=self.outbox), database=self.database)
+        roster = TherapistRoster(
+            cognito=boto3.client("cognito-idp", region_name=settings.region, config=AWS_CLIENT_CONFIG),
+            user_pool_id=settings.user_pool_id, cache_seconds=settings.therapist_roster_seconds)
+        limits = BookingLimits(max_open_bookings=settings.max_open_bookings,
+                               changes_per_hour=settings.booking_changes_per_hour,
+                               sessions_page_size=settings.sessions_page_size)
+        api = BookingApi(store=BookingStore(database=self.database, outbox=self.outbox, roster=roster, limits=limits),
+                         database=self.database)
         self._settings = settings
-        self._server = ApiServer(address=(host, settings.port), router=Router(routes=api.routes(), verifier=verifier))
+        self._socket = socket.create_server((host, settings.port), backlog=MAX_CONNECTIONS)
+        self._server = uvicorn.Server(uvicorn.Config(
+            build_app(Router(routes=api.routes(), verifier=verifier), worker_threads=WORKER_THREADS),
+            lifespan="on", limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            server_header=False, access_log=False, log_config=None, proxy_headers=False, http="h11"))
+        # uvicorn's access line quotes the raw path and query string; ours (http.py) names the route pattern only.
+        logging.getLogger("uvicorn.access").disabled = True
         self._serving: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     def start(self) -> None:
-        """Open the pool, migrate when configured, start relaying and serving (in a background thread)."""
-        if self._settings.migrate_on_start:
-            with self.database.connect_outside_pool() as connection:
-                apply_migrations(connection)
+        """Open the pool, start relaying and serving (in a background thread). Migrations are not the API's job:
+        it signs in as the application role, which may not change the schema (`python -m selfnest_api migrate`)."""
+        with self.database.connect_outside_pool():
+            pass   # one direct attempt first: an unreachable database or a refused login fails fast, in one line
         self.database.open()
         self.outbox.start()
-        self._serving = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._serving = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, name="http",
+                                         daemon=True)
         self._serving.start()
+        while not self._server.started:
+            if not self._serving.is_alive():
+                raise RuntimeError("the HTTP server stopped while starting")
+            time.sleep(0.01)
         logs.info("serving", port=self.port)
 
     def stop(self) -> None:
-        """Stop taking requests, let the relay finish its round, close the pool."""
+        """Stop taking requests, let in-flight ones finish, let the relay finish its round, close the pool."""
         if self._serving is not None:
-            self._server.shutdown()
-        self._server.server_close()
+            self._server.should_exit = True
+            self._serving.join()
+        self._socket.close()
         self.outbox.stop()
         self.database.close()
         logs.info("stopped")

@@ -20,23 +20,31 @@ THERAPISTS = "therapists"
 ADMINS = "admins"
 CLOCK_SKEW_SECONDS = 30
 JWKS_TIMEOUT_SECONDS = 5
+# How long a fetched key set is trusted before it is fetched again: a key Cognito rotated out stops verifying
+# tokens within this time (an unknown key id refetches at once).
+JWKS_CACHE_SECONDS = 300
 
 
 @dataclass(frozen=True, kw_only=True)
 class Caller:
-    """The signed-in user: Cognito `sub`, the username (for clients: the pseudonym they chose), their groups."""
+    """The signed-in user: Cognito `sub`, the username (for clients: the pseudonym they chose), their groups, and
+    when the token that says so expires (epoch seconds)."""
 
     sub: uuid.UUID
     username: str
     groups: frozenset[str]
+    expires_at: int
 
 
 class TokenVerifier:
-    def __init__(self, *, issuer: str, client_ids: Collection[str], jwks_url: str) -> None:
+    def __init__(self, *, issuer: str, client_ids: Collection[str], jwks_url: str,
+                 keys_cache_seconds: float = JWKS_CACHE_SECONDS) -> None:
         self._issuer = issuer
         self._client_ids = frozenset(client_ids)
-        # Keys are cached; an unknown `kid` (the pool rotated its keys) refetches the set, at most once per cooldown.
-        self._keys = jwt.PyJWKClient(jwks_url, cache_keys=True, timeout=JWKS_TIMEOUT_SECONDS)
+        # The key *set* is cached for keys_cache_seconds, and an unknown `kid` (a new key) refetches it at once. No
+        # per-key cache (cache_keys): it would trust a key for the process's lifetime, even after its removal.
+        self._keys = jwt.PyJWKClient(jwks_url, cache_keys=False, cache_jwk_set=True, lifespan=keys_cache_seconds,
+                                     timeout=JWKS_TIMEOUT_SECONDS)
 
     def caller_from_header(self, authorization: str | None) -> Caller:
         if not authorization:
@@ -62,7 +70,7 @@ class TokenVerifier:
             sub = uuid.UUID(str(claims["sub"]))
         except ValueError:
             raise InvalidTokenError("the token's sub claim is not a Cognito user id") from None
-        return Caller(sub=sub, username=username, groups=frozenset(groups))
+        return Caller(sub=sub, username=username, groups=frozenset(groups), expires_at=int(claims["exp"]))
 
     def _verified_claims(self, token: str) -> dict[str, Any]:
         try:

@@ -8,6 +8,7 @@ fail, and that failure becomes a 409.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,13 +18,15 @@ from psycopg.rows import DictRow
 
 from .auth import CLIENTS, THERAPISTS, Caller
 from .database import Database
-from .errors import ConflictError, InvalidRequestError, NotFoundError
+from .errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, TooManyRequestsError
 from .inputs import BookingBody, TherapistProfileBody, is_on_the_hour
 from .outbox import OutboxRelay, Participant, iso_utc, record_session_event
+from .roster import TherapistRoster
 
 SESSION_LENGTH = timedelta(minutes=50)
 BOOKING_HORIZON = timedelta(days=90)
 DIRECTORY_LIMIT = 500
+GROUP_OF_PARTICIPANT: dict[Participant, str] = {"client": CLIENTS, "therapist": THERAPISTS}
 
 # What a session looks like to either participant: the client appears only by pseudonym, never by user id.
 SESSION_COLUMNS = """
@@ -35,10 +38,23 @@ SLOT_TAKEN = {
 }
 
 
+@dataclass(frozen=True, kw_only=True)
+class BookingLimits:
+    """Per-user abuse limits, from config: web.max_open_bookings_per_client, booking_changes_per_hour and
+    sessions_page_size."""
+
+    max_open_bookings: int
+    changes_per_hour: int
+    sessions_page_size: int
+
+
 class BookingStore:
-    def __init__(self, *, database: Database, outbox: OutboxRelay) -> None:
+    def __init__(self, *, database: Database, outbox: OutboxRelay, roster: TherapistRoster,
+                 limits: BookingLimits) -> None:
         self._database = database
         self._outbox = outbox
+        self._roster = roster
+        self._limits = limits
 
     def publish_profile(self, *, therapist: Caller, profile: TherapistProfileBody) -> tuple[dict[str, Any], bool]:
         """Create or replace the therapist's directory entry; return it and whether it was new."""
@@ -60,16 +76,24 @@ class BookingStore:
                 " WHERE %(language)s::text IS NULL OR languages @> ARRAY[%(language)s::text]"
                 " ORDER BY display_name, therapist_id LIMIT %(limit)s",
                 {"language": language, "limit": DIRECTORY_LIMIT}).fetchall()
-        return [_json_ready(row) for row in rows]
+        # Only therapists who hold their rights now: removed from the group or without MFA means unlisted.
+        listed = self._roster.holding_rights([row["id"] for row in rows])
+        return [_json_ready(row) for row in rows if row["id"] in listed]
 
     def book(self, *, client: Caller, booking: BookingBody, now: datetime) -> dict[str, Any]:
         starts_at = booking.starts_at.astimezone(UTC)
         _check_bookable(starts_at, now=now)
         if booking.therapist_id == client.sub:
             raise InvalidRequestError("therapist_id: you cannot book a session with yourself")
+        with self._database.connection() as connection:
+            profiled = connection.execute("SELECT 1 FROM therapist_profiles WHERE therapist_id = %s",
+                                          (booking.therapist_id,)).fetchone()
+        if profiled is None or not self._roster.holding_rights([booking.therapist_id]):
+            raise NotFoundError("therapist_id: no therapist with this id is listed in the directory")
         session_id = uuid.uuid4()
         try:
             with self._database.connection() as connection, connection.transaction():
+                self._check_limits(connection, who=client.sub, now=now, booking=True)
                 stored = _one(connection.execute(
                     "INSERT INTO sessions (id, therapist_id, client_id, client_pseudonym, starts_at, ends_at, status)"
                     " VALUES (%s, %s, %s, %s, %s, %s, 'booked') RETURNING *",
@@ -86,17 +110,23 @@ class BookingStore:
         self._outbox.publish_after_commit(event_id)
         return shown
 
-    def sessions_of(self, *, caller: Caller, status: str | None) -> list[dict[str, Any]]:
-        """Clients see the sessions they booked, therapists the sessions booked with them."""
+    def sessions_of(self, *, caller: Caller, status: str | None, limit: int | None,
+                    after: uuid.UUID | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Clients see the sessions they booked, therapists the sessions booked with them: one page, oldest start
+        first, and the id to pass as `after` for the next page (None on the last)."""
+        page_size = min(limit or self._limits.sessions_page_size, self._limits.sessions_page_size)
         with self._database.connection() as connection:
             rows = connection.execute(
                 f"SELECT {SESSION_COLUMNS} FROM sessions s JOIN therapist_profiles p USING (therapist_id)"  # noqa: S608 - constant columns
                 " WHERE ((%(as_client)s AND s.client_id = %(me)s) OR (%(as_therapist)s AND s.therapist_id = %(me)s))"
                 "  AND (%(status)s::text IS NULL OR s.status = %(status)s::text)"
-                " ORDER BY s.starts_at, s.id",
+                "  AND (%(after)s::uuid IS NULL OR (s.starts_at, s.id) >"
+                "       (SELECT starts_at, id FROM sessions WHERE id = %(after)s::uuid))"
+                " ORDER BY s.starts_at, s.id LIMIT %(fetch)s",
                 {"me": caller.sub, "as_client": CLIENTS in caller.groups, "as_therapist": THERAPISTS in caller.groups,
-                 "status": status}).fetchall()
-        return [_json_ready(row) for row in rows]
+                 "status": status, "after": after, "fetch": page_size + 1}).fetchall()
+        page = [_json_ready(row) for row in rows[:page_size]]
+        return page, (page[-1]["id"] if len(rows) > page_size else None)
 
     def cancel(self, *, caller: Caller, session_id: uuid.UUID, now: datetime) -> dict[str, Any]:
         with self._database.connection() as connection:
@@ -111,7 +141,12 @@ class BookingStore:
                     raise ConflictError("the session is already cancelled")
                 if session["starts_at"] <= now:
                     raise ConflictError("the session has already started and can no longer be cancelled")
+                self._check_limits(connection, who=caller.sub, now=now, booking=False)
                 cancelled_by: Participant = "client" if session["client_id"] == caller.sub else "therapist"
+                if GROUP_OF_PARTICIPANT[cancelled_by] not in caller.groups:
+                    # A therapist who lost their rights cannot cancel a client's session in that role.
+                    raise ForbiddenError(f"cancelling as the {cancelled_by} needs membership of the "
+                                         f"{GROUP_OF_PARTICIPANT[cancelled_by]} group")
                 stored = _one(connection.execute(
                     "UPDATE sessions SET status = 'cancelled', cancelled_at = now(), cancelled_by = %s"
                     " WHERE id = %s RETURNING *", (cancelled_by, session_id)))
@@ -120,6 +155,25 @@ class BookingStore:
             shown = self._session_view(connection, session_id)
         self._outbox.publish_after_commit(event_id)
         return shown
+
+    def _check_limits(self, connection: psycopg.Connection[DictRow], *, who: uuid.UUID, now: datetime,
+                      booking: bool) -> None:
+        """Refuse (429) beyond the caller's open-bookings cap or hourly changes; one caller's requests queue on an
+        advisory lock so that racing requests cannot both slip under a limit."""
+        connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (str(who),))
+        counts = _one(connection.execute(
+            "SELECT count(*) FILTER (WHERE client_id = %(me)s AND status = 'booked' AND starts_at > %(now)s) AS open,"
+            " count(*) FILTER (WHERE client_id = %(me)s AND booked_at > %(now)s - interval '1 hour')"
+            "  + count(*) FILTER (WHERE cancelled_at > %(now)s - interval '1 hour' AND ("
+            "    (client_id = %(me)s AND cancelled_by = 'client') OR (therapist_id = %(me)s AND"
+            "     cancelled_by = 'therapist'))) AS changes"
+            " FROM sessions WHERE %(me)s IN (client_id, therapist_id)", {"me": who, "now": now}))
+        if booking and counts["open"] >= self._limits.max_open_bookings:
+            raise TooManyRequestsError(f"you already hold {counts['open']} upcoming sessions, the most a client may "
+                                       "book at once; cancel one or wait until one has taken place")
+        if counts["changes"] >= self._limits.changes_per_hour:
+            raise TooManyRequestsError(f"at most {self._limits.changes_per_hour} bookings and cancellations per "
+                                       "hour; try again later", retry_after_seconds=3600)
 
     @staticmethod
     def _session_view(connection: psycopg.Connection[DictRow], session_id: uuid.UUID) -> dict[str, Any]:

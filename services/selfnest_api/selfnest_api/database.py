@@ -127,6 +127,8 @@ class Database:
         self._connect_arguments: dict[str, Any] = {
             **{key: value for key, value in explicit.items() if value is not None},
             "sslmode": settings.db_sslmode,
+            # verify-full: the server's certificate must chain to the RDS CA bundle and name the host we dialled.
+            **({"sslrootcert": settings.db_sslrootcert} if settings.db_sslrootcert else {}),
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "application_name": "selfnest-api",
             "options": SESSION_OPTIONS,

@@ -56,6 +56,11 @@ class MethodNotAllowedError(ApiError):
     code = "method_not_allowed"
 
 
+class RequestTimeoutError(ApiError):
+    status = 408
+    code = "request_timeout"
+
+
 class ConflictError(ApiError):
     status = 409
     code = "conflict"
@@ -74,6 +79,20 @@ class PayloadTooLargeError(ApiError):
 class UnsupportedMediaTypeError(ApiError):
     status = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequestsError(ApiError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int | None = None) -> None:
+        headers = {"Retry-After": str(retry_after_seconds)} if retry_after_seconds is not None else None
+        super().__init__(detail, headers=headers)
+
+
+class MethodNotImplementedError(ApiError):
+    status = 501
+    code = "not_implemented"
 
 
 class ServiceUnavailableError(ApiError):

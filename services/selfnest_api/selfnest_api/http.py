@@ -1,7 +1,9 @@
-"""A small JSON-over-HTTP layer on the standard library's ThreadingHTTPServer: routing, bodies, errors, access log.
+"""JSON over HTTP on Starlette, served by uvicorn: routing, authentication, bodies, errors, security headers, logs.
 
-Every route declares who may call it (nobody signed in, any signed-in user, or members of some groups); the
-layer authenticates before the handler runs, so a handler cannot forget to.
+Every route declares who may call it (nobody signed in, any signed-in user, or members of some groups); the caller
+is authenticated before the handler runs — and before a byte of the body is read — so a handler cannot forget to.
+The body's size is checked from its Content-Length before reading, and it must arrive within BODY_READ_SECONDS.
+Handlers are synchronous (psycopg's pool, boto3): they run in Starlette's thread pool, bounded like the server.
 """
 
 from __future__ import annotations
@@ -9,12 +11,22 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
+
+import anyio
+from anyio import to_thread
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response as StarletteResponse
+from starlette.routing import Route as StarletteRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
 from .auth import Caller, TokenVerifier
@@ -23,14 +35,25 @@ from .errors import (
     ForbiddenError,
     LengthRequiredError,
     MethodNotAllowedError,
+    MethodNotImplementedError,
     NotFoundError,
     PayloadTooLargeError,
+    RequestTimeoutError,
     UnsupportedMediaTypeError,
 )
 
 MAX_BODY_BYTES = 16 * 1024
+BODY_READ_SECONDS = 10.0        # a client trickling its body holds a connection this long at most
 PUBLIC: frozenset[str] | None = None  # no sign-in needed
 SIGNED_IN: frozenset[str] = frozenset()  # any signed-in user, whatever their groups
+SUPPORTED_METHODS = ("GET", "PUT", "POST", "DELETE")
+# On every response: no MIME sniffing, HTTPS only from the first visit on (the ALB terminates TLS; browsers ignore
+# HSTS received over plain HTTP), and nothing cached (responses carry health data).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Cache-Control": "no-store",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,19 +104,20 @@ class Router:
         self._routes = routes
         self._verifier = verifier
 
-    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        allowed = []
+    @property
+    def patterns(self) -> list[str]:
+        return list(dict.fromkeys(route.pattern for route in self._routes))
+
+    def find(self, method: str, pattern: str) -> Route:
+        """The route for `method` on `pattern` (a path Starlette already matched to one of our patterns)."""
+        if method not in SUPPORTED_METHODS:
+            raise MethodNotImplementedError(f"method {method} is not supported")
+        allowed = [route.method for route in self._routes if route.pattern == pattern]
         for route in self._routes:
-            parameters = route.match(path)
-            if parameters is None:
-                continue
-            if route.method == method:
-                return route, parameters
-            allowed.append(route.method)
-        if allowed:
-            raise MethodNotAllowedError(f"{method} is not supported on {path}; use {', '.join(allowed)}",
-                                   headers={"Allow": ", ".join(allowed)})
-        raise NotFoundError(f"no route for {method} {path}")
+            if route.pattern == pattern and route.method == method:
+                return route
+        raise MethodNotAllowedError(f"{method} is not supported on {pattern}; use {', '.join(allowed)}",
+                                    headers={"Allow": ", ".join(allowed)})
 
     def authorize(self, route: Route, authorization: str | None) -> Caller | None:
         if route.groups is PUBLIC:
@@ -105,99 +129,107 @@ class Router:
         return caller
 
 
-class ApiServer(ThreadingHTTPServer):
-    daemon_threads = True  # a slow client must not keep a stopping task alive
+def build_app(router: Router, *, worker_threads: int) -> ASGIApp:
+    """The ASGI application: one Starlette route per path pattern, our JSON for every answer; at most
+    `worker_threads` handlers (and token checks) run at once."""
 
-    def __init__(self, *, address: tuple[str, int], router: Router) -> None:
-        super().__init__(address, RequestHandler)
-        self.router = router
+    @asynccontextmanager
+    async def bounded_thread_pool(app: Starlette) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = worker_threads
+        yield
 
-
-class RequestHandler(BaseHTTPRequestHandler):
-    server_version = "selfnest-api"
-    sys_version = ""
-    protocol_version = "HTTP/1.1"  # keep-alive with the load balancer; every response carries Content-Length
-    server: ApiServer
-    body_unread = True
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def _handle(self) -> None:
+    async def endpoint(request: StarletteRequest) -> StarletteResponse:
         started = time.monotonic()
-        target = urlsplit(self.path)
-        route_pattern = None
-        self.body_unread = True
+        pattern = request.scope["route"].path
         try:
-            route, parameters = self.server.router.find(self.command, target.path)
-            route_pattern = route.pattern
-            body = self._take_body(expected=route.takes_body)
-            caller = self.server.router.authorize(route, self.headers.get("Authorization"))
-            response = route.handler(Request(method=self.command, path_parameters=parameters, body=body,
-                                             query=parse_qs(target.query, keep_blank_values=True), caller=caller))
+            route = router.find(request.method, pattern)
+            declared_length = _checked_length(request, expected=route.takes_body)
+            caller = await run_in_threadpool(router.authorize, route, request.headers.get("Authorization"))
+            body = await _read_body(request, declared_length) if route.takes_body else b""
+            response = await run_in_threadpool(route.handler, Request(
+                method=request.method, path_parameters=dict(request.path_params), body=body, caller=caller,
+                query=parse_qs(request.url.query, keep_blank_values=True)))
         except ApiError as error:
             response = Response(status=error.status, body=error.body(), headers=error.headers)
         except Exception as error:  # answer 500 in our JSON shape; the class name is enough to triage
-            logs.error("unhandled_error", method=self.command, route=route_pattern, error=type(error).__name__)
+            logs.error("unhandled_error", method=request.method, route=pattern, error=type(error).__name__)
             response = Response(status=500, body={"error": "internal_error", "detail": "an unexpected error occurred"})
-        if self.body_unread:
-            self.close_connection = True  # unread bytes would otherwise be taken for the next request
-        logs.info("request", method=self.command, route=route_pattern or "(none)", status=response.status,
+        # The route's pattern, never the path or its query string: ids and filters stay out of the logs.
+        logs.info("request", method=request.method, route=pattern, status=response.status,
                   duration_ms=round((time.monotonic() - started) * 1000, 1))
-        self._send(response)
+        return _json(response)
 
-    def _take_body(self, *, expected: bool) -> bytes:
-        """The JSON body when the route takes one (else an empty one, read and dropped); limits enforced first."""
-        if self.headers.get("Transfer-Encoding"):
-            raise LengthRequiredError("send the body with a Content-Length header (chunked bodies are not accepted)")
-        declared = self.headers.get("Content-Length")
-        if declared is not None and not declared.isdigit():
-            raise LengthRequiredError("the Content-Length header is not a number")
-        length = int(declared or 0)
-        if expected and declared is None:
-            raise LengthRequiredError("send the JSON body with a Content-Length header")
-        if length > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"the request body is {length} bytes; the limit is {MAX_BODY_BYTES}")
-        body = self.rfile.read(length) if length else b""
-        self.body_unread = False
-        if not expected:
-            return b""
-        media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    async def no_route(request: StarletteRequest, error: Exception) -> StarletteResponse:
+        status = error.status_code if isinstance(error, HTTPException) else 500
+        if request.method not in SUPPORTED_METHODS:
+            problem: ApiError = MethodNotImplementedError(f"method {request.method} is not supported")
+        elif status == 404:
+            problem = NotFoundError(f"no route for {request.method} {request.url.path}")
+        else:
+            problem = ApiError("an unexpected error occurred")
+        logs.info("request", method=request.method, route="(none)", status=problem.status)
+        return _json(Response(status=problem.status, body=problem.body(), headers=problem.headers))
+
+    # Every supported method reaches `endpoint`, which answers 405 with our Allow list; others get 501.
+    routes = [StarletteRoute(pattern, endpoint, methods=SUPPORTED_METHODS) for pattern in router.patterns]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: no_route}, lifespan=bounded_thread_pool)
+    return SecurityHeaders(app)
+
+
+def _checked_length(request: StarletteRequest, *, expected: bool) -> int:
+    """The declared body length, refused before anything is read when it is missing, malformed or too large."""
+    if request.headers.get("Transfer-Encoding"):
+        raise LengthRequiredError("send the body with a Content-Length header (chunked bodies are not accepted)")
+    declared = request.headers.get("Content-Length")
+    if declared is not None and not declared.isdigit():
+        raise LengthRequiredError("the Content-Length header is not a number")
+    if expected and declared is None:
+        raise LengthRequiredError("send the JSON body with a Content-Length header")
+    length = int(declared or 0)
+    if length > MAX_BODY_BYTES:
+        raise PayloadTooLargeError(f"the request body is {length} bytes; the limit is {MAX_BODY_BYTES}")
+    if expected:
+        media_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media_type != "application/json":
             raise UnsupportedMediaTypeError("send the body as Content-Type: application/json")
-        return body
+    return length
 
-    def _send(self, response: Response) -> None:
-        payload = json.dumps(response.body).encode()
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The standard library's own refusals (unknown method, malformed request line, oversized headers), in JSON."""
-        self.close_connection = True
-        reason = self.responses.get(code, ("error", ""))[0]
-        detail = message or reason
-        if code == 501:
-            detail = f"method {self.command} is not supported"
-        logs.info("request", method=self.command or "(unparsed)", route="(none)", status=code)
-        self._send(Response(status=code, body={"error": reason.lower().replace(" ", "_"), "detail": detail}))
+async def _read_body(request: StarletteRequest, declared_length: int) -> bytes:
+    received = bytearray()
+    try:
+        with anyio.fail_after(BODY_READ_SECONDS):
+            async for chunk in request.stream():
+                received += chunk
+                if len(received) > declared_length:   # the server enforces Content-Length framing; belt and braces
+                    raise PayloadTooLargeError(f"the request body is larger than its Content-Length "
+                                               f"({declared_length} bytes)")
+    except TimeoutError:
+        raise RequestTimeoutError(f"the request body did not arrive within {BODY_READ_SECONDS:g} seconds") from None
+    return bytes(received)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: the default line has the raw path and query; `_handle` logs a structured line instead."""
+
+def _json(response: Response) -> StarletteResponse:
+    return StarletteResponse(content=json.dumps(response.body), status_code=response.status,
+                             media_type="application/json", headers=response.headers)
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every response the application sends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []),
+                                      *((name.lower().encode(), value.encode())
+                                        for name, value in SECURITY_HEADERS.items())]
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from .errors import InvalidRequestError
 
 LANGUAGE_TAG = r"^[a-z]{2,3}(-[A-Z]{2})?$"  # BCP 47 language (+ region), e.g. "de", "pt-BR"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 LanguageTag = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG)]
 Specialty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
@@ -46,6 +47,8 @@ class TherapistQuery(StrictBody):
 
 class SessionQuery(StrictBody):
     status: Literal["booked", "cancelled"] | None = None
+    limit: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,2}$")] | None = None   # 1-999, capped by config
+    after: Annotated[str, StringConstraints(pattern=UUID_PATTERN)] | None = None   # the last session id seen
 
 
 Body = TypeVar("Body", bound=StrictBody)

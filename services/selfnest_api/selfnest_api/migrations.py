@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import DictRow
 
 from . import logs
 
+APPLICATION_ROLE = "selfnest_app"   # created by 0002_application_role.sql
 MIGRATION_FILE = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
 # Any constant both runners agree on; it only has to differ from other advisory locks in this database.
 MIGRATION_LOCK_KEY = 0x5E1F_0001
@@ -77,3 +79,23 @@ def apply_migrations(connection: psycopg.Connection[DictRow], *,
     for migration in applied:
         logs.info("migration_applied", version=migration.version, name=migration.name)
     return applied
+
+
+def provision_application_login(connection: psycopg.Connection[DictRow], *, username: str, password: str) -> bool:
+    """Make sure the API's login (its own secret's user) exists and is a member of APPLICATION_ROLE, nothing more.
+
+    Created with the secret's password when missing; an existing login keeps its password (the secret's rotation
+    owns it from then on). Returns whether the login was created.
+    """
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
+        if exists is None:
+            connection.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                                       "INHERIT IN ROLE {}").format(
+                sql.Identifier(username), sql.Literal(password), sql.Identifier(APPLICATION_ROLE)))
+        else:
+            connection.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APPLICATION_ROLE),
+                                                                sql.Identifier(username)))
+    logs.info("application_login_ready", created=exists is None)
+    return exists is None

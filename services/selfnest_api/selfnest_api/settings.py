@@ -11,7 +11,6 @@ SNS_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:(?P<region>[a-z]{2}(?:-[a-z]+)+-
 SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):\d{12}:secret:[^\s]+")
 APP_CLIENT_ID = re.compile(r"[\w+]{1,128}")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class SettingsError(ValueError):
@@ -26,11 +25,16 @@ class Settings:
     db_name: str | None
     db_secret_arn: str
     db_sslmode: str
+    db_sslrootcert: str | None
     user_pool_id: str
     user_pool_client_ids: tuple[str, ...]
     cognito_jwks_url: str
     session_events_topic_arn: str
-    migrate_on_start: bool
+    app_db_secret_arn: str | None
+    therapist_roster_seconds: float
+    max_open_bookings: int
+    booking_changes_per_hour: int
+    sessions_page_size: int
 
     @property
     def region(self) -> str:
@@ -62,12 +66,18 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         db_port=reader.port("DB_PORT"),
         db_name=reader.optional("DB_NAME"),
         db_secret_arn=reader.matching("DB_SECRET_ARN", SECRET_ARN, example="a Secrets Manager secret ARN"),
-        db_sslmode=reader.choice("DB_SSLMODE", SSL_MODES, default="require"),
+        db_sslmode=reader.choice("DB_SSLMODE", SSL_MODES, default="verify-full"),
+        db_sslrootcert=reader.optional("DB_SSLROOTCERT"),
         user_pool_id=user_pool_id,
         user_pool_client_ids=reader.client_ids("USER_POOL_CLIENT_IDS"),
         cognito_jwks_url=reader.url("COGNITO_JWKS_URL", default=default_jwks_url),
         session_events_topic_arn=reader.matching("SESSION_EVENTS_TOPIC_ARN", SNS_TOPIC_ARN, example="an SNS topic ARN"),
-        migrate_on_start=reader.boolean("MIGRATE_ON_START", default=True),
+        app_db_secret_arn=reader.optional_matching("APP_DB_SECRET_ARN", SECRET_ARN,
+                                                   example="a Secrets Manager secret ARN"),
+        therapist_roster_seconds=reader.seconds("THERAPIST_ROSTER_SECONDS", default=60),
+        max_open_bookings=reader.count("MAX_OPEN_BOOKINGS", default=5),
+        booking_changes_per_hour=reader.count("BOOKING_CHANGES_PER_HOUR", default=20),
+        sessions_page_size=reader.count("SESSIONS_PAGE_SIZE", default=50),
     )
 
 
@@ -91,6 +101,9 @@ class _EnvironmentReader:
             raise SettingsError(f"{name}={value!r} is not valid: expected {example}")
         return value
 
+    def optional_matching(self, name: str, pattern: re.Pattern[str], *, example: str) -> str | None:
+        return self.matching(name, pattern, example=example) if self.optional(name) is not None else None
+
     def port(self, name: str) -> int | None:
         value = self.optional(name)
         if value is None:
@@ -105,13 +118,25 @@ class _EnvironmentReader:
             raise SettingsError(f"{name}={value!r} is not valid: expected one of {', '.join(allowed)}")
         return value
 
-    def boolean(self, name: str, *, default: bool) -> bool:
+    def count(self, name: str, *, default: int) -> int:
         value = self.optional(name)
         if value is None:
             return default
-        if value.lower() not in BOOLEANS:
-            raise SettingsError(f"{name}={value!r} is not valid: expected true or false")
-        return BOOLEANS[value.lower()]
+        if not value.isdigit() or not 1 <= int(value) <= 1000:
+            raise SettingsError(f"{name}={value!r} is not valid: expected a whole number between 1 and 1000")
+        return int(value)
+
+    def seconds(self, name: str, *, default: float) -> float:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1
+        if not 0 <= seconds <= 3600:
+            raise SettingsError(f"{name}={value!r} is not valid: expected seconds between 0 and 3600")
+        return seconds
 
     def url(self, name: str, *, default: str) -> str:
         value = self.optional(name) or default

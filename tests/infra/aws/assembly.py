@@ -144,3 +144,23 @@ def get_att(logical_id: str, attribute: str) -> dict[str, list[str]]:
 
 def cidr_ingress(rule: dict[str, Any]) -> str | None:
     return rule.get("CidrIp") or rule.get("CidrIpv6")
+
+
+def pool_triggers(lambda_config: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """A user pool's LambdaConfig as trigger -> (function logical id, event version).
+
+    Most triggers are a bare ARN (version 1 events); PreTokenGenerationConfig names its LambdaArn and LambdaVersion.
+    """
+    triggers = {}
+    for trigger, target in lambda_config.items():
+        arn, version = (target["LambdaArn"], target["LambdaVersion"]) if "LambdaArn" in target else (target, "V1_0")
+        triggers[trigger.removesuffix("Config")] = (arn["Fn::GetAtt"][0], version)
+    return triggers
+
+
+def service_task_definition(assembly: Assembly) -> dict[str, Any]:
+    """The API service's task definition (the web stack also holds the one-off migration task's)."""
+    _, service = assembly.only("web", "AWS::ECS::Service")
+    task_id = service["Properties"]["TaskDefinition"]["Ref"]
+    task: dict[str, Any] = assembly.templates["web"]["Resources"][task_id]
+    return task

@@ -53,7 +53,8 @@ def actions_of(statement: dict[str, Any]) -> list[str]:
 def test_only_connect_has_the_token_authorizer(assembly: Assembly) -> None:
     [(authorizer_id, authorizer)] = resources(assembly, "AWS::ApiGatewayV2::Authorizer").items()
     assert authorizer["Properties"]["AuthorizerType"] == "REQUEST"
-    assert authorizer["Properties"]["IdentitySource"] == ["route.request.querystring.token"]
+    # The token travels as a WebSocket subprotocol, never in the URL (which access logs and proxies record).
+    assert authorizer["Properties"]["IdentitySource"] == ["route.request.header.Sec-WebSocket-Protocol"]
     uri = json.dumps(authorizer["Properties"]["AuthorizerUri"])
     assert function_by_handler(assembly)["authorizer.handler"] in uri
     routes = {route["Properties"]["RouteKey"]: route["Properties"]
@@ -76,6 +77,11 @@ def test_stage_is_throttled_and_writes_access_logs_without_client_addresses(asse
     log_format = json.loads(properties["AccessLogSettings"]["Format"])
     assert log_format["requestId"] == "$context.requestId"
     assert not any("sourceIp" in value or "userAgent" in value for value in log_format.values())
+    # Nothing of the request itself: no path, query string or headers (where the token travels).
+    assert all(value.startswith(("$context.requestId", "$context.requestTime", "$context.routeKey",
+                                 "$context.eventType", "$context.connectionId", "$context.status",
+                                 "$context.authorizer.", "$context.integrationLatency", "$context.error."))
+               for value in log_format.values())
     # API Gateway writes WebSocket logs only once the account's CloudWatch role is set: the stage's stack waits for
     # the account stack that sets it (tests/infra/aws/test_account.py).
     assert ACCOUNT_STACK_NAME in assembly.dependencies("chat")
@@ -105,6 +111,9 @@ def test_message_retention_and_frame_limit_reach_the_handlers(assembly: Assembly
     assert send["MESSAGE_RETENTION_DAYS"] == str(chat.message_retention_days)
     assert send["MAX_FRAME_BYTES"] == str(chat.max_frame_bytes)
     assert int(send["MAX_FRAME_BYTES"]) <= 32 * 1024
+    assert (send["MESSAGES_PER_MINUTE"], send["MAX_MESSAGES_PER_SESSION"], send["HISTORY_PAGE_MESSAGES"]) == (
+        str(chat.messages_per_minute_per_connection), str(chat.max_messages_per_session),
+        str(chat.history_page_messages))
 
 
 def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(assembly: Assembly) -> None:
@@ -124,8 +133,9 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
                               json.dumps(connections): {"dynamodb:GetItem", "dynamodb:UpdateItem",
                                                         "dynamodb:DeleteItem"},
                               json.dumps(messages): {"dynamodb:Query"}},
-        "chat.send_message": {json.dumps(sessions): {"dynamodb:GetItem"},
-                              json.dumps(connections): {"dynamodb:GetItem", "dynamodb:DeleteItem"},
+        "chat.send_message": {json.dumps(sessions): {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+                              json.dumps(connections): {"dynamodb:GetItem", "dynamodb:UpdateItem",
+                                                        "dynamodb:DeleteItem"},
                               json.dumps(by_session): {"dynamodb:Query"},
                               json.dumps(messages): {"dynamodb:PutItem"}},
         "chat.default": {json.dumps(connections): {"dynamodb:DeleteItem"}},
@@ -135,10 +145,16 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
     }
     posting = {"chat.join_session", "chat.send_message", "chat.default"}
     account = assembly.accounts["chat"]
-    connections_arn = {"Fn::Join": ["", [
-        f"arn:aws:execute-api:{assembly.settings.region}:", ref("AWS::AccountId"), ":", ref(api_id),
-        f"/{stage}/POST/@connections/*"] if account == "unknown-account" else [
-        f"arn:aws:execute-api:{assembly.settings.region}:{account}:", ref(api_id), f"/{stage}/POST/@connections/*"]]}
+
+    def connections_arn_for(method: str) -> dict[str, Any]:
+        return {"Fn::Join": ["", [
+            f"arn:aws:execute-api:{assembly.settings.region}:", ref("AWS::AccountId"), ":", ref(api_id),
+            f"/{stage}/{method}/@connections/*"] if account == "unknown-account" else [
+            f"arn:aws:execute-api:{assembly.settings.region}:{account}:", ref(api_id),
+            f"/{stage}/{method}/@connections/*"]]}
+
+    # POST frames, DELETE connections whose token expired; never GET (listed sorted, as CloudFormation has them).
+    connections_arn = [connections_arn_for(method) for method in ("DELETE", "POST")]
     handlers = function_by_handler(assembly)
     assert set(handlers) == set(expected_dynamodb)
     for handler, function_id in handlers.items():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from .assembly import Assembly, get_att
+from .assembly import Assembly, get_att, service_task_definition
 
 
 def database(assembly: Assembly) -> tuple[str, dict[str, Any]]:
@@ -44,8 +45,8 @@ def test_storage_secret_insights_and_logs_use_customer_managed_keys(assembly: As
     storage_key = customer_managed_key(assembly, "data", props["KmsKeyId"])
     assert storage_key["Properties"]["EnableKeyRotation"] is True
     customer_managed_key(assembly, "data", props["PerformanceInsightsKMSKeyId"])
-    [(_, secret)] = assembly.resources("data", "AWS::SecretsManager::Secret").items()
-    customer_managed_key(assembly, "data", secret["Properties"]["KmsKeyId"])
+    for secret in assembly.resources("data", "AWS::SecretsManager::Secret").values():   # master and the API's
+        customer_managed_key(assembly, "data", secret["Properties"]["KmsKeyId"])
     for part, logical_id, log_group in assembly.all_resources("AWS::Logs::LogGroup"):
         customer_managed_key(assembly, part, log_group["Properties"].get("KmsKeyId", {"Ref": f"{logical_id}?"}))
         assert "RetentionInDays" in log_group["Properties"], f"{part}/{logical_id} keeps logs forever"
@@ -68,15 +69,39 @@ def test_connections_must_use_tls(assembly: Assembly) -> None:
 
 
 def test_credentials_rotate_on_schedule_through_the_vpc_endpoint(assembly: Assembly) -> None:
-    [(_, schedule)] = assembly.resources("data", "AWS::SecretsManager::RotationSchedule").items()
+    schedules = assembly.resources("data", "AWS::SecretsManager::RotationSchedule").values()
     days = assembly.settings.database.secret_rotation_days
-    assert schedule["Properties"]["RotationRules"]["ScheduleExpression"] == f"rate({days} days)"
-    [(_, rotation_app)] = assembly.resources("data", "AWS::Serverless::Application").items()
-    parameters = rotation_app["Properties"]["Parameters"]
-    assert "secretsmanager" in str(parameters["endpoint"])
+    assert len(schedules) == 2      # the master secret and the API's own
+    assert all(schedule["Properties"]["RotationRules"]["ScheduleExpression"] == f"rate({days} days)"
+               for schedule in schedules)
     app_group = [logical_id for logical_id, group in assembly.resources("network", "AWS::EC2::SecurityGroup").items()
                  if group["Metadata"]["aws:cdk:path"].endswith("SecurityGroups/App/Resource")]
-    assert assembly.resolve(parameters["vpcSecurityGroupIds"]) == get_att(app_group[0], "GroupId")
+    rotation_apps = assembly.resources("data", "AWS::Serverless::Application").values()
+    for rotation_app in rotation_apps:
+        parameters = rotation_app["Properties"]["Parameters"]
+        assert "secretsmanager" in str(parameters["endpoint"])
+        assert assembly.resolve(parameters["vpcSecurityGroupIds"]) == get_att(app_group[0], "GroupId")
+
+
+def test_the_api_login_rotates_with_alternating_users_through_the_master_secret(assembly: Assembly) -> None:
+    secrets = assembly.resources("data", "AWS::SecretsManager::Secret")
+    [(app_secret_id, app_secret)] = [(logical_id, secret) for logical_id, secret in secrets.items()
+                                     if "AppSecret" in secret["Metadata"]["aws:cdk:path"]]
+    assert "selfnest_api" in json.dumps(app_secret["Properties"]["GenerateSecretString"])
+    [multi_user] = [app["Properties"] for logical_id, app in assembly.resources(
+        "data", "AWS::Serverless::Application").items() if "AppRotation" in logical_id]
+    # Alternating users: the rotation function clones the login with the master's rights.
+    mapping = multi_user["Location"]["ApplicationId"]["Fn::FindInMap"][0]
+    assert "MultiUser" in json.dumps(assembly.templates["data"]["Mappings"][mapping])
+    assert assembly.resolve(multi_user["Parameters"]["masterSecretArn"]) is not None
+    # The API reads only its own secret, never the master one.
+    task = service_task_definition(assembly)
+    environment = {variable["Name"]: assembly.resolve(variable["Value"])
+                   for variable in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    attachments = assembly.resources("data", "AWS::SecretsManager::SecretTargetAttachment")
+    [app_attachment] = [logical_id for logical_id, attachment in attachments.items()
+                        if attachment["Properties"]["SecretId"] == {"Ref": app_secret_id}]
+    assert environment["DB_SECRET_ARN"] == {"Ref": app_attachment}
 
 
 def test_iam_authentication_and_backups_are_on(assembly: Assembly) -> None:

@@ -112,10 +112,13 @@ def test_replicable_chat_tables_are_global_in_every_tier_with_replicas_only_unde
 
 
 def test_database_credentials_are_replicated_where_the_replica_runs(with_dr_region: Assembly) -> None:
-    """A promoted replica keeps the source's master password: its secret must outlive the primary region."""
-    [secret] = with_dr_region.resources("data", "AWS::SecretsManager::Secret").values()
-    replicas = [replica["Region"] for replica in secret["Properties"].get("ReplicaRegions", [])]
-    assert replicas == with_dr_region.settings.dr.replica_regions
+    """A promoted replica keeps the source's passwords: its secrets (master and the API's) must outlive the primary
+    region."""
+    secrets = with_dr_region.resources("data", "AWS::SecretsManager::Secret").values()
+    assert len(secrets) == 2
+    for secret in secrets:
+        replicas = [replica["Region"] for replica in secret["Properties"].get("ReplicaRegions", [])]
+        assert replicas == with_dr_region.settings.dr.replica_regions
 
 
 def test_runbook_recovery_environment_deploys_beside_the_dr_stack(prod_pilot_light: Assembly, tmp_path: Path) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from refarch.constructs.aws.identity import ADMINS_GROUP, CLIENTS_GROUP, THERAPISTS_GROUP
+from refarch.constructs.aws.identity import ADMINS_GROUP, CLIENT_WRITABLE_ATTRIBUTES, CLIENTS_GROUP, THERAPISTS_GROUP
 
-from .assembly import Assembly, get_att, ref
+from .assembly import Assembly, get_att, pool_triggers, ref, service_task_definition
 
 
 def pool(assembly: Assembly) -> tuple[str, dict[str, Any]]:
@@ -46,12 +46,20 @@ def test_threat_protection_is_enforced_in_prod(prod: Assembly) -> None:
 
 def test_every_trigger_is_wired_to_its_handler(assembly: Assembly) -> None:
     _, properties = pool(assembly)
-    handlers = {}
-    for trigger, arn in properties["LambdaConfig"].items():
-        function_id = arn["Fn::GetAtt"][0]
-        handlers[trigger] = assembly.templates["identity"]["Resources"][function_id]["Properties"]["Handler"]
-    assert handlers == {"PreSignUp": "triggers.pre_sign_up", "PostConfirmation": "triggers.post_confirmation",
-                        "PreTokenGeneration": "triggers.pre_token_generation"}
+    resources = assembly.templates["identity"]["Resources"]
+    handlers = {trigger: (resources[function_id]["Properties"]["Handler"], version)
+                for trigger, (function_id, version) in pool_triggers(properties["LambdaConfig"]).items()}
+    # Pre token generation as version 2: its group override reaches the access token, which is what the API and
+    # the chat authorize from (version 1 shapes the ID token only).
+    assert handlers == {"PreSignUp": ("triggers.pre_sign_up", "V1_0"),
+                        "PostConfirmation": ("triggers.post_confirmation", "V1_0"),
+                        "PreTokenGeneration": ("triggers.pre_token_generation", "V2_0")}
+    assert "PreTokenGeneration" not in properties["LambdaConfig"]     # no V1 trigger beside the V2 one
+
+
+def test_the_feature_plan_allows_the_version_2_trigger_event(assembly: Assembly) -> None:
+    _, properties = pool(assembly)
+    assert properties["UserPoolTier"] in ("ESSENTIALS", "PLUS")
 
 
 def test_groups_are_the_three_roles_with_admin_first(assembly: Assembly) -> None:
@@ -82,8 +90,8 @@ def test_app_clients_use_the_code_flow_and_srp_never_plain_passwords(assembly: A
 def test_each_trigger_may_do_one_thing_to_this_pool_and_pre_sign_up_nothing(assembly: Assembly) -> None:
     pool_id, properties = pool(assembly)
     resources = assembly.templates["identity"]["Resources"]
-    role_of = {trigger: resources[arn["Fn::GetAtt"][0]]["Properties"]["Role"]["Fn::GetAtt"][0]
-               for trigger, arn in properties["LambdaConfig"].items()}
+    role_of = {trigger: resources[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+               for trigger, (function_id, _) in pool_triggers(properties["LambdaConfig"]).items()}
     granted: dict[str, list[Any]] = {trigger: [] for trigger in role_of}
     for policy in assembly.resources("identity", "AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
@@ -99,7 +107,7 @@ def test_each_trigger_may_do_one_thing_to_this_pool_and_pre_sign_up_nothing(asse
 
 def test_the_api_accepts_tokens_from_this_pools_clients(assembly: Assembly) -> None:
     pool_id, _ = pool(assembly)
-    [task] = assembly.resources("web", "AWS::ECS::TaskDefinition").values()
+    task = service_task_definition(assembly)
     environment = {variable["Name"]: assembly.resolve(variable["Value"])
                    for variable in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
     assert environment["USER_POOL_ID"] == ref(pool_id)
@@ -142,3 +150,9 @@ def test_email_goes_through_ses_where_config_names_a_sender(assembly: Assembly) 
 
 def test_prod_sends_email_through_ses(prod: Assembly) -> None:
     assert pool(prod)[1]["EmailConfiguration"]["EmailSendingAccount"] == "DEVELOPER"
+
+
+def test_app_clients_may_write_only_the_ui_language(assembly: Assembly) -> None:
+    # Never an empty list: Cognito reads WriteAttributes [] as "unset", i.e. every standard attribute writable.
+    for client in assembly.resources("identity", "AWS::Cognito::UserPoolClient").values():
+        assert client["Properties"]["WriteAttributes"] == list(CLIENT_WRITABLE_ATTRIBUTES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .assembly import Assembly
+from .assembly import Assembly, service_task_definition
 
 
 def listeners(assembly: Assembly) -> dict[int, dict[str, Any]]:
@@ -66,7 +66,7 @@ def test_access_log_bucket_is_private_and_tls_only(assembly: Assembly) -> None:
 
 
 def test_service_runs_arm64_tasks_in_the_app_tier(assembly: Assembly) -> None:
-    _, task = assembly.only("web", "AWS::ECS::TaskDefinition")
+    task = service_task_definition(assembly)
     assert task["Properties"]["RuntimePlatform"] == {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}
     assert task["Properties"]["Cpu"] == str(assembly.settings.web.cpu)
     [container] = task["Properties"]["ContainerDefinitions"]
@@ -85,18 +85,21 @@ def test_service_runs_arm64_tasks_in_the_app_tier(assembly: Assembly) -> None:
 
 def test_task_role_can_read_its_secret_and_publish_session_events_and_nothing_else(assembly: Assembly) -> None:
     [(role_id, _)] = [(k, r) for k, r in assembly.resources("web", "AWS::IAM::Role").items()
-                      if "TaskRole" in r["Metadata"]["aws:cdk:path"]]
+                      if r["Metadata"]["aws:cdk:path"].endswith("Api/Task/TaskRole/Resource")]
     statements = [statement for policy in assembly.resources("web", "AWS::IAM::Policy").values()
                   if {"Ref": role_id} in policy["Properties"]["Roles"]
                   for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
     by_action = {json.dumps(s["Action"]): s for s in statements}
     assert set(by_action) == {'["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]',
-                              '"kms:Decrypt"', '"sns:Publish"', '["kms:Decrypt", "kms:GenerateDataKey"]'}
+                              '"kms:Decrypt"', '"sns:Publish"', '["kms:Decrypt", "kms:GenerateDataKey"]',
+                              '["cognito-idp:AdminGetUser", "cognito-idp:ListUsersInGroup"]'}
     assert all(s["Effect"] == "Allow" for s in statements)
-    [(secret_id, _)] = assembly.resources("data", "AWS::SecretsManager::Secret").items()
-    # RDS hands out the secret through its target attachment, whose Ref is the same secret's ARN.
-    [(attachment_id, attachment)] = assembly.resources("data", "AWS::SecretsManager::SecretTargetAttachment").items()
-    assert attachment["Properties"]["SecretId"] == {"Ref": secret_id}
+    # The API's own secret (never the master one), handed out through its target attachment (same ARN).
+    [secret_id] = [logical_id for logical_id, secret in assembly.resources("data", "AWS::SecretsManager::Secret")
+                   .items() if "AppSecret" in secret["Metadata"]["aws:cdk:path"]]
+    [attachment_id] = [logical_id for logical_id, attachment in assembly.resources(
+        "data", "AWS::SecretsManager::SecretTargetAttachment").items()
+        if attachment["Properties"]["SecretId"] == {"Ref": secret_id}]
     secret_read = by_action['["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]']
     assert assembly.resolve(secret_read["Resource"]) == {"Ref": attachment_id}
     [(database_key_id, _)] = assembly.resources("data", "AWS::KMS::Key").items()
@@ -109,6 +112,10 @@ def test_task_role_can_read_its_secret_and_publish_session_events_and_nothing_el
     assert assembly.resolve(by_action['"sns:Publish"']["Resource"]) == {"Ref": topic_id}
     topic_key = assembly.resources("messaging", "AWS::SNS::Topic")[topic_id]["Properties"]["KmsMasterKeyId"]
     assert assembly.resolve(by_action['["kms:Decrypt", "kms:GenerateDataKey"]']["Resource"]) == topic_key
+    # The therapist roster reads who is a therapist now, from this environment's pool only.
+    [(pool_id, _)] = assembly.resources("identity", "AWS::Cognito::UserPool").items()
+    roster = by_action['["cognito-idp:AdminGetUser", "cognito-idp:ListUsersInGroup"]']
+    assert assembly.resolve(roster["Resource"]) == {"Fn::GetAtt": [pool_id, "Arn"]}
     assert "*" not in json.dumps([s["Resource"] for s in statements])
 
 
@@ -119,3 +126,13 @@ def test_api_image_is_staged_from_the_service_folder_for_arm64(assembly: Assembl
     staged = assembly.outdir / image["source"]["directory"]
     assert (staged / "Dockerfile").is_file() and (staged / "requirements.txt").is_file()
     assert (staged / "selfnest_api" / "__main__.py").is_file()
+
+
+def test_the_api_gets_its_abuse_limits_from_config(assembly: Assembly) -> None:
+    task = service_task_definition(assembly)
+    environment = {variable["Name"]: variable["Value"]
+                   for variable in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    web = assembly.settings.web
+    assert (environment["MAX_OPEN_BOOKINGS"], environment["BOOKING_CHANGES_PER_HOUR"],
+            environment["SESSIONS_PAGE_SIZE"]) == (str(web.max_open_bookings_per_client),
+                                                  str(web.booking_changes_per_hour), str(web.sessions_page_size))

@@ -6,6 +6,7 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from email.message import Message
 from typing import Any
 
 
@@ -13,7 +14,7 @@ from typing import Any
 class Reply:
     status: int
     body: Any
-    headers: dict[str, str]
+    headers: Message     # looked up case-insensitively, as HTTP header names are
 
     @property
     def detail(self) -> str:
@@ -36,9 +37,9 @@ class ApiClient:
             request.add_header(name, value)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local test server
-                return Reply(status=response.status, body=json.loads(response.read()), headers=dict(response.headers))
+                return Reply(status=response.status, body=json.loads(response.read()), headers=response.headers)
         except urllib.error.HTTPError as error:
-            return Reply(status=error.code, body=json.loads(error.read()), headers=dict(error.headers))
+            return Reply(status=error.code, body=json.loads(error.read()), headers=error.headers)
 
     def get(self, path: str, *, token: str | None = None) -> Reply:
         return self.call("GET", path, token=token)

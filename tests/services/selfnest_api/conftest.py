@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from selfnest_api.__main__ import main
 from selfnest_api.api import ApiService
 from selfnest_api.settings import load_settings
 
@@ -54,7 +55,17 @@ def api_environment(*, secret_arn: str, identity: Identity, topic_arn: str,
     """The task's environment as the web stack sets it, pointed at the test PostgreSQL and moto."""
     return {"DB_SECRET_ARN": secret_arn, "DB_SSLMODE": "disable", "USER_POOL_ID": identity.pool_id,
             "USER_POOL_CLIENT_IDS": ",".join(identity.api_client_ids), "COGNITO_JWKS_URL": identity.jwks_url,
-            "SESSION_EVENTS_TOPIC_ARN": topic_arn, **overrides}
+            "SESSION_EVENTS_TOPIC_ARN": topic_arn, "THERAPIST_ROSTER_SECONDS": "1", **overrides}
+
+
+def migrate(owner: DatabaseLogin, *, app_secret_arn: str, identity: Identity, topic_arn: str) -> None:
+    """The one-off migrate task, in this process: master secret in, application login out."""
+    environment = api_environment(secret_arn=store_secret(owner, region=identity.region), identity=identity,
+                                  topic_arn=topic_arn, APP_DB_SECRET_ARN=app_secret_arn)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        assert main(["migrate"]) == 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,11 +85,16 @@ class ApiLauncher:
         self._topic_arn = topic_arn
         self._running: list[ApiService] = []
 
-    def start(self, *, database: str, topic_arn: str | None = None, retry_seconds: float = 5.0) -> RunningApi:
-        login = self._postgres.create_database(name=database)
+    def start(self, *, database: str, topic_arn: str | None = None, retry_seconds: float = 5.0,
+              environment: dict[str, str] | None = None) -> RunningApi:
+        """A migrated database (as its owner, what RDS's master user is) and the API on it as the application
+        login the migrate step created from the API's own secret — never as the owner."""
+        owner = self._postgres.create_database(name=database)
+        login = self._postgres.application_login(owner)
         secret_arn = store_secret(login, region=self._identity.region)
+        migrate(owner, app_secret_arn=secret_arn, identity=self._identity, topic_arn=topic_arn or self._topic_arn)
         settings = load_settings(api_environment(secret_arn=secret_arn, identity=self._identity,
-                                                 topic_arn=topic_arn or self._topic_arn))
+                                                 topic_arn=topic_arn or self._topic_arn, **(environment or {})))
         service = ApiService(settings=dataclasses.replace(settings, port=0), host="127.0.0.1",
                              outbox_retry_seconds=retry_seconds)
         self._running.append(service)

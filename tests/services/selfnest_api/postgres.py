@@ -77,15 +77,21 @@ class TemporaryPostgres:
                                autocommit=True)
 
     def create_database(self, *, name: str) -> DatabaseLogin:
-        """A new database owned by a new login role with a random password (what RDS's master user is to us)."""
+        """A new database owned by a new login role with a random password (what RDS's master user is to us: it may
+        create roles, as rds_superuser's members may)."""
         login = DatabaseLogin(host="127.0.0.1", port=self.port, dbname=name, username=f"{name}_owner",
                               password=secrets.token_urlsafe(24))
         with self.admin() as admin:
-            admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
                 sql.Identifier(login.username), sql.Literal(login.password)))
             admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(name), sql.Identifier(login.username)))
         return login
+
+    def application_login(self, owner: DatabaseLogin) -> DatabaseLogin:
+        """What the API's own secret holds for `owner`'s database: a login the migrate step has yet to create."""
+        return DatabaseLogin(host=owner.host, port=owner.port, dbname=owner.dbname,
+                             username=f"{owner.dbname}_api", password=secrets.token_urlsafe(24))
 
     def change_password(self, login: DatabaseLogin) -> DatabaseLogin:
         rotated = DatabaseLogin(host=login.host, port=login.port, dbname=login.dbname, username=login.username,

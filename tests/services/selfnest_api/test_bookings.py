@@ -74,7 +74,7 @@ def test_each_participant_lists_the_session_and_the_therapist_sees_only_the_pseu
     assert as_client == as_therapist == [session]
     assert client.sub not in str(as_therapist)
     someone_else = identity.client(unique("client"))
-    assert api.client.get("/sessions", token=someone_else.access_token).body == {"sessions": []}
+    assert api.client.get("/sessions", token=someone_else.access_token).body == {"sessions": [], "next_after": None}
 
 
 def test_sessions_can_be_filtered_by_status(api: RunningApi, identity: Identity) -> None:

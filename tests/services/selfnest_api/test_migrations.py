@@ -11,7 +11,13 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg.rows import DictRow, dict_row
-from selfnest_api.migrations import Migration, MigrationError, apply_migrations, bundled_migrations
+from selfnest_api.migrations import (
+    Migration,
+    MigrationError,
+    apply_migrations,
+    bundled_migrations,
+    provision_application_login,
+)
 
 from . import SERVICE_DIRECTORY
 from .conftest import api_environment, store_secret
@@ -90,12 +96,68 @@ def test_a_renamed_migration_is_refused(connection: psycopg.Connection[DictRow])
 
 
 def test_the_one_off_migrate_task_runs_against_the_secret(fresh_database: DatabaseLogin, identity: Identity,
-                                                           session_events: SessionEvents) -> None:
+                                                           session_events: SessionEvents,
+                                                           postgres: TemporaryPostgres) -> None:
+    application = postgres.application_login(fresh_database)
     environment = api_environment(secret_arn=store_secret(fresh_database, region=identity.region),
-                                  identity=identity, topic_arn=session_events.topic_arn)
+                                  identity=identity, topic_arn=session_events.topic_arn,
+                                  APP_DB_SECRET_ARN=store_secret(application, region=identity.region))
     finished = subprocess.run([sys.executable, "-m", "selfnest_api", "migrate"], cwd=SERVICE_DIRECTORY,
                               env={**os.environ, **environment}, capture_output=True, text=True, check=False)
     assert finished.returncode == 0, finished.stderr
     assert f'"event": "migrations_done", "applied": {len(bundled_migrations())}' in finished.stdout
     with connect(fresh_database) as connection:
         assert [version for version, _ in recorded(connection)] == [m.version for m in bundled_migrations()]
+    with connect(application) as connection:     # the API's login now exists, with its secret's password
+        assert connection.execute("SELECT current_user AS me").fetchone() == {"me": application.username}
+
+
+@pytest.fixture
+def application(fresh_database: DatabaseLogin, postgres: TemporaryPostgres) -> DatabaseLogin:
+    """The API's login on a migrated database, created the way the migrate task creates it."""
+    login = postgres.application_login(fresh_database)
+    with connect(fresh_database) as owner:
+        apply_migrations(owner)
+        assert provision_application_login(owner, username=login.username, password=login.password) is True
+        assert provision_application_login(owner, username=login.username, password="ignored") is False
+    return login
+
+
+def test_the_application_login_reads_and_writes_its_tables(application: DatabaseLogin) -> None:
+    with connect(application) as connection:
+        for table in ("therapist_profiles", "sessions", "outbox_events"):
+            connection.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed table names
+        connection.execute("INSERT INTO therapist_profiles (therapist_id, display_name, bio, languages, specialties)"
+                           " VALUES (gen_random_uuid(), 'Dr. Test', '', ARRAY['en'], ARRAY[]::text[])")
+        connection.execute("UPDATE therapist_profiles SET bio = 'updated'")
+
+
+FORBIDDEN = {
+    "drop a table": ("DROP TABLE sessions", psycopg.errors.InsufficientPrivilege),
+    "alter a table": ("ALTER TABLE sessions ADD COLUMN notes text", psycopg.errors.InsufficientPrivilege),
+    "truncate": ("TRUNCATE outbox_events", psycopg.errors.InsufficientPrivilege),
+    "delete rows": ("DELETE FROM sessions", psycopg.errors.InsufficientPrivilege),
+    "create a table": ("CREATE TABLE notes (id integer)", psycopg.errors.InsufficientPrivilege),
+    "read the migration history": ("SELECT * FROM schema_migrations", psycopg.errors.InsufficientPrivilege),
+    "rewrite the migration history": ("DELETE FROM schema_migrations", psycopg.errors.InsufficientPrivilege),
+    "create a role": ("CREATE ROLE intruder", psycopg.errors.InsufficientPrivilege),
+    "read the password hashes": ("SELECT rolpassword FROM pg_authid", psycopg.errors.InsufficientPrivilege),
+    "read server files": ("SELECT pg_read_file('postgresql.conf')", psycopg.errors.InsufficientPrivilege),
+}
+
+
+@pytest.mark.parametrize(("statement", "refusal"), FORBIDDEN.values(), ids=FORBIDDEN.keys())
+def test_the_application_login_cannot_change_the_schema_or_read_outside_its_tables(
+        application: DatabaseLogin, statement: str, refusal: type[Exception]) -> None:
+    with connect(application) as connection, pytest.raises(refusal):
+        connection.execute(statement)
+
+
+def test_the_application_login_owns_nothing(application: DatabaseLogin) -> None:
+    with connect(application) as connection:
+        owned = connection.execute("SELECT count(*) AS owned FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner"
+                                   " WHERE r.rolname = current_user").fetchone()
+        attributes = connection.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles"
+                                        " WHERE rolname = current_user").fetchone()
+    assert owned == {"owned": 0}
+    assert attributes == {"rolsuper": False, "rolcreaterole": False, "rolcreatedb": False}

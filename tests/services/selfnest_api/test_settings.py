@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from selfnest_api.settings import load_settings
 
 from . import SERVICE_DIRECTORY
 from .api_client import ApiClient
@@ -68,8 +70,9 @@ BAD_SETTINGS = {
     "topic not an ARN": ({"SESSION_EVENTS_TOPIC_ARN": "session-events"}, 2,
                          "selfnest-api: SESSION_EVENTS_TOPIC_ARN='session-events' is not valid: expected an SNS "
                          "topic ARN"),
-    "migrate flag not boolean": ({"MIGRATE_ON_START": "sure"}, 2,
-                                 "selfnest-api: MIGRATE_ON_START='sure' is not valid: expected true or false"),
+    "app secret not an ARN": ({"APP_DB_SECRET_ARN": "selfnest-api"}, 2,
+                              "selfnest-api: APP_DB_SECRET_ARN='selfnest-api' is not valid: expected a Secrets "
+                              "Manager secret ARN"),
 }
 
 
@@ -100,3 +103,16 @@ def test_a_secret_that_is_not_an_rds_secret_is_one_line(good_environment: dict[s
     finished = start({**good_environment, "DB_SECRET_ARN": store_secret(login, region=identity.region)})
     assert (finished.returncode, finished.stderr) == (
         2, "selfnest-api: DB_SECRET_ARN: the secret is not JSON with a username and a password\n")
+
+
+def test_the_database_certificate_is_verified_unless_told_otherwise(good_environment: dict[str, str]) -> None:
+    defaults = {name: value for name, value in good_environment.items() if name != "DB_SSLMODE"}
+    assert load_settings(defaults).db_sslmode == "verify-full"
+
+
+def test_the_image_bakes_in_the_rds_ca_bundle_and_points_verify_full_at_it() -> None:
+    dockerfile = (Path(SERVICE_DIRECTORY) / "Dockerfile").read_text()
+    [bundle] = [line.split()[2] for line in dockerfile.splitlines()
+                if line.startswith("ADD https://truststore.pki.rds.amazonaws.com/")]
+    assert f"chmod 0644 {bundle}" in dockerfile          # ADD from a URL writes mode 600; the API runs unprivileged
+    assert "DB_SSLMODE=verify-full" in dockerfile and f"DB_SSLROOTCERT={bundle}" in dockerfile

@@ -113,12 +113,16 @@ class Bookings:
         self.publish("session.cancelled", booking, cancelled_by="client")
 
     def publish(self, event_type: str, booking: Booking, *, cancelled_by: str | None = None) -> None:
-        document = {"event_id": str(uuid.uuid4()), "type": event_type, "occurred_at": datetime.now(UTC).isoformat(),
+        self.send_raw(json.dumps(self.document(event_type, booking, cancelled_by=cancelled_by)), event_type=event_type)
+
+    @staticmethod
+    def document(event_type: str, booking: Booking, *, cancelled_by: str | None = None) -> dict[str, Any]:
+        """The session event the booking API would publish for `booking`."""
+        return {"event_id": str(uuid.uuid4()), "type": event_type, "occurred_at": datetime.now(UTC).isoformat(),
                     "cancelled_by": cancelled_by,
                     "session": {"id": booking.session_id, "therapist_id": booking.therapist.sub,
                                 "client_id": booking.client.sub, "starts_at": booking.starts_at.isoformat(),
                                 "ends_at": booking.ends_at.isoformat(), "status": event_type.split(".")[1]}}
-        self.send_raw(json.dumps(document), event_type=event_type)
 
     def send_raw(self, body: str, *, event_type: str) -> None:
         self.stack.client("sns").publish(TopicArn=self.topic_arn, Message=body, MessageAttributes={

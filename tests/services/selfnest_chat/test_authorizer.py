@@ -32,10 +32,14 @@ def test_a_signed_in_client_connects_and_the_connection_is_stored(gateway: WebSo
                                                                   tables: Tables) -> None:
     socket = gateway.connect(client.access_token)
     assert isinstance(socket, Socket)
+    expires_at = claims_of(client.access_token)["exp"]
     assert socket.authorized == {"sub": client.sub, "username": client.username, "groups": "clients",
-                                 "principalId": client.sub}
+                                 "expiresAt": expires_at, "principalId": client.sub}
+    assert socket.subprotocol == "selfnest.v1"      # echoed, or a browser drops the handshake
     [stored] = tables.connections.items(**{tables.connections.keys[0]: socket.connection_id})
     assert stored["user_id"] == client.sub
+    assert (stored["groups"], int(str(stored["token_expires_at"]))) == ([{"S": "clients"}], expires_at)
+    assert int(str(stored[tables.connections.expiry_attribute])) <= expires_at   # swept once the token is dead
     assert "session_id" not in stored               # not in any session until it joins one
     assert client.username not in stored.values()  # the pseudonym is never stored with the chat
 
@@ -51,7 +55,16 @@ def test_a_handshake_without_a_token_never_reaches_the_authorizer(gateway: WebSo
 
 
 def test_an_empty_token_is_denied(gateway: WebSocketGateway) -> None:
-    assert refusal_reason(gateway, "") == "no token: connect with ?token=<Cognito access token>"
+    assert refusal_reason(gateway, "") == "offer exactly one access token beside the 'selfnest.v1' subprotocol"
+
+
+def test_the_token_is_taken_only_beside_the_selfnest_subprotocol(gateway: WebSocketGateway, client: Tokens) -> None:
+    refusal = gateway.connect(None, subprotocols=f"chat, {client.access_token}")
+    assert isinstance(refusal, Refusal) and refusal.authorizer_answer is not None
+    assert refusal.authorizer_answer["context"]["reason"] == \
+        "no token: connect with the subprotocols 'selfnest.v1' and the access token"
+    two = gateway.connect(None, subprotocols=f"selfnest.v1, {client.access_token}, {client.access_token}")
+    assert isinstance(two, Refusal) and two.status == 403
 
 
 def test_an_expired_token_is_denied(gateway: WebSocketGateway, client: Tokens) -> None:

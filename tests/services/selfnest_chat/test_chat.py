@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.services.cognito import Identity
+from tests.services.tokens import claims_of, signed_with_pool_key
 
 from .conftest import Bookings, Pair, Tables, connected, unique
-from .websocket import WebSocketGateway
+from .websocket import Socket, WebSocketGateway
 
 
 def join(session_id: str) -> dict[str, str]:
@@ -57,7 +61,8 @@ def test_joining_returns_the_history_to_a_participant(pair: Pair, gateway: WebSo
     assert [(item["senderRole"], item["text"]) for item in history["messages"]] == [("client", "first"),
                                                                                      ("client", "second")]
     assert joined == {"type": "joined", "sessionId": pair.booking.session_id, "role": "therapist",
-                      "startsAt": pair.booking.starts_at.isoformat(), "endsAt": pair.booking.ends_at.isoformat()}
+                      "startsAt": pair.booking.starts_at.isoformat(), "endsAt": pair.booking.ends_at.isoformat(),
+                      "olderHistory": False}
 
 
 def test_a_third_user_can_neither_join_nor_send_nor_read(pair: Pair, identity: Identity, gateway: WebSocketGateway,
@@ -182,3 +187,79 @@ def test_a_message_to_another_session_than_the_joined_one_is_refused(pair: Pair,
     [refusal] = pair.client.send(message(other.session_id, "wrong room"))
     assert refusal["code"] == "not_joined"
     assert stored_messages(tables, other.session_id) == []
+
+
+def expire_token_of(tables: Tables, socket: Socket) -> None:
+    """Time passes beyond the token's expiry (its recorded expiry is moved into the past)."""
+    tables.connections.stack.client("dynamodb").update_item(
+        TableName=tables.connections.name, Key={tables.connections.keys[0]: {"S": socket.connection_id}},
+        UpdateExpression="SET token_expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}})
+
+
+def test_a_connection_whose_token_expired_is_closed_on_its_next_frame(pair: Pair, tables: Tables,
+                                                                     gateway: WebSocketGateway) -> None:
+    expire_token_of(tables, pair.client)
+    assert pair.client.send(message(pair.booking.session_id, "still me?")) == [{
+        "type": "error", "code": "token_expired", "detail": "your sign-in has expired; sign in again and reconnect"}]
+    assert tables.connections.items(**{tables.connections.keys[0]: pair.client.connection_id}) == []
+    assert stored_messages(tables, pair.booking.session_id) == []
+    assert pair.client.connection_id in gateway.deleted
+
+
+def test_a_connection_whose_token_expired_receives_nothing_more(pair: Pair, tables: Tables) -> None:
+    expire_token_of(tables, pair.therapist)
+    [ack] = pair.client.send(message(pair.booking.session_id, "for the therapist only"))
+    assert ack["type"] == "sent"
+    assert [frame["code"] for frame in pair.therapist.received()] == ["token_expired"]
+    assert tables.connections.items(**{tables.connections.keys[0]: pair.therapist.connection_id}) == []
+
+
+def test_a_therapist_whose_token_no_longer_carries_the_group_can_neither_join_nor_send(
+        identity: Identity, bookings: Bookings, gateway: WebSocketGateway, tables: Tables) -> None:
+    booking = bookings.book(identity.therapist(unique("therapist")), identity.client(unique("client")))
+    joined = connected(gateway, booking.therapist)
+    assert joined.send(join(booking.session_id))[-1]["type"] == "joined"
+    # Removed from `therapists` (or MFA turned off): the next token Cognito issues carries no therapist group.
+    demoted = signed_with_pool_key({**claims_of(booking.therapist.access_token), "cognito:groups": []})
+    refusal = {"type": "error", "code": "not_permitted",
+               "detail": "your account no longer holds the rights of a therapist in this session"}
+    again = gateway.connect(demoted)
+    assert isinstance(again, Socket)
+    assert again.send(join(booking.session_id)) == [refusal]
+    # The connection opened before the removal keeps what its token said until the token expires; then it ends.
+    expire_token_of(tables, joined)
+    assert joined.send(message(booking.session_id, "hello"))[-1]["code"] == "token_expired"
+    assert stored_messages(tables, booking.session_id) == []
+
+
+def test_a_connection_sending_faster_than_its_rate_gets_an_error_frame(pair: Pair, gateway: WebSocketGateway,
+                                                                      tables: Tables,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    per_minute = 3
+    monkeypatch.setitem(gateway.routes["sendMessage"].function.environment, "MESSAGES_PER_MINUTE", str(per_minute))
+    replies = [pair.client.send(message(pair.booking.session_id, f"m{n}")) for n in range(per_minute + 1)]
+    if replies[-1][0]["type"] == "sent":          # the minute turned during the loop: one more try is refused
+        replies.append(pair.client.send(message(pair.booking.session_id, "again")))
+    assert replies[-1] == [{"type": "error", "code": "rate_limited",
+                            "detail": f"at most {per_minute} messages a minute on one connection; wait a moment "
+                                      "and send again"}]
+    assert len(stored_messages(tables, pair.booking.session_id)) <= per_minute + 1
+
+
+def test_a_session_takes_no_more_than_its_message_cap_and_joins_send_only_the_newest_page(
+        pair: Pair, gateway: WebSocketGateway, tables: Tables, monkeypatch: pytest.MonkeyPatch) -> None:
+    send_environment = gateway.routes["sendMessage"].function.environment
+    join_environment = gateway.routes["joinSession"].function.environment
+    monkeypatch.setitem(send_environment, "MAX_MESSAGES_PER_SESSION", "3")
+    monkeypatch.setitem(join_environment, "HISTORY_PAGE_MESSAGES", "2")
+    for text in ("one", "two", "three"):
+        assert pair.client.send(message(pair.booking.session_id, text))[0]["type"] == "sent"
+    assert len(pair.therapist.received()) == 3
+    assert pair.therapist.send(message(pair.booking.session_id, "four")) == [{
+        "type": "error", "code": "session_full",
+        "detail": "this session holds 3 messages, the most it may; nothing more is stored"}]
+    assert [item["text"] for item in stored_messages(tables, pair.booking.session_id)] == ["one", "two", "three"]
+    history, joined = connected(gateway, pair.booking.client).send(join(pair.booking.session_id))
+    assert [item["text"] for item in history["messages"]] == ["two", "three"]
+    assert joined["olderHistory"] is True

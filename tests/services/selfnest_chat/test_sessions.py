@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import datetime, timedelta
 
 from tests.services.cognito import Identity
@@ -50,3 +52,24 @@ def test_a_malformed_event_fails_until_it_is_dead_lettered_and_changes_nothing(
     assert len(polls) == queue["RedrivePolicy"]["maxReceiveCount"]
     assert all(len(poll.failed) == len(poll.delivered) == 1 for poll in polls)
     assert sessions_recorded() == before
+
+
+def test_a_forged_booked_event_cannot_re_point_an_existing_sessions_participants(
+        identity: Identity, bookings: Bookings, tables: Tables, sessions_consumer: SqsEventSource) -> None:
+    booking = bookings.book(identity.therapist(unique("therapist")), identity.client(unique("client")))
+    intruder = identity.client(unique("intruder"))
+    sessions_consumer.drain()
+    forged = dataclasses.replace(booking, client=intruder)      # same session id, someone else as the client
+    bookings.stack.client("sqs").send_message(QueueUrl=sessions_consumer.queue_url, MessageBody=json.dumps(
+        bookings.document("session.booked", forged)))
+    polls = sessions_consumer.drain()
+    assert all(len(poll.failed) == len(poll.delivered) == 1 for poll in polls)   # refused until dead-lettered
+    [session] = tables.sessions.items(**{tables.sessions.keys[0]: booking.session_id})
+    assert (session["client_id"], session["therapist_id"]) == (booking.client.sub, booking.therapist.sub)
+
+
+def test_a_replayed_genuine_booking_still_applies(identity: Identity, bookings: Bookings, tables: Tables) -> None:
+    booking = bookings.book(identity.therapist(unique("therapist")), identity.client(unique("client")))
+    bookings.publish("session.booked", booking)          # a new event id, the same facts: accepted, unchanged
+    [session] = tables.sessions.items(**{tables.sessions.keys[0]: booking.session_id})
+    assert (session["client_id"], session["status"]) == (booking.client.sub, "booked")

@@ -24,6 +24,8 @@ from moto.core.exceptions import JsonRESTError
 from tests.services.aws_template import ACCOUNT_ID, MotoStack
 from tests.services.lambda_runtime import DeployedFunction, load_function
 
+SUBPROTOCOL = "selfnest.v1"
+
 API_ID = "chatapi001"     # API Gateway's id for the API; handlers only echo it back in ARNs and endpoints
 
 
@@ -65,6 +67,7 @@ class WebSocketGateway:
                        for properties in (route["Properties"]
                                           for route in stack.resources("AWS::ApiGatewayV2::Route").values())}
         self.gone: set[str] = set()
+        self.deleted: set[str] = set()     # connections the handlers closed (DeleteConnection)
 
     def _route(self, properties: dict[str, Any], outdir: Path, environment: dict[str, str]) -> Route:
         integration_id = properties["Target"]["Fn::Join"][1][1]["Ref"]
@@ -84,18 +87,22 @@ class WebSocketGateway:
         return function
 
     # -- what a client does ----------------------------------------------------------------------------------------
-    def connect(self, token: str | None) -> Socket | Refusal:
+    def connect(self, token: str | None, *, subprotocols: str | None = None) -> Socket | Refusal:
+        """A handshake offering the `selfnest.v1` subprotocol and `token` (or exactly `subprotocols`, raw)."""
         route = self.routes["$connect"]
         connection_id = uuid.uuid4().hex[:15] + "="     # shaped like API Gateway's (base64, padded)
-        query = {} if token is None else {"token": token}
+        headers = {} if subprotocols is None else {"Sec-WebSocket-Protocol": subprotocols}
+        if token is not None:
+            headers = {"Sec-WebSocket-Protocol": f"{SUBPROTOCOL}, {token}"}
         context = self._request_context(connection_id, "$connect", "CONNECT")
         authorized: dict[str, Any] = {}
         if route.authorizer is not None:
             # API Gateway refuses a handshake without the identity source before calling the authorizer.
-            if not all(source.removeprefix("route.request.querystring.") in query for source in route.identity_source):
+            wanted = [source.removeprefix("route.request.header.").lower() for source in route.identity_source]
+            if not all(name in {header.lower() for header in headers} for name in wanted):
                 return Refusal(status=401)
-            event = {"type": "REQUEST", "methodArn": self._route_arn("$connect"), "headers": {},
-                     "queryStringParameters": query, "requestContext": context}
+            event = {"type": "REQUEST", "methodArn": self._route_arn("$connect"), "headers": headers,
+                     "queryStringParameters": {}, "requestContext": context}
             try:
                 answer = route.authorizer(event)
             except Exception as error:   # API Gateway answers 500 when the authorizer fails
@@ -105,10 +112,11 @@ class WebSocketGateway:
                 return Refusal(status=403, authorizer_answer=answer)
             authorized = {**answer.get("context", {}), "principalId": answer["principalId"]}
         context["authorizer"] = authorized
-        reply = route.function({"requestContext": context, "queryStringParameters": query, "isBase64Encoded": False})
+        reply = route.function({"requestContext": context, "headers": headers, "isBase64Encoded": False})
         if reply["statusCode"] != 200:
             return Refusal(status=reply["statusCode"])
-        return Socket(gateway=self, connection_id=connection_id, authorized=authorized)
+        return Socket(gateway=self, connection_id=connection_id, authorized=authorized,
+                      subprotocol=reply.get("headers", {}).get("Sec-WebSocket-Protocol"))
 
     def deliver(self, socket: Socket, body: str) -> None:
         """A frame from the client: routed by the selection expression, `$default` when nothing matches."""
@@ -145,9 +153,15 @@ class WebSocketGateway:
 
     @contextmanager
     def answering_gone(self) -> Iterator[None]:
-        """While active, posts to connections in `gone` fail with 410, as API Gateway's do."""
+        """While active, posts to connections in `gone` fail with 410, as API Gateway's do, and connections the
+        handlers close are gone from then on."""
         backend = self.backend
-        post = backend.post_to_connection
+        post, delete = backend.post_to_connection, backend.delete_connection  # both restored on the way out
+
+        def delete_and_remember(connection_id: str) -> None:
+            # moto would drop what was posted; the frames stay readable here (what the client got before closing).
+            self.deleted.add(unquote(connection_id))
+            self.gone.add(unquote(connection_id))
 
         def post_unless_gone(data: bytes, connection_id: str) -> None:
             if unquote(connection_id) in self.gone:
@@ -155,10 +169,12 @@ class WebSocketGateway:
             post(data=data, connection_id=connection_id)
 
         backend.post_to_connection = post_unless_gone  # type: ignore[method-assign]
+        backend.delete_connection = delete_and_remember  # type: ignore[method-assign]
         try:
             yield
         finally:
             backend.post_to_connection = post  # type: ignore[method-assign]
+            backend.delete_connection = delete  # type: ignore[method-assign]
 
     def frames_posted_to(self, connection_id: str) -> list[dict[str, Any]]:
         # moto keeps each connection under the id as it appeared in the URL path (percent-encoded: ids end in '=').
@@ -175,6 +191,7 @@ class Socket:
     gateway: WebSocketGateway
     connection_id: str
     authorized: dict[str, Any]
+    subprotocol: str | None = None
     _seen: int = 0
 
     def send(self, frame: dict[str, Any] | str) -> list[dict[str, Any]]:

@@ -61,29 +61,92 @@ def test_therapist_is_not_one_until_an_admin_admits_them(identity: Identity) -> 
 
 
 def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_with_it(identity: Identity) -> None:
-    identity.therapist("dr-bo")
+    identity.therapist("dr-bo", mfa=False)
     pre_token = identity.triggers["PreTokenGeneration"]
 
     without_mfa = pre_token(identity.token_event("dr-bo"))
-    override = without_mfa["response"]["claimsOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"]
+    # The version-2 response: Cognito applies its group override to the ID and the access token alike.
+    override = without_mfa["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"]
     assert THERAPISTS_GROUP not in override
 
     identity.enable_totp("dr-bo")
     with_mfa = pre_token(identity.token_event("dr-bo"))
-    assert with_mfa["response"]["claimsOverrideDetails"] is None   # groups untouched: therapist
+    assert with_mfa["response"]["claimsAndScopeOverrideDetails"] is None   # groups untouched: therapist
 
 
 def test_therapist_rights_need_a_verified_email_too(identity: Identity) -> None:
     identity.therapist("dr-cy")
-    identity.enable_totp("dr-cy")
     identity.cognito.admin_update_user_attributes(
         UserPoolId=identity.pool_id, Username="dr-cy", UserAttributes=[{"Name": "email_verified", "Value": "false"}])
 
     event = identity.triggers["PreTokenGeneration"](identity.token_event("dr-cy"))
-    assert THERAPISTS_GROUP not in event["response"]["claimsOverrideDetails"]["groupOverrideDetails"][
+    assert THERAPISTS_GROUP not in event["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"][
         "groupsToOverride"]
+    assert "claimsOverrideDetails" not in event["response"]     # the version-1 field would spare the access token
+
+
+@pytest.mark.parametrize("source", ["TokenGeneration_RefreshTokens", "TokenGeneration_HostedAuth"])
+def test_every_kind_of_token_issue_rechecks_therapist_rights(identity: Identity, source: str) -> None:
+    # Refreshing does not carry rights over: an MFA removed since sign-in withholds them from the new tokens.
+    username = f"dr-refresh-{source.rsplit('_', 1)[1].lower()}"
+    identity.therapist(username, mfa=False)
+    event = {**identity.token_event(username), "triggerSource": source}
+    answered = identity.triggers["PreTokenGeneration"](event)
+    assert answered["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"] == []
+
+
+def test_a_version_1_event_is_refused_rather_than_shaping_the_id_token_only(identity: Identity) -> None:
+    identity.therapist("dr-v1")
+    event = {**identity.token_event("dr-v1"), "version": "1", "response": {"claimsOverrideDetails": None}}
+    with pytest.raises(RuntimeError, match="expects the version 2 event"):
+        identity.triggers["PreTokenGeneration"](event)
 
 
 def test_pool_enforces_the_templates_password_policy(identity: Identity) -> None:
     with pytest.raises(identity.cognito.exceptions.InvalidPasswordException):
         identity.cognito.sign_up(ClientId=identity.mobile_client_id, Username="weak-pass", Password="short1!A")
+
+
+# Cognito's standard attributes (https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-settings-attributes.html)
+STANDARD_ATTRIBUTES = ("address", "birthdate", "email", "family_name", "gender", "given_name", "locale", "middle_name",
+                       "name", "nickname", "phone_number", "picture", "preferred_username", "profile", "website",
+                       "zoneinfo")
+SAMPLE_VALUES = {"birthdate": "1990-01-01", "email": "found-me@example.com", "phone_number": "+447700900123",
+                 "locale": "de"}
+
+
+def writable_by_app_clients(identity: Identity) -> list[str]:
+    written = {tuple(client["Properties"]["WriteAttributes"])
+               for client in identity.stack.resources("AWS::Cognito::UserPoolClient").values()}
+    [attributes] = written
+    return list(attributes)
+
+
+@pytest.mark.parametrize("attribute", [name for name in STANDARD_ATTRIBUTES if name != "locale"])
+def test_a_signed_in_client_cannot_add_identifying_attributes(identity: Identity, attribute: str) -> None:
+    assert attribute not in writable_by_app_clients(identity)
+    username = f"still-anonymous-{attribute.replace('_', '-')}"
+    identity.sign_up(username, {"custom:account_type": "client"})
+    token = identity.sign_in(username).access_token
+    with pytest.raises(identity.cognito.exceptions.NotAuthorizedException, match="unauthorized attribute"):
+        identity.cognito.update_user_attributes(AccessToken=token, UserAttributes=[
+            {"Name": attribute, "Value": SAMPLE_VALUES.get(attribute, "Jane Example")}])
+    assert attribute not in identity.user(username)
+
+
+def test_the_account_type_cannot_be_rewritten_after_sign_up(identity: Identity) -> None:
+    identity.sign_up("wants-to-be-a-therapist", {"custom:account_type": "client"})
+    token = identity.sign_in("wants-to-be-a-therapist").access_token
+    with pytest.raises(identity.cognito.exceptions.NotAuthorizedException):
+        identity.cognito.update_user_attributes(AccessToken=token, UserAttributes=[
+            {"Name": "custom:account_type", "Value": "therapist"}])
+
+
+def test_what_app_clients_may_write_is_still_writable(identity: Identity) -> None:
+    # Guards the refusals above: the same call with an allowed attribute goes through.
+    identity.sign_up("picks-a-language", {"custom:account_type": "client"})
+    token = identity.sign_in("picks-a-language").access_token
+    for attribute in writable_by_app_clients(identity):
+        identity.cognito.update_user_attributes(AccessToken=token, UserAttributes=[
+            {"Name": attribute, "Value": SAMPLE_VALUES[attribute]}])
+        assert identity.user("picks-a-language")[attribute] == SAMPLE_VALUES[attribute]
