@@ -19,9 +19,12 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The local AWS emulator's own environment (MiniStack pins a botocore the project's boto3 cannot share).
+EMULATOR_VENV := .venv-emulator
+EMULATOR_STAMP := $(EMULATOR_VENV)/.installed
 
 .PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
-	postgres-server bench lab labs deploy destroy clean
+	postgres-server bench lab labs deploy destroy clean up down demo
 
 help:
 	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
@@ -29,6 +32,8 @@ help:
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
 	@echo "make lab LAB=NN             grade one learning lab offline (docs/labs/); make labs lists them"
+	@echo "make up [ENV=dev] [LOCAL_PORT=]  Selfnest deployed into a local AWS emulator and running (docs/local.md)"
+	@echo "make demo                   drive the running local deployment like real clients; make down stops it"
 	@echo "make deploy|destroy ENV=..  cdk deploy/destroy --all into your own AWS account (needs credentials)"
 
 $(PY_STAMP): requirements.lock pyproject.toml
@@ -61,7 +66,7 @@ lint: $(PY_STAMP)
 typecheck: export MYPYPATH := services/selfnest_api
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
-		-p refarch.tools -p refarch.labs -p tests
+		-p refarch.tools -p refarch.labs -p refarch.local -p tests
 	$(VENV)/bin/mypy -p selfnest_api
 	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
 	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
@@ -88,7 +93,7 @@ postgres-server:
 test-services: $(PY_STAMP) postgres-server
 	$(PY) -m pytest tests/services
 
-test: bootstrap lint typecheck postgres-server
+test: bootstrap lint typecheck postgres-server $(EMULATOR_STAMP)
 	$(PY) -m pytest
 
 bench: bootstrap
@@ -109,5 +114,22 @@ deploy: bootstrap
 destroy: bootstrap
 	cdk destroy --all -c env=$(ENV) $(DR_TIER_CONTEXT)
 
+LOCAL_PORT ?=
+# `make up`: MiniStack on 127.0.0.1, `cdk bootstrap` + `cdk deploy` into it, PostgreSQL and the booking API as local
+# processes; returns when ready. `make down` stops every process it started, by PID.
+$(EMULATOR_STAMP): local/emulator-requirements.lock $(PY_STAMP)
+	@test -x $(EMULATOR_VENV)/bin/python || $(PYTHON) -m venv $(EMULATOR_VENV)
+	$(VENV)/bin/uv pip install --quiet --python $(EMULATOR_VENV)/bin/python -r local/emulator-requirements.lock
+	@touch $@
+
+up: bootstrap postgres-server $(EMULATOR_STAMP)
+	@$(PY) -m refarch.local up --env $(ENV) $(if $(LOCAL_PORT),--port $(LOCAL_PORT))
+
+down: $(PY_STAMP)
+	@$(PY) -m refarch.local down
+
+demo: $(PY_STAMP)
+	@$(PY) -m refarch.local demo
+
 clean:
-	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache .local

@@ -23,7 +23,7 @@ from constructs import Construct
 
 from .encryption import EncryptedLogGroup, removal_policy
 from .functions import BundledPythonFunction, FunctionShape
-from .nag import acknowledge
+from .nag import acknowledge, finding_form
 from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
 
 # Browsers cannot set headers on a WebSocket handshake: the access token travels in the query string.
@@ -194,7 +194,7 @@ class SessionChat(Construct):
             if posts:
                 handler_function.role.add_to_principal_policy(post_to_connections)
                 acknowledge(handler_function, {
-                    f"AwsSolutions-IAM5[Resource::{self._finding_arn(shape.stage_name)}]":
+                    f"AwsSolutions-IAM5[Resource::{finding_form(stack, post_to_connections.resources[0])}]":
                         "Connection ids exist only at run time: the function may POST to any connection of this "
                         "API's own stage (never GET or DELETE, never another API or stage).",
                 })
@@ -204,14 +204,6 @@ class SessionChat(Construct):
                                   "Cognito token); API Gateway allows no authorizer on other routes, which only run "
                                   "on an authorized connection and check the session's participants themselves.",
         })
-
-
-    def _finding_arn(self, stage_name: str) -> str:
-        """The connections ARN as cdk-nag names it in a finding (tokens shown as <LogicalId> or <AWS::Pseudo>)."""
-        stack = cdk.Stack.of(self)
-        api_id = stack.resolve(stack.get_logical_id(self.api.node.default_child))  # type: ignore[arg-type]
-        return (f"arn:{stack.partition if not cdk.Token.is_unresolved(stack.partition) else '<AWS::Partition>'}"
-                f":execute-api:{stack.region}:<AWS::AccountId>:<{api_id}>/{stage_name}/POST/@connections/*")
 
 
 class ApiGatewayLoggingRole(Construct):

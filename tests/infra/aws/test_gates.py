@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk import aws_rds as rds
 from refarch.stacks.selfnest.app import SelfnestEnvironment
 from refarch.stacks.selfnest.config import load_settings
@@ -52,3 +53,12 @@ def test_cfn_lint_reports_no_errors_or_warnings(assembly: Assembly) -> None:
     assert set(assembly.template_files) == expected   # the DR-region stack is linted too
     result = subprocess.run([str(cfn_lint), *templates], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cdk_nag_acknowledgements_hold_when_the_account_is_known(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cdk deploy` with credentials synthesizes with the account filled in (CDK_DEFAULT_ACCOUNT): findings then
+    spell it out instead of <AWS::AccountId>, and every acknowledgement must still match."""
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "111122223333")
+    synthesized = synthesize(load_settings("dev"), tmp_path)
+    assert [f"{f.rule} at {f.path}" for f in synthesized.findings] == []

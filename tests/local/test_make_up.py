@@ -1,0 +1,99 @@
+"""`make up`'s path end to end: the real CDK CLI deploys the synthesized stacks into MiniStack, the booking API runs
+on a local PostgreSQL, `make demo`'s scenario passes; then the bad situations each get one clear line, and
+`make down` leaves nothing running."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from refarch.local.processes import Registry
+from refarch.local.selfnest import ROOT, aws_client, role_credentials
+
+
+def local(*arguments: str, state: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "refarch.local", *arguments, "--state", str(state)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def state():
+    # Not pytest's tmp_path: its parent is private to the user, and as root PostgreSQL runs as another account.
+    parent = Path(tempfile.mkdtemp(prefix="refarch-local-"))
+    parent.chmod(0o755)
+    try:
+        yield parent / ".local"
+    finally:
+        local("down", state=parent / ".local")
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_up_deploys_and_the_demo_scenario_passes(state: Path):
+    started = local("up", state=state)
+    assert started.returncode == 0, started.stdout + started.stderr
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    assert endpoints["api"] in started.stdout and endpoints["chat"] in started.stdout
+    assert "make demo" in started.stdout
+    demo = local("demo", state=state, timeout=300)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "demo passed" in demo.stdout
+
+
+def test_iam_is_enforced_on_the_api_task_role(state: Path):
+    """The API runs under its deployed task role with the emulator's IAM checks on: what the role may do works,
+    what it was never granted is refused, as on AWS."""
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    emulator, region = endpoints["emulator"], endpoints["region"]
+    ecs = aws_client("ecs", endpoint=emulator, region=region)
+    [family] = [arn for arn in ecs.list_task_definitions()["taskDefinitionArns"] if "web" in arn]
+    task_role = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskRoleArn"]
+    as_task = role_credentials(task_role, session="test", endpoint=emulator, region=region)
+    sns = boto3.client("sns", endpoint_url=emulator, region_name=region, aws_access_key_id=as_task["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=as_task["AWS_SECRET_ACCESS_KEY"],
+                       aws_session_token=as_task["AWS_SESSION_TOKEN"])
+    sns.publish(TopicArn=endpoints["session_events_topic_arn"], Message="{}",
+                MessageAttributes={"type": {"DataType": "String", "StringValue": "probe.ignored"}})
+    with pytest.raises(ClientError) as refused:
+        sns.create_topic(Name="not-granted")
+    assert refused.value.response["Error"]["Code"] in ("AuthorizationError", "AccessDenied", "AccessDeniedException")
+
+
+def test_up_twice_says_it_is_already_up(state: Path):
+    again = local("up", state=state)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [again.stderr.strip()]
+    assert "already up" in again.stderr and "make down" in again.stderr
+
+
+def test_down_stops_every_process_it_started(state: Path):
+    started = Registry(state).running()
+    assert {process.name for process in started} >= {"ministack", "postgres", "selfnest-api"}
+    stopped = local("down", state=state)
+    assert stopped.returncode == 0, stopped.stderr
+    assert Registry(state).running() == []   # each recorded PID is gone, or now belongs to another program
+    assert "ministack" in stopped.stdout and "selfnest-api" in stopped.stdout
+
+
+def test_demo_without_up_says_so(tmp_path: Path):
+    demo = local("demo", state=tmp_path / ".local")
+    assert demo.returncode == 1
+    assert demo.stderr.strip() == "error: nothing is running here: `make up` first"
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = local("up", "--port", str(port), state=tmp_path / ".local")
+    assert started.returncode == 1
+    assert started.stderr.strip() == (f"error: port {port} on 127.0.0.1 is in use: stop what holds it or pick "
+                                      "another with `make up LOCAL_PORT=...`")
