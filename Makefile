@@ -96,7 +96,7 @@ test-services: $(PY_STAMP) postgres-server
 test: bootstrap lint typecheck postgres-server $(EMULATOR_STAMP)
 	$(PY) -m pytest
 
-bench: bootstrap
+bench: bootstrap postgres-server $(EMULATOR_STAMP)
 	$(PY) -m refarch.tools.bench --env $(ENV)
 
 LAB ?=

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .babybloom import BabyBloomEndpoints, sign_in
 from .processes import LocalError, Registry
 from .selfnest import ROOT
 
@@ -14,7 +15,8 @@ STATE = ROOT / ".local"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m refarch.local", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("up", "down", "demo"))
+    parser.add_argument("command", choices=("up", "down", "demo", "sign-in"))
+    parser.add_argument("name", nargs="?", help="sign-in: the BabyBloom user to sign in as")
     parser.add_argument("--env", default="dev", help="Selfnest environment (config/<env>.yaml)")
     parser.add_argument("--port", type=int, default=None, help="the emulator's port (default: a free one)")
     parser.add_argument("--state", type=Path, default=STATE, help="where processes, logs and state live")
@@ -27,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
             stopped = Registry(state).stop_all()
             (state / "endpoints.json").unlink(missing_ok=True)
             print(f"stopped {len(stopped)} process(es): {', '.join(p.name for p in stopped) or 'nothing was running'}")
+            return 0
+        if arguments.command == "sign-in":
+            if not arguments.name:
+                raise LocalError("sign-in needs a user name: python -m refarch.local sign-in NAME")
+            print(f"X-MS-CLIENT-PRINCIPAL: {sign_in(arguments.name)}")
             return 0
         from .demo import run_demo
         return run_demo(state)
@@ -51,6 +58,11 @@ def _up(environment: str, port: int | None, state: Path) -> int:
     print(f"  booking API               {endpoints.api}   (GET /healthz, /therapists, /sessions)")
     print(f"  chat WebSocket            {endpoints.chat}?token=<access token>")
     print(f"  user pool                 {endpoints.user_pool_id}, app client {endpoints.mobile_client_id}")
+    bloom = BabyBloomEndpoints.load(state)
+    if bloom is not None:
+        print(f"  BabyBloom functions       {bloom.functions}   (GET /profile, /content/current, /journal; "
+              "header X-MS-CLIENT-PRINCIPAL from `python -m refarch.local sign-in NAME`)")
+        print(f"  Cosmos DB / queues        {bloom.cosmos} (cosmosdb-server)   {bloom.queues} (Azurite)")
     print("  users                     none yet: `make demo` signs up a client, a therapist and a third user")
     print(f"  not emulated              {len(endpoints.not_emulated)} resources (listed in "
           f"{_short(state)}/endpoints.json; why: docs/local.md)")

@@ -23,6 +23,7 @@ from pycognito.aws_srp import AWSSRP  # type: ignore[import-untyped]
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from .babybloom import BabyBloomEndpoints, sign_in
 from .cognito import after_confirmation
 from .processes import LocalError
 from .selfnest import Endpoints, aws_client
@@ -240,6 +241,53 @@ def scenario_steps(s: Scenario) -> list[tuple[str, Callable[[dict[str, Any]], st
             ("the client cancels", client_cancels)]
 
 
+def babybloom_steps(endpoints: BabyBloomEndpoints, run_id: str) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+    user = f"bloom-{run_id}"
+    signed_in = {"X-MS-CLIENT-PRINCIPAL": sign_in(user), "Content-Type": "application/json"}
+
+    def call(method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        request = urllib.request.Request(f"{endpoints.functions}{path}", method=method,  # noqa: S310 - local host
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers=signed_in if headers is None else headers)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - the local host
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            return error.code, json.loads(raw) if raw else None
+
+    def saves_profile(world: dict[str, Any]) -> str:
+        status, _ = call("GET", "/profile", headers={})
+        expect(status == 401, f"without signing in the platform should answer 401, got {status}")
+        due = (datetime.now(UTC).date() + timedelta(weeks=20)).isoformat()
+        status, profile = call("PUT", "/profile", {"dueDate": due})
+        expect(status in (200, 201), f"saving the profile should succeed, got {status} {profile}")
+        world["week"] = (profile.get("pregnancy") or {}).get("weekOfPregnancy")
+        return f"{user} signed in (Entra ID principal) and saved a profile due {due}: week {world['week']}"
+
+    def reads_this_week(world: dict[str, Any]) -> str:
+        status, content = call("GET", "/content/current")
+        expect(status == 200 and isinstance(content, dict), f"this week's content should be there, got {status}")
+        return f"this week's content: week {content.get('week')}, {str(content.get('title', ''))[:60]!r}"
+
+    def writes_journal(world: dict[str, Any]) -> str:
+        today = datetime.now(UTC).date()
+        for offset, mood in ((1, 3), (0, 4)):
+            day = (today - timedelta(days=offset)).isoformat()
+            status, entry = call("POST", "/journal", {"date": day, "mood": mood, "symptoms": ["nausea"],
+                                                      "notes": "short walk"})
+            expect(status == 201, f"a journal entry should be stored, got {status} {entry}")
+        start, end = (today - timedelta(days=7)).isoformat(), today.isoformat()
+        status, listed = call("GET", f"/journal?from={start}&to={end}")
+        entries = _items(listed)
+        expect(status == 200 and len(entries) == 2, f"both entries should be listed, got {status} {listed}")
+        return f"wrote 2 journal entries and read them back ({start} .. {end})"
+
+    return [("BabyBloom: a user saves a profile", saves_profile),
+            ("BabyBloom: reads this week's content", reads_this_week),
+            ("BabyBloom: writes journal entries", writes_journal)]
+
+
 def _items(body: Any) -> list[dict[str, Any]]:
     if isinstance(body, list):
         return body
@@ -256,6 +304,9 @@ def run_demo(state: Path, *, say: Callable[[str], None] = print) -> int:
     world: dict[str, Any] = {}
     started = time.monotonic()
     steps = scenario_steps(scenario)
+    bloom = BabyBloomEndpoints.load(state)
+    if bloom is not None:
+        steps += babybloom_steps(bloom, scenario.run_id)
     for number, (title, step) in enumerate(steps, start=1):
         say(f"[{number}/{len(steps)}] {title} ...")
         try:

@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 
+from . import babybloom
 from .assembly import Omission, localize
 from .postgres import LocalPostgres
 from .processes import LocalError, Registry, free_port, port_is_free, wait_for
@@ -171,6 +172,7 @@ def describe(*, environment: str, endpoint: str, region: str, api: str,
 
 
 def up(*, environment: str, state: Path, port: int | None, say: Any = print) -> Endpoints:
+    """Both apps: Selfnest into MiniStack, then BabyBloom (local/babybloom.py); everything stops if any part fails."""
     from refarch.stacks.selfnest.config import load_settings
 
     registry = Registry(state)
@@ -200,6 +202,8 @@ def up(*, environment: str, state: Path, port: int | None, say: Any = print) -> 
         endpoints = describe(environment=environment, endpoint=endpoint, region=region, api=api,
                              omissions=omissions)
         endpoints.save(state)
+        say("BabyBloom: cosmosdb-server, Azurite and the Functions app with the offline plan's app settings ...")
+        babybloom.up(registry, stack=environment).save(state)
         return endpoints
     except BaseException:
         registry.stop_all()   # Ctrl-C or a failure half-way: nothing stays running

@@ -4,16 +4,20 @@ on a local PostgreSQL, `make demo`'s scenario passes; then the bad situations ea
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import boto3
 import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
 from botocore.exceptions import ClientError
 from refarch.local.processes import Registry
 from refarch.local.selfnest import ROOT, aws_client, role_credentials
@@ -42,9 +46,39 @@ def test_up_deploys_and_the_demo_scenario_passes(state: Path):
     endpoints = json.loads((state / "endpoints.json").read_text())
     assert endpoints["api"] in started.stdout and endpoints["chat"] in started.stdout
     assert "make demo" in started.stdout
+    assert json.loads((state / "babybloom.json").read_text())["functions"] in started.stdout
     demo = local("demo", state=state, timeout=300)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "demo passed" in demo.stdout
+
+
+def test_babybloom_queue_trigger_runs_reminders_and_poisons_bad_messages(state: Path):
+    """The host polls the plan's reminders queue: a reminder is consumed; a message that is no reminder is retried
+    host.json's maxDequeueCount times, then moved to <queue>-poison, as the Functions host does."""
+    bloom = json.loads((state / "babybloom.json").read_text())
+    connection, queue_name = bloom["app_settings"]["REMINDERS"], bloom["app_settings"]["REMINDER_QUEUE"]
+    queue = QueueClient.from_connection_string(connection, queue_name)
+    poison = QueueClient.from_connection_string(connection, f"{queue_name}-poison")
+    queue.send_message(encode(json.dumps({"userId": "bloom-e2e", "date": "2026-12-02"})))
+    queue.send_message(encode("not a reminder"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if queue.get_queue_properties().approximate_message_count == 0 and _poisoned(poison):
+            break
+        time.sleep(0.5)
+    assert queue.get_queue_properties().approximate_message_count == 0
+    assert [base64.b64decode(message.content).decode() for message in poison.peek_messages()] == ["not a reminder"]
+
+
+def encode(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()   # host.json: messageEncoding base64
+
+
+def _poisoned(poison: QueueClient) -> bool:
+    try:
+        return bool(poison.peek_messages())
+    except ResourceNotFoundError:
+        return False
 
 
 def test_iam_is_enforced_on_the_api_task_role(state: Path):
@@ -75,7 +109,8 @@ def test_up_twice_says_it_is_already_up(state: Path):
 
 def test_down_stops_every_process_it_started(state: Path):
     started = Registry(state).running()
-    assert {process.name for process in started} >= {"ministack", "postgres", "selfnest-api"}
+    assert {process.name for process in started} >= {"ministack", "postgres", "selfnest-api", "cosmosdb-server",
+                                                      "azurite", "babybloom-functions"}
     stopped = local("down", state=state)
     assert stopped.returncode == 0, stopped.stderr
     assert Registry(state).running() == []   # each recorded PID is gone, or now belongs to another program
