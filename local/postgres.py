@@ -40,14 +40,11 @@ class LocalPostgres:
         self.directory = directory
         self.port = port
         self.sockets = directory / "socket"
-        self.account = _unprivileged_account() if os.geteuid() == 0 else None
+        self.account = unprivileged_account() if os.geteuid() == 0 else None
 
     def start(self, registry: Registry) -> None:
+        self.check_reachable()
         data = self.directory / "data"
-        if self.account is not None and not _reachable_by(self.directory.parent, self.account):
-            raise LocalError(f"{self.directory.parent} is not reachable by the '{self.account.pw_name}' account "
-                             "PostgreSQL runs as (it refuses root): choose a state directory under world-readable "
-                             "parents")
         if not data.is_dir():
             self.directory.mkdir(parents=True, exist_ok=True)
             self._own(self.directory)
@@ -60,6 +57,13 @@ class LocalPostgres:
             env={**os.environ, "LC_ALL": "C", "TZ": "UTC"})
         wait_for(lambda: (self.sockets / f".s.PGSQL.{self.port}").exists() and self._accepts(), what="PostgreSQL",
                  seconds=30, log=process.log)
+
+    def check_reachable(self) -> None:
+        """As root the cluster runs as another account, which must be able to reach its directory."""
+        if self.account is not None and not _reachable_by(self.directory.parent, self.account):
+            raise LocalError(f"{self.directory.parent} is not reachable by the '{self.account.pw_name}' account "
+                             "PostgreSQL runs as (it refuses root): choose a state directory under world-readable "
+                             "parents")
 
     def ensure_login(self, *, username: str, password: str, dbname: str) -> None:
         """The deployed secret's master login and database (what RDS creates at launch), idempotent."""
@@ -107,7 +111,7 @@ def _reachable_by(directory: Path, account: pwd.struct_passwd) -> bool:
     return True
 
 
-def _unprivileged_account() -> pwd.struct_passwd:
+def unprivileged_account() -> pwd.struct_passwd:
     for name in ("postgres", "nobody"):
         try:
             return pwd.getpwnam(name)

@@ -58,8 +58,10 @@ class Endpoints:
 
 
 def aws_environment(endpoint: str, region: str) -> dict[str, str]:
-    return {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region}
+    """This process's environment without any AWS setting of the user's (profile, keys, endpoints), plus the
+    emulator's: nothing started from here can reach a real account."""
+    own = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "CDK_DEFAULT_"))}
+    return {**own, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_REGION": region, "AWS_DEFAULT_REGION": region}
 
 
 def start_emulator(registry: Registry, *, port: int, region: str) -> str:
@@ -85,9 +87,9 @@ def synthesize(environment: str, outdir: Path) -> None:
     """`make synth`'s CDK app, into `outdir` (never into cdk.out: what deploys to AWS stays as synthesized)."""
     from refarch.tools.synth import synthesize as cdk_synth
 
-    env_without_account = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-    os.environ.clear()
-    os.environ.update(env_without_account)
+    # Environment-agnostic, as `make synth`: never the account of whatever credentials the user has.
+    for name in [name for name in os.environ if name.startswith(("AWS_", "CDK_DEFAULT_"))]:
+        del os.environ[name]
     finished = cdk_synth(environment, outdir)
     if finished.returncode != 0:
         raise LocalError(f"cdk synth -c env={environment} failed (see the output above)")
@@ -189,6 +191,8 @@ def up(*, environment: str, state: Path, port: int | None, say: Any = print) -> 
     if port is not None and not port_is_free(port):
         raise LocalError(f"port {port} on 127.0.0.1 is in use: stop what holds it or pick another with "
                          "`make up LOCAL_PORT=...`")
+    database = LocalPostgres(state / "postgres", port=free_port())
+    database.check_reachable()
     try:
         say(f"synthesizing Selfnest {environment} ...")
         synthesize(environment, state / "synth")
@@ -196,7 +200,6 @@ def up(*, environment: str, state: Path, port: int | None, say: Any = print) -> 
         say(f"MiniStack on {endpoint}; deploying with the CDK CLI (log: {state / 'deploy.log'}) ...")
         omissions = localize(state / "synth", state / "cdk.out", emulator_url=endpoint)
         deploy(state / "cdk.out", endpoint=endpoint, region=region, log=state / "deploy.log")
-        database = LocalPostgres(state / "postgres", port=free_port())
         database.start(registry)
         api = start_api(registry, environment=environment, endpoint=endpoint, region=region, database=database)
         endpoints = describe(environment=environment, endpoint=endpoint, region=region, api=api,

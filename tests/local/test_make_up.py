@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -132,3 +133,44 @@ def test_a_port_in_use_is_one_line(tmp_path: Path):
     assert started.returncode == 1
     assert started.stderr.strip() == (f"error: port {port} on 127.0.0.1 is in use: stop what holds it or pick "
                                       "another with `make up LOCAL_PORT=...`")
+
+
+def test_ctrl_c_half_way_leaves_nothing_running_and_the_next_up_cleans_a_stale_state():
+    parent = Path(tempfile.mkdtemp(prefix="refarch-local-"))
+    parent.chmod(0o755)   # PostgreSQL runs as an unprivileged account when the tests run as root
+    state = parent / ".local"
+    starting = subprocess.Popen([sys.executable, "-m", "refarch.local", "up", "--state", str(state)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    registry = Registry(state)
+    deadline = time.monotonic() + 300
+    while not any(process.name == "ministack" for process in registry.load()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    recorded = registry.load()
+    assert recorded, "make up never started the emulator"
+    starting.send_signal(signal.SIGINT)
+    _, stderr = starting.communicate(timeout=120)
+    assert starting.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "interrupted: everything `make up` had started is stopped"
+    assert not any(_still_running(process.pid, process.started) for process in recorded)
+
+    # A crashed run leaves its records behind: the next `make up` says so, cleans up and comes up.
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "processes.json").write_text(json.dumps([{"name": "ministack", "pid": 2 ** 22 + 1, "started": "1",
+                                                       "log": str(state / "logs" / "ministack.log")}]))
+    try:
+        again = local("up", state=state)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"cleaning up {state} left by a run that did not stop cleanly" in again.stdout
+    finally:
+        local("down", state=state)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _still_running(pid: int, started: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0] != "Z" and fields[19] == started
+
