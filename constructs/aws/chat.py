@@ -81,7 +81,8 @@ class ChatTables(Construct):
                                   retain_data=retain_data, replicas=replicas if replicated else None,
                                   provisioned=provisioned.get(suffix)).table
 
-        # `replicas` (pilot light) copies what a DR region needs to resume chatting: sessions and their history.
+        # What a DR region needs to resume chatting, sessions and their history, are global tables in every tier
+        # (so switching tiers only adds or removes replicas); `replicas` (pilot light) says where they live.
         self.sessions: dynamodb.ITable = table("Sessions", suffix="sessions", partition_key="session_id",
                                                replicated=True)
         self.connections: dynamodb.Table = table("Connections", suffix="connections", partition_key="connection_id")

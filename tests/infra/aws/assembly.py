@@ -30,6 +30,8 @@ class Assembly:
     template_files: dict[str, Path]
     findings: list[Finding] = field(default_factory=list)
     regions: dict[str, str] = field(default_factory=dict)   # by stack part, from the manifest's environment
+    accounts: dict[str, str] = field(default_factory=dict)  # by stack part: an account id or unknown-account
+    missing_context: list[str] = field(default_factory=list)   # lookups synth could not answer offline
 
     def resources(self, part: str, resource_type: str) -> dict[str, Resource]:
         return {logical_id: resource for logical_id, resource in self.templates[part]["Resources"].items()
@@ -85,13 +87,16 @@ class Assembly:
 
 
 def synthesize(settings: SelfnestSettings, outdir: Path,
-               tamper: Callable[[SelfnestEnvironment], None] | None = None) -> Assembly:
-    """Synth like `cdk synth` does (same app, same cdk-nag plugins) and collect any validation findings."""
+               tamper: Callable[[SelfnestEnvironment], None] | None = None, account: str | None = None) -> Assembly:
+    """Synth like `cdk synth` does (same app, same cdk-nag plugins) and collect any validation findings.
+
+    `account`: synthesize for that account, as `cdk deploy` with credentials does (CDK_DEFAULT_ACCOUNT); None is
+    env-agnostic, as offline `cdk synth` is."""
     context = json.loads((Path(__file__).resolve().parents[3] / "cdk.json").read_text(encoding="utf-8"))["context"]
     # The CLI turns on construct-path metadata; tests use it to find resources by what they are.
     context["aws:cdk:enable-path-metadata"] = True
     context["aws:cdk:enable-asset-metadata"] = True  # aws:asset:path tells service tests where a handler was bundled
-    app, environment = build_app(settings, outdir=str(outdir), context=context)
+    app, environment = build_app(settings, outdir=str(outdir), context=context, account=account)
     if tamper is not None:
         tamper(environment)
     try:
@@ -107,9 +112,12 @@ def synthesize(settings: SelfnestSettings, outdir: Path,
     files = {artifact["displayName"].split("/")[-1]: outdir / artifact["properties"]["templateFile"]
              for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
     templates = {part: json.loads(path.read_text(encoding="utf-8")) for part, path in files.items()}
-    regions = {artifact["displayName"].split("/")[-1]: artifact["environment"].rsplit("/", 1)[-1]
-               for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
-    return Assembly(settings, outdir, templates, files, findings, regions)
+    environments = {artifact["displayName"].split("/")[-1]: artifact["environment"].removeprefix("aws://").split("/")
+                    for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
+    return Assembly(settings, outdir, templates, files, findings,
+                    regions={part: region for part, (_, region) in environments.items()},
+                    accounts={part: stack_account for part, (stack_account, _) in environments.items()},
+                    missing_context=[entry["key"] for entry in manifest.get("missing", [])])
 
 
 def ref(logical_id: str) -> dict[str, str]:

@@ -1,6 +1,8 @@
 """One synth per variant per test session, shared by every AWS infrastructure test.
 
 Variants: each environment with its configured DR tier, plus prod with the pilot-light tier (`DR_TIER=pilot_light`).
+dev and prod synthesize env-agnostic (offline `cdk synth`); prod-pilot_light for a concrete account, as `cdk deploy`
+with credentials does (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from refarch.stacks.selfnest.config import load_settings
 
 from .assembly import Assembly, synthesize
 
-# prod's two tiers are named explicitly, so the file's own dr.tier (lab 08 switches it) changes no variant.
-VARIANTS: dict[str, tuple[str, str | None]] = {
-    "dev": ("dev", None),
-    "prod": ("prod", "backup_restore"),
-    "prod-pilot_light": ("prod", "pilot_light"),
+# An account as the CLI would pass it (any 12 digits; no AWS call is made).
+DEPLOYER_ACCOUNT = "123456789012"
+# name -> (environment, DR tier, account). prod's two tiers are named explicitly, so the file's own dr.tier (lab 08
+# switches it) changes no variant.
+VARIANTS: dict[str, tuple[str, str | None, str | None]] = {
+    "dev": ("dev", None, None),
+    "prod": ("prod", "backup_restore", None),
+    "prod-pilot_light": ("prod", "pilot_light", DEPLOYER_ACCOUNT),
 }
 
 
@@ -29,9 +34,9 @@ class Assemblies:
 
     def __getitem__(self, name: str) -> Assembly:
         if name not in self._built:
-            env, tier = VARIANTS[name]
+            env, tier, account = VARIANTS[name]
             self._built[name] = synthesize(load_settings(env, dr_tier=tier),
-                                           Path(self._tmp_path_factory.mktemp(f"cdk-{name}")))
+                                           Path(self._tmp_path_factory.mktemp(f"cdk-{name}")), account=account)
         return self._built[name]
 
 
