@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "sign-in":
             if not arguments.name:
                 raise LocalError("sign-in needs a user name: python -m refarch.local sign-in NAME")
-            print(f"X-MS-CLIENT-PRINCIPAL: {sign_in(arguments.name)}")
+            print(f"Authorization: Bearer {sign_in(state, arguments.name)}")
             return 0
         from .demo import run_demo
         return run_demo(state)
@@ -61,7 +61,7 @@ def _up(environment: str, port: int | None, state: Path) -> int:
     bloom = BabyBloomEndpoints.load(state)
     if bloom is not None:
         print(f"  BabyBloom functions       {bloom.functions}   (GET /profile, /content/current, /journal; "
-              "header X-MS-CLIENT-PRINCIPAL from `python -m refarch.local sign-in NAME`)")
+              "header from `.venv/bin/python -m refarch.local sign-in NAME`)")
         print(f"  Cosmos DB / queues        {bloom.cosmos} (cosmosdb-server)   {bloom.queues} (Azurite)")
     print("  users                     none yet: `make demo` signs up a client, a therapist and a third user")
     print(f"  not emulated              {len(endpoints.not_emulated)} resources (listed in "

@@ -16,11 +16,13 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import uuid
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .identity_provider import LocalIdentityProvider, SigningKey
 from .processes import LocalError, Registry, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,8 @@ class BabyBloomEndpoints:
     functions: str
     cosmos: str
     queues: str
+    issuer: str
+    client_id: str
     app_settings: dict[str, str]
 
     def save(self, state: Path) -> None:
@@ -66,14 +70,15 @@ def function_app_settings(plan: list[dict[str, Any]]) -> dict[str, str]:
     return {item["name"]: item["value"] for item in app["inputs"]["siteConfig"]["appSettings"]}
 
 
-def local_settings(planned: dict[str, str], *, cosmos: str, queue_connection: str) -> dict[str, str]:
+def local_settings(planned: dict[str, str], *, cosmos: str, queue_connection: str, issuer: str) -> dict[str, str]:
     from babybloom_app import settings
 
     local = {name: value for name, value in planned.items()
              if not name.startswith((f"{settings.REMINDERS_CONNECTION}__", "AzureWebJobsStorage__",
-                                     "APPLICATIONINSIGHTS_"))}
+                                     "APPLICATIONINSIGHTS_", settings.PLATFORM_AUTHENTICATION))}
     return {**local, settings.COSMOS_ENDPOINT: cosmos, settings.COSMOS_EMULATOR_KEY: EMULATOR_KEY,
-            settings.REMINDERS_CONNECTION: queue_connection, "AzureWebJobsStorage": queue_connection}
+            settings.REMINDERS_CONNECTION: queue_connection, "AzureWebJobsStorage": queue_connection,
+            settings.AUTH_ISSUER: issuer}
 
 
 def create_from_plan(plan: list[dict[str, Any]], *, cosmos: str, queue_connection: str,
@@ -115,7 +120,9 @@ def up(registry: Registry, *, stack: str) -> BabyBloomEndpoints:
                         f"QueueEndpoint={queues};")
     wait_for(lambda: _answers(cosmos), what="cosmosdb-server", seconds=60, log=cosmos_process.log)
     wait_for(lambda: _answers(f"{queues}?comp=list"), what="Azurite", seconds=60, log=azurite_process.log)
-    settings_ = local_settings(function_app_settings(plan), cosmos=cosmos, queue_connection=queue_connection)
+    planned = function_app_settings(plan)
+    issuer, client_id = start_identity_provider(registry, planned)
+    settings_ = local_settings(planned, cosmos=cosmos, queue_connection=queue_connection, issuer=issuer)
     create_from_plan(plan, cosmos=cosmos, queue_connection=queue_connection, settings_=settings_)
     settings_file = state / "babybloom-app-settings.json"
     settings_file.write_text(json.dumps(settings_, indent=1), encoding="utf-8")
@@ -127,13 +134,37 @@ def up(registry: Registry, *, stack: str) -> BabyBloomEndpoints:
     functions = f"http://127.0.0.1:{port}/api"
     wait_for(lambda: _answers(f"{functions}/profile"), what="the BabyBloom functions host", seconds=60,
              log=host.log)
-    return BabyBloomEndpoints(functions=functions, cosmos=cosmos, queues=queues, app_settings=settings_)
+    return BabyBloomEndpoints(functions=functions, cosmos=cosmos, queues=queues, issuer=issuer, client_id=client_id,
+                              app_settings=settings_)
 
 
-def sign_in(subject: str) -> str:
-    """The X-MS-CLIENT-PRINCIPAL header App Service authentication adds for a signed-in Entra ID user."""
-    claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": subject}]
-    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims}).encode()).decode()
+def start_identity_provider(registry: Registry, planned: dict[str, str]) -> tuple[str, str]:
+    """The local Entra ID stand-in for the plan's app registration (same tenant id and client id)."""
+    from babybloom_app import settings
+
+    client_id = planned[settings.AUTH_CLIENT_ID]
+    tenant_id = planned[settings.AUTH_ISSUER].rstrip("/").split("/")[-2]
+    port = free_port()
+    process = registry.spawn("entra-id-stand-in", [
+        sys.executable, "-m", "refarch.local.identity_provider", "--key", str(registry.state / "entra-key.pem"),
+        "--tenant", tenant_id, "--client", client_id, "--port", str(port)], env=dict(os.environ))
+    issuer = f"http://127.0.0.1:{port}/{tenant_id}/v2.0"
+    wait_for(lambda: _answers(f"{issuer}/.well-known/openid-configuration"), what="the local Entra ID stand-in",
+             seconds=30, log=process.log)
+    return issuer, client_id
+
+
+def sign_in(state: Path, name: str) -> str:
+    """An access token for user `name` from the running Entra ID stand-in (what MSAL gets after a sign-in)."""
+    endpoints = BabyBloomEndpoints.load(state)
+    if endpoints is None:
+        raise LocalError("BabyBloom is not running here: `make up` first")
+    issuer_path = endpoints.issuer.split("/", 3)[3]   # <tenant>/v2.0
+    provider = LocalIdentityProvider(tenant_id=issuer_path.split("/")[0], client_id=endpoints.client_id,
+                                     key=SigningKey.load(state / "entra-key.pem"))
+    provider.base = endpoints.issuer.removesuffix(f"/{issuer_path}")
+    provider.server.server_close()
+    return provider.access_token(str(uuid.uuid5(uuid.NAMESPACE_URL, f"refarch-local:{name}")))
 
 
 def _answers(url: str) -> bool:

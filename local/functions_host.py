@@ -3,8 +3,9 @@
 `python -m refarch.local.functions_host --app DIR --settings FILE --port N` imports DIR/function_app.py with the
 settings as its environment, then:
 - serves every HTTP trigger at http://127.0.0.1:N/api/<route> (route parameters, methods), behind App Service
-  authentication as the plan configures it: without an X-MS-CLIENT-PRINCIPAL header the answer is 401, as with
-  `requireAuthentication` + `Return401` (the platform's sign-in is played by `python -m refarch.local sign-in`);
+  authentication as the plan configures it (`requireAuthentication` + `Return401`): a request without a bearer
+  token is answered 401 before the app sees it; the app verifies the token itself (`python -m refarch.local
+  sign-in NAME` issues one from the local Entra ID stand-in);
 - runs each timer trigger on its NCRONTAB schedule (second minute hour fields; day fields `*`);
 - polls each queue trigger's queue (its connection's settings), with host.json's maxDequeueCount and message
   encoding, moving a message that keeps failing to `<queue>-poison` as the Functions host does.
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
+AUTHORIZATION_HEADER = "Authorization"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +80,7 @@ def _handler(routes: list[_Route]) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             url = urlsplit(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if not self.headers.get(PRINCIPAL_HEADER):   # App Service authentication: Return401
+            if not self.headers.get(AUTHORIZATION_HEADER, "").startswith("Bearer "):   # App Service auth: Return401
                 return self._answer(401, b"", {})
             for route in routes:
                 parameters = route.match(self.command, url.path)
