@@ -21,9 +21,12 @@ export NO_MKDOCS_2_WARNING := 1
 
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The local AWS emulator's own environment (MiniStack pins a botocore the project's boto3 cannot share).
+EMULATOR_VENV := .venv-emulator
+EMULATOR_STAMP := $(EMULATOR_VENV)/.installed
 
 .PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
-	postgres-server bench lab labs deploy destroy clean diagrams cost-tables lab-costs docs docs-serve graphviz chromium
+	postgres-server bench lab labs deploy destroy clean diagrams cost-tables lab-costs docs docs-serve graphviz chromium up down demo
 
 help:
 	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
@@ -35,6 +38,8 @@ help:
 	@echo "make cost-tables            regenerate README.md's cost tables (refarch cost [--env ..] [--azure --stack ..] for one)"
 	@echo "make lab-costs              regenerate each lab page's bill impact (cost before/after its reference solution)"
 	@echo "make docs                   the static documentation site into site/ (make docs-serve to browse it)"
+	@echo "make up [ENV=dev] [LOCAL_PORT=]  Selfnest deployed into a local AWS emulator and running (docs/local.md)"
+	@echo "make demo                   drive the running local deployment like real clients; make down stops it"
 	@echo "make deploy|destroy ENV=..  cdk deploy --all / destroy this env's stacks in your own AWS account (needs credentials)"
 
 # The stamp holds the checkout's path. A copied, moved or renamed checkout brings a .venv whose editable install (and
@@ -76,7 +81,7 @@ lint: $(PY_STAMP)
 typecheck: export MYPYPATH := services/selfnest_api
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
-		-p refarch.tools -p refarch.labs -p tests
+		-p refarch.tools -p refarch.labs -p refarch.local -p tests
 	$(VENV)/bin/mypy -p selfnest_api
 	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
 	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
@@ -128,10 +133,10 @@ docs-serve: $(PY_STAMP)
 test-services: $(PY_STAMP) postgres-server
 	$(PY) -m pytest tests/services
 
-test: bootstrap lint typecheck postgres-server graphviz chromium
+test: bootstrap lint typecheck postgres-server graphviz chromium $(EMULATOR_STAMP)
 	$(PY) -m pytest
 
-bench: bootstrap
+bench: bootstrap postgres-server $(EMULATOR_STAMP)
 	$(PY) -m refarch.tools.bench --env $(ENV)
 
 LAB ?=
@@ -153,5 +158,22 @@ deploy: bootstrap
 destroy: bootstrap
 	cdk destroy -c env=$(ENV) $(DR_TIER_CONTEXT) 'selfnest-$(ENV)/*'
 
+LOCAL_PORT ?=
+# `make up`: MiniStack on 127.0.0.1, `cdk bootstrap` + `cdk deploy` into it, PostgreSQL and the booking API as local
+# processes; returns when ready. `make down` stops every process it started, by PID.
+$(EMULATOR_STAMP): local/emulator-requirements.lock $(PY_STAMP)
+	@test -x $(EMULATOR_VENV)/bin/python || $(PYTHON) -m venv $(EMULATOR_VENV)
+	$(VENV)/bin/uv pip install --quiet --python $(EMULATOR_VENV)/bin/python -r local/emulator-requirements.lock
+	@touch $@
+
+up: bootstrap postgres-server $(EMULATOR_STAMP)
+	@$(PY) -m refarch.local up --env $(ENV) $(if $(LOCAL_PORT),--port $(LOCAL_PORT))
+
+down: $(PY_STAMP)
+	@$(PY) -m refarch.local down
+
+demo: $(PY_STAMP)
+	@$(PY) -m refarch.local demo
+
 clean:
-	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache site
+	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache site .local

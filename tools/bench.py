@@ -8,6 +8,7 @@ our stacks add. Target: at most 2.0x. A benchmark, not a test: it reports and ne
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'within target' if plan_median <= 3.0 else 'OVER TARGET'}")
     bench_labs()
     bench_site(args.rounds)
+    bench_local(args.env)
     return 0
 
 
@@ -102,3 +104,19 @@ def bench_labs() -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def bench_local(environment: str) -> None:
+    """`make up` to ready and `make demo`'s wall time, in a scratch state directory (aim: ready <= 60 s warm)."""
+    scratch = Path(tempfile.mkdtemp(prefix="refarch-bench-local-"))
+    scratch.chmod(0o755)   # PostgreSQL runs as an unprivileged account when this runs as root
+    state = ["--state", str(scratch / ".local")]
+    local = [str(ROOT / ".venv" / "bin" / "python"), "-m", "refarch.local"]
+    try:
+        up = timed([*local, "up", "--env", environment, *state])
+        demo = timed([*local, "demo", *state])
+    finally:
+        subprocess.run([*local, "down", *state], capture_output=True, check=False)
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"make up env={environment}: ready in {up:.1f}s (target <= 60s warm: "
+          f"{'within target' if up <= 60 else 'OVER TARGET'}); make demo: {demo:.1f}s")

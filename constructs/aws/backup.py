@@ -20,7 +20,7 @@ from constructs import Construct, IConstruct
 
 from .encryption import removal_policy
 from .lifecycle import Transition
-from .nag import GRANTS_POLICY, acknowledge
+from .nag import GRANTS_POLICY, acknowledge, finding_form
 
 # The one tag that puts a data store into its environment's AWS Backup plan (RDS now, the chat tables later).
 BACKUP_TAG_KEY = "backup-plan"
@@ -159,12 +159,12 @@ class BackupBucket(Construct):
         )
         acknowledge(role, {
             **GRANTS_POLICY,
-            f"AwsSolutions-IAM5[Resource::{_nag_form(stack, source_objects)}]":
+            f"AwsSolutions-IAM5[Resource::{finding_form(stack, source_objects)}]":
                 "Replication reads every new object version of this bucket; only S3 can assume the role, for this "
                 "bucket's replication configuration.",
-            f"AwsSolutions-IAM5[Resource::{_nag_form(stack, destination_objects)}]":
+            f"AwsSolutions-IAM5[Resource::{finding_form(stack, destination_objects)}]":
                 "Replicas of any object are written into the DR replica bucket, and only into that bucket.",
-            f"AwsSolutions-IAM5[Resource::{_nag_form(stack, dr_keys)}]":
+            f"AwsSolutions-IAM5[Resource::{finding_form(stack, dr_keys)}]":
                 "The DR key's id exists only in its own region; kms:ResourceAliases limits the grant to the one key "
                 "with the DR backup alias, and kms:ViaService to S3 in that region.",
         })
@@ -249,13 +249,3 @@ class GfsBackupPlan(Construct):
             "AWSBackupServiceRolePolicyForRestores]": "The AWS-maintained policy for AWS Backup's restore jobs "
                                                        "(the restore drill uses it).",
         })
-
-
-def _nag_form(stack: cdk.Stack, value: str) -> str:
-    """How cdk-nag spells a resource with tokens in a finding id: `<AWS::AccountId>`, `<LogicalId.Arn>`."""
-    resolved = stack.resolve(value)
-    if isinstance(resolved, str):
-        return resolved
-    parts = resolved["Fn::Join"][1]
-    return "".join(part if isinstance(part, str) else
-                   f"<{part['Ref']}>" if "Ref" in part else f"<{'.'.join(part['Fn::GetAtt'])}>" for part in parts)

@@ -23,7 +23,7 @@ from constructs import Construct
 
 from .encryption import EncryptedLogGroup
 from .functions import BundledPythonFunction, FunctionShape
-from .nag import acknowledge
+from .nag import acknowledge, finding_form
 from .tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
 
 # Browsers cannot set an Authorization header on a WebSocket handshake, but they do send the subprotocols asked for
@@ -206,11 +206,11 @@ class SessionChat(Construct):
             if posts:
                 handler_function.role.add_to_principal_policy(post_to_connections)
                 acknowledge(handler_function, {
-                    f"AwsSolutions-IAM5[Resource::{self._finding_arn(shape.stage_name, method)}]":
+                    f"AwsSolutions-IAM5[Resource::{finding_form(stack, resource)}]":
                         "Connection ids exist only at run time: the function may POST to (and, once its token "
                         "expired, DELETE) any connection of this API's own stage (never GET, never another API "
                         "or stage)."
-                    for method in CONNECTION_METHODS
+                    for resource in post_to_connections.resources
                 })
 
         acknowledge(self.api, {
@@ -219,16 +219,4 @@ class SessionChat(Construct):
                                   "on an authorized connection and check the session's participants themselves.",
         })
 
-
-    def _finding_arn(self, stage_name: str, method: str) -> str:
-        """The connections ARN as cdk-nag names it in a finding: a stack bound to an account or region shows the
-        literal value, an agnostic one the pseudo parameter (<AWS::AccountId>); the API shows as <LogicalId>."""
-        stack = cdk.Stack.of(self)
-        api_id = stack.resolve(stack.get_logical_id(self.api.node.default_child))  # type: ignore[arg-type]
-
-        def shown(value: str, pseudo: str) -> str:
-            return f"<{pseudo}>" if cdk.Token.is_unresolved(value) else value
-
-        return (f"arn:{shown(stack.partition, 'AWS::Partition')}:execute-api:{shown(stack.region, 'AWS::Region')}"
-                f":{shown(stack.account, 'AWS::AccountId')}:<{api_id}>/{stage_name}/{method}/@connections/*")
 

@@ -16,6 +16,17 @@ def acknowledge(construct: IConstruct, reasons: Mapping[str, str]) -> None:
         *(cdk.Acknowledgment(id=rule, reason=reason) for rule, reason in reasons.items()))
 
 
+def finding_form(stack: cdk.Stack, value: str) -> str:
+    """How cdk-nag spells a resource with tokens in a finding id: `<AWS::AccountId>`, `<LogicalId.Arn>`; a value
+    the stack knows (its account, when the CLI passes one in) is spelled out, as the finding spells it."""
+    resolved = stack.resolve(value)
+    if isinstance(resolved, str):
+        return resolved
+    parts = resolved["Fn::Join"][1]
+    return "".join(part if isinstance(part, str) else
+                   f"<{part['Ref']}>" if "Ref" in part else f"<{'.'.join(part['Fn::GetAtt'])}>" for part in parts)
+
+
 def add_compliance_checks(app: cdk.App) -> None:
     """Run the AWS Solutions and HIPAA Security rule packs on every stack at synth."""
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), HIPAASecurityChecks(app))

@@ -22,9 +22,10 @@ class Delivery:
     """Posts frames to this API stage's connections (`https://{domain}/{stage}/@connections/{id}`)."""
 
     def __init__(self, request: APIGatewayWebSocketEventRequestContext) -> None:
-        # A local emulator named by the SDK's own AWS_ENDPOINT_URL (moto, in tests) serves the management API at its
-        # root; in Lambda the endpoint is the API's domain and stage, taken from the event.
-        endpoint = os.environ.get("AWS_ENDPOINT_URL") or f"https://{request.domain_name}/{request.stage}"
+        # In Lambda the endpoint is the API's domain and stage, taken from the event. Under a local emulator the SDK
+        # reads it from its own settings: AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI (MiniStack: <emulator>/<stage>),
+        # else AWS_ENDPOINT_URL (moto serves the management API at its root).
+        endpoint = None if os.environ.get("AWS_ENDPOINT_URL") else f"https://{request.domain_name}/{request.stage}"
         self._client: Any = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint)
 
     def post(self, connection_id: str, frame: dict[str, Any]) -> bool:

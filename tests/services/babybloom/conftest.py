@@ -35,11 +35,10 @@ sys.path.insert(0, str(APP_DIR))
 
 import function_app  # noqa: E402
 from babybloom_app import identity, runtime, settings  # noqa: E402
+from refarch.local.identity_provider import LocalIdentityProvider  # noqa: E402
 from refarch.stacks.babybloom.program import CONTAINERS, DATABASE, REMINDER_QUEUE  # noqa: E402
 
 from tests.servers import ServerProcess, wait_until  # noqa: E402
-
-from .identity_provider import LocalIdentityProvider  # noqa: E402
 
 # The local Cosmos server does not check keys, but the SDK needs one in key form; this one opens nothing anywhere.
 EMULATOR_KEY = base64.b64encode(b"local cosmosdb-server: any key").decode()

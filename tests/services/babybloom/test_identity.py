@@ -18,9 +18,9 @@ import azure.functions as func
 import pytest
 from babybloom_app import api, runtime
 from babybloom_app.tokens import TokenRejectedError, TokenVerifier
+from refarch.local.identity_provider import LocalIdentityProvider, SigningKey
 
 from .conftest import CLIENT_ID, call, function_app, http, principal, signed_in, snapshot
-from .identity_provider import LocalIdentityProvider, SigningKey
 
 # (function, method, url, route params, body): one valid-looking request per HTTP function.
 HTTP_FUNCTIONS = [

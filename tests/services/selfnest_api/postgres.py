@@ -6,13 +6,9 @@ only); everyone else connects over TCP on 127.0.0.1 with a SCRAM password, as th
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import pwd
 import secrets
-import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,30 +17,11 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from refarch.local.postgres import find_binary
+from refarch.local.postgres import unprivileged_account as _unprivileged_account
+from refarch.local.processes import free_port
 
 SUPERUSER = "postgres"
-
-
-def find_postgres_binary(name: str) -> Path:
-    """`name` (initdb, pg_ctl) on PATH, else from a Debian-style /usr/lib/postgresql/<version>/bin."""
-    on_path = shutil.which(name)
-    if on_path:
-        return Path(on_path)
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=_version_key, reverse=True)
-    if not candidates:
-        raise RuntimeError(f"PostgreSQL's {name} is not installed; `make test` installs it (apt package postgresql)")
-    return Path(candidates[0])
-
-
-def _version_key(path: str) -> int:
-    version = Path(path).parts[-3]
-    return int(version) if version.isdigit() else 0
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,15 +106,6 @@ class _ClusterOwner:
             raise RuntimeError(f"{Path(command[0]).name} failed: {finished.stderr.strip() or finished.stdout.strip()}")
 
 
-def _unprivileged_account() -> pwd.struct_passwd:
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise RuntimeError("running as root and neither a postgres nor a nobody account exists to own the test cluster")
-
-
 @contextmanager
 def temporary_postgres(directory: Path) -> Iterator[TemporaryPostgres]:
     """initdb + pg_ctl start; pg_ctl stop -m immediate on the way out, whatever happened in between.
@@ -146,11 +114,11 @@ def temporary_postgres(directory: Path) -> Iterator[TemporaryPostgres]:
     """
     owner = _ClusterOwner(directory)
     data = directory / "data"
-    cluster = TemporaryPostgres(directory=directory, port=free_tcp_port())
+    cluster = TemporaryPostgres(directory=directory, port=free_port())
     owner.run(["mkdir", str(cluster.socket_directory)])
-    owner.run([str(find_postgres_binary("initdb")), "--pgdata", str(data), "--username", SUPERUSER,
+    owner.run([str(find_binary("initdb")), "--pgdata", str(data), "--username", SUPERUSER,
                "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync"])
-    pg_ctl = str(find_postgres_binary("pg_ctl"))
+    pg_ctl = str(find_binary("pg_ctl"))
     settings = (f"-c listen_addresses=127.0.0.1 -p {cluster.port} -c unix_socket_directories={cluster.socket_directory}"
                 " -c fsync=off -c max_connections=200")
     try:

@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from refarch.local.processes import free_port
 from selfnest_api.settings import load_settings
 
 from . import SERVICE_DIRECTORY
 from .api_client import ApiClient
 from .conftest import api_environment, store_secret
 from .people import Identity, SessionEvents
-from .postgres import DatabaseLogin, TemporaryPostgres, free_tcp_port
+from .postgres import DatabaseLogin, TemporaryPostgres
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def good_environment(postgres: TemporaryPostgres, identity: Identity,
                      session_events: SessionEvents) -> dict[str, str]:
     login = postgres.create_database(name="selfnest_settings")
     return api_environment(secret_arn=store_secret(login, region=identity.region), identity=identity,
-                           topic_arn=session_events.topic_arn, PORT=str(free_tcp_port()))
+                           topic_arn=session_events.topic_arn, PORT=str(free_port()))
 
 
 def process_environment(settings: dict[str, str]) -> dict[str, str]:
@@ -92,7 +93,7 @@ def test_a_missing_secret_is_one_line(good_environment: dict[str, str], identity
 
 
 def test_an_unreachable_database_is_one_line(good_environment: dict[str, str]) -> None:
-    finished = start({**good_environment, "DB_HOST": "127.0.0.1", "DB_PORT": str(free_tcp_port())})
+    finished = start({**good_environment, "DB_HOST": "127.0.0.1", "DB_PORT": str(free_port())})
     assert finished.returncode == 1
     assert finished.stderr.startswith("selfnest-api: cannot connect to the database: ")
     assert finished.stderr.count("\n") == 1

@@ -1,11 +1,15 @@
 """A local stand-in for an Entra ID tenant: an OpenID discovery document and a JWKS served over HTTP on 127.0.0.1,
 and access tokens signed with the tenant's (throwaway) RSA key, so the app's verifier runs its real code path.
 
-It can rotate its key (a new key id the app has never seen) and counts how often the key set is fetched.
+It can rotate its key (a new key id the app has never seen) and counts how often the key set is fetched (tests).
+`make up` runs it as a process (`python -m refarch.local.identity_provider`) with its key kept under .local/, so
+`python -m refarch.local sign-in NAME` can issue a token the running app accepts.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import threading
 import time
@@ -14,9 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 TOKEN_LIFETIME_SECONDS = 3600
@@ -32,15 +38,26 @@ class SigningKey:
         jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
         return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
 
+    def save(self, path: Path) -> None:
+        path.write_bytes(self.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+        path.chmod(0o600)
+
+    @classmethod
+    def load(cls, path: Path) -> SigningKey:
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        assert isinstance(private, rsa.RSAPrivateKey)
+        return cls(kid=hashlib.sha256(path.read_bytes()).hexdigest()[:32], private=private)
+
     def sign(self, claims: dict[str, Any], *, kid: str | None = None) -> str:
         return jwt.encode(claims, self.private, algorithm="RS256", headers={"kid": kid or self.kid, "typ": "JWT"})
 
 
 class LocalIdentityProvider:
-    def __init__(self, *, tenant_id: str, client_id: str) -> None:
+    def __init__(self, *, tenant_id: str, client_id: str, key: SigningKey | None = None, port: int = 0) -> None:
         self.tenant_id = tenant_id
         self.client_id = client_id
-        self.keys = [SigningKey()]
+        self.keys = [key or SigningKey()]
         self.key_set_fetches = 0
         provider = self
 
@@ -65,7 +82,7 @@ class LocalIdentityProvider:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -105,3 +122,24 @@ class LocalIdentityProvider:
         finally:
             self.server.shutdown()
             self.server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m refarch.local.identity_provider",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--key", type=Path, required=True, help="PEM file: created when missing")
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--client", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    arguments = parser.parse_args(argv)
+    if not arguments.key.is_file():
+        SigningKey().save(arguments.key)
+    provider = LocalIdentityProvider(tenant_id=arguments.tenant, client_id=arguments.client,
+                                     key=SigningKey.load(arguments.key), port=arguments.port)
+    print(f"identity provider: issuer {provider.issuer}", flush=True)
+    provider.server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

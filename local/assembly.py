@@ -1,0 +1,202 @@
+"""The local cloud assembly: a copy of `make synth`'s cdk.out with what the emulator cannot create left out.
+
+cdk.out itself is never changed, so what deploys to AWS is exactly what `make synth` wrote. The copy under .local/
+drops the resource types the emulator's CloudFormation refuses or cannot run (NOT_EMULATED, measured: docs/local.md),
+every resource that references a dropped one, and the container image asset (building it needs Docker; the API
+runs as a local process instead). Each drop is reported, so the deploy says what is not emulated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Resource type -> why the local deployment leaves it out. Measured with MiniStack (docs/local.md).
+NOT_EMULATED: dict[str, str] = {
+    "AWS::EC2::FlowLog": "refused by the emulator's CloudFormation",
+    "AWS::EC2::NetworkAcl": "refused by the emulator's CloudFormation",
+    "AWS::EC2::NetworkAclEntry": "refused by the emulator's CloudFormation",
+    "AWS::EC2::SubnetNetworkAclAssociation": "refused by the emulator's CloudFormation",
+    "AWS::EC2::SecurityGroupIngress": "refused by the emulator's CloudFormation (no packets flow locally)",
+    "AWS::EC2::SecurityGroupEgress": "refused by the emulator's CloudFormation (no packets flow locally)",
+    "AWS::Serverless::Application": "needs the SAM transform and the Serverless Application Repository",
+    "AWS::SecretsManager::ResourcePolicy": "refused by the emulator's CloudFormation",
+    "AWS::SecretsManager::RotationSchedule": "its rotation function is a Serverless application (not emulated)",
+    "AWS::ApplicationAutoScaling::ScalableTarget": "refused by the emulator's CloudFormation",
+    "AWS::ApplicationAutoScaling::ScalingPolicy": "refused by the emulator's CloudFormation",
+    "AWS::ECS::Service": "would run the container image (needs Docker); the API runs as a local process instead",
+    "Custom::S3AutoDeleteObjects": "a Node.js custom resource the emulator does not complete (only empties buckets "
+                                   "on destroy)",
+    "Custom::VpcRestrictDefaultSG": "a Node.js custom resource the emulator does not complete (no packets flow "
+                                    "locally)",
+}
+
+
+@dataclass(frozen=True)
+class Omission:
+    stack: str
+    logical_id: str
+    resource_type: str
+    reason: str
+
+
+# Function settings the local deployment changes, each for a reason docs/local.md gives: the demo chats in the
+# session it has just booked (the next full hour), so the chat opens up to an hour before a session starts.
+LOCAL_FUNCTION_SETTINGS = {"JOIN_MINUTES_BEFORE_START": "60"}
+
+
+def localize(source: Path, target: Path, *, emulator_url: str) -> list[Omission]:
+    """Copy the assembly `source` to `target` without what the emulator cannot create; return what was left out.
+
+    Functions that verify Cognito tokens fetch the pool's keys from the emulator (`emulator_url`) instead of
+    cognito-idp.<region>.amazonaws.com, which this machine cannot reach."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock", "cdk.out"))
+    omissions: list[Omission] = []
+    for asset in target.glob("asset.*"):
+        if asset.is_dir():
+            omissions += _drop_foreign_extensions(asset)
+    manifest_path = target / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    renamed: dict[str, str] = {}   # template asset hash -> the changed template's hash
+    for artifact in manifest["artifacts"].values():
+        if artifact["type"] == "aws:cloudformation:stack":
+            path = target / artifact["properties"]["templateFile"]
+            template = json.loads(path.read_text(encoding="utf-8"))
+            omissions += _drop_unsupported(artifact["properties"]["stackName"], template)
+            _point_functions_at(template, emulator_url)
+            _allow_plain_http(template)
+            text = json.dumps(template, indent=1)
+            path.write_text(text, encoding="utf-8")
+            # The CLI deploys as the emulator's root: MiniStack's IAM checks (AUTH=true) refuse the bootstrap's
+            # publishing roles on its staging bucket, and only the application's own roles are under test here.
+            for role in ("assumeRoleArn", "cloudFormationExecutionRoleArn", "lookupRole"):
+                artifact["properties"].pop(role, None)
+            # The CLI skips uploading an object key that exists: a changed template needs a key of its own.
+            old_key = artifact["properties"]["stackTemplateAssetObjectUrl"].rsplit("/", 1)[-1].split(".")[0]
+            renamed[old_key] = hashlib.sha256(text.encode()).hexdigest()
+    for artifact in manifest["artifacts"].values():
+        if artifact["type"] == "cdk:asset-manifest":
+            path = target / artifact["properties"]["file"]
+            assets = json.loads(_rename(path.read_text(encoding="utf-8"), renamed))
+            assets.pop("dockerImages", None)
+            for asset in assets.get("files", {}).values():
+                for destination in asset["destinations"].values():
+                    destination.pop("assumeRoleArn", None)
+            path.write_text(json.dumps(assets, indent=1), encoding="utf-8")
+    manifest_path.write_text(_rename(json.dumps(manifest, indent=1), renamed), encoding="utf-8")
+    return omissions
+
+
+def _drop_foreign_extensions(asset: Path) -> list[Omission]:
+    """Leave out packages with native extensions built for the Lambda platform (arm64, the function's Python):
+    they cannot load here, and the emulator's interpreter imports its own build of them (requirements.lock)."""
+    dropped = sorted({extension.relative_to(asset).parts[0] for extension in asset.rglob("*.so")})
+    for name in dropped:
+        path = asset / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        package = name.split(".")[0]
+        for metadata in asset.glob(f"{package}-*.dist-info"):
+            shutil.rmtree(metadata)
+    return [Omission(asset.name, name, "native extension", "built for the Lambda platform; the emulator's own "
+                     "build is imported instead") for name in dropped]
+
+
+def _rename(text: str, renamed: dict[str, str]) -> str:
+    for old, new in renamed.items():
+        text = text.replace(old, new)
+    return text
+
+
+def _drop_unsupported(stack: str, template: dict[str, Any]) -> list[Omission]:
+    resources: dict[str, dict[str, Any]] = template["Resources"]
+    dropped = {logical_id: NOT_EMULATED[resource["Type"]] for logical_id, resource in resources.items()
+               if resource["Type"] in NOT_EMULATED}
+    while True:   # whatever reads a dropped resource cannot be created either
+        followers = {logical_id: f"references {sorted(_references(resource) & dropped.keys())[0]}"
+                     for logical_id, resource in resources.items()
+                     if logical_id not in dropped and _references(resource) & dropped.keys()}
+        if not followers:
+            break
+        dropped |= followers
+    omissions = [Omission(stack, logical_id, resources[logical_id]["Type"], reason)
+                 for logical_id, reason in dropped.items()]
+    for logical_id in dropped:
+        del resources[logical_id]
+    for resource in resources.values():
+        depends_on = resource.get("DependsOn")
+        if depends_on is not None:
+            names = [depends_on] if isinstance(depends_on, str) else depends_on
+            resource["DependsOn"] = [name for name in names if name not in dropped]
+    template["Outputs"] = {name: output for name, output in template.get("Outputs", {}).items()
+                           if not set(_walk_references(output)) & dropped.keys()}
+    if not any(resource["Type"].startswith("AWS::Serverless::") for resource in resources.values()):
+        template.pop("Transform", None)
+    return omissions
+
+
+def _allow_plain_http(template: dict[str, Any]) -> None:
+    """Remove the resource-policy statements that deny requests without TLS: the emulator speaks plain HTTP on
+    127.0.0.1, and with its IAM checks on (AUTH=true) those statements would refuse every local request."""
+    for resource in template["Resources"].values():
+        document = resource.get("Properties", {}).get("PolicyDocument")
+        if isinstance(document, dict) and isinstance(document.get("Statement"), list):
+            document["Statement"] = [statement for statement in document["Statement"]
+                                     if "aws:SecureTransport" not in json.dumps(statement.get("Condition", {}))]
+
+
+def _point_functions_at(template: dict[str, Any], emulator_url: str) -> None:
+    stages = [resource["Properties"] for resource in template["Resources"].values()
+              if resource["Type"] == "AWS::ApiGatewayV2::Stage"]
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Lambda::Function":
+            continue
+        variables = resource["Properties"].setdefault("Environment", {}).setdefault("Variables", {})
+        if len(stages) == 1:   # the emulator serves a stage's @connections at this path
+            variables["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = {"Fn::Join": ["", [
+                f"{emulator_url}/_aws/execute-api/", stages[0]["ApiId"], f"/{stages[0]['StageName']}"]]}
+        for name, value in LOCAL_FUNCTION_SETTINGS.items():
+            if name in variables:
+                variables[name] = value
+        if "USER_POOL_ID" in variables:
+            variables["COGNITO_JWKS_URL"] = {"Fn::Join": ["", [f"{emulator_url}/", variables["USER_POOL_ID"],
+                                                               "/.well-known/jwks.json"]]}
+
+
+def _references(resource: dict[str, Any]) -> set[str]:
+    return set(_walk_references(resource.get("Properties", {})))
+
+
+def _walk_references(value: Any) -> Iterator[str]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _walk_references(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                yield item
+            elif key == "Fn::GetAtt":
+                yield item[0] if isinstance(item, list) else str(item).split(".")[0]
+            elif key == "Fn::Sub" and isinstance(item, str | list):
+                text = item if isinstance(item, str) else item[0]
+                yield from (name.split(".")[0] for name in _sub_names(text))
+                if isinstance(item, list):
+                    yield from _walk_references(item[1])
+            else:
+                yield from _walk_references(item)
+
+
+def _sub_names(text: str) -> Iterator[str]:
+    start = text.find("${")
+    while start != -1:
+        end = text.find("}", start)
+        if end == -1:
+            return
+        yield text[start + 2:end]
+        start = text.find("${", end)

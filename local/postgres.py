@@ -1,0 +1,120 @@
+"""The local PostgreSQL that plays the deployed RDS instance: a cluster under .local/postgres on 127.0.0.1.
+
+Its master login is the one the deployed secret holds (user name, generated password, database name), so the API
+signs in exactly as it would against RDS. As root, the cluster belongs to an unprivileged account (PostgreSQL
+refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from .processes import LocalError, Registry, wait_for
+
+SUPERUSER = "postgres"
+
+
+def find_binary(name: str) -> Path:
+    """`name` on PATH, else the newest Debian-style /usr/lib/postgresql/<version>/bin/<name>."""
+    on_path = shutil.which(name)
+    if on_path:
+        return Path(on_path)
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                   key=lambda path: int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0)
+    if not found:
+        raise LocalError(f"PostgreSQL's {name} is not installed: run `make postgres-server` "
+                         "(apt package postgresql), then `make up` again")
+    return Path(found[-1])
+
+
+class LocalPostgres:
+    def __init__(self, directory: Path, *, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.sockets = directory / "socket"
+        self.account = unprivileged_account() if os.geteuid() == 0 else None
+
+    def start(self, registry: Registry) -> None:
+        self.check_reachable()
+        data = self.directory / "data"
+        if not data.is_dir():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._own(self.directory)
+            self._run(["mkdir", "-p", str(self.sockets)])
+            self._run([str(find_binary("initdb")), "--pgdata", str(data), "--username", SUPERUSER,
+                       "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync"])
+        process = registry.spawn("postgres", self._as_owner([
+            str(find_binary("postgres")), "-D", str(data), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+            "-c", f"unix_socket_directories={self.sockets}", "-c", "fsync=off"]),
+            env={**os.environ, "LC_ALL": "C", "TZ": "UTC"})
+        wait_for(lambda: (self.sockets / f".s.PGSQL.{self.port}").exists() and self._accepts(), what="PostgreSQL",
+                 seconds=30, log=process.log)
+
+    def check_reachable(self) -> None:
+        """As root the cluster runs as another account, which must be able to reach its directory."""
+        if self.account is not None and not _reachable_by(self.directory.parent, self.account):
+            raise LocalError(f"{self.directory.parent} is not reachable by the '{self.account.pw_name}' account "
+                             "PostgreSQL runs as (it refuses root): choose a state directory under world-readable "
+                             "parents")
+
+    def ensure_login(self, *, username: str, password: str, dbname: str) -> None:
+        """The deployed secret's master login and database (what RDS creates at launch), idempotent."""
+        with psycopg.connect(host=str(self.sockets), port=self.port, user=SUPERUSER, dbname="postgres",
+                             autocommit=True) as admin:
+            exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            admin.execute(sql.SQL(verb + " ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                sql.Identifier(username), sql.Literal(password)))
+            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+                admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname),
+                                                                            sql.Identifier(username)))
+
+    def _accepts(self) -> bool:
+        try:
+            with psycopg.connect(host=str(self.sockets), port=self.port, user=SUPERUSER, dbname="postgres",
+                                 connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def _own(self, path: Path) -> None:
+        if self.account is not None:
+            os.chown(path, self.account.pw_uid, self.account.pw_gid)
+
+    def _as_owner(self, command: list[str]) -> list[str]:
+        if self.account is None:
+            return command
+        return ["setpriv", f"--reuid={self.account.pw_uid}", f"--regid={self.account.pw_gid}", "--clear-groups",
+                *command]
+
+    def _run(self, command: list[str]) -> None:
+        finished = subprocess.run(self._as_owner(command), capture_output=True, text=True, check=False, cwd="/",
+                                  env={**os.environ, "LC_ALL": "C", "TZ": "UTC"})
+        if finished.returncode != 0:
+            raise LocalError(f"{Path(command[0]).name} failed: "
+                             f"{(finished.stderr.strip() or finished.stdout.strip()).splitlines()[-1]}")
+
+
+def _reachable_by(directory: Path, account: pwd.struct_passwd) -> bool:
+    """Every folder from / down to `directory` lets `account` through (others' execute bit, or its own)."""
+    for folder in [directory.resolve(), *directory.resolve().parents]:
+        if folder.exists() and folder.stat().st_uid != account.pw_uid and not folder.stat().st_mode & 0o001:
+            return False
+    return True
+
+
+def unprivileged_account() -> pwd.struct_passwd:
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise LocalError("running as root and neither a postgres nor a nobody account exists to own the local cluster")

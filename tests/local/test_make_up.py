@@ -1,0 +1,176 @@
+"""`make up`'s path end to end: the real CDK CLI deploys the synthesized stacks into MiniStack, the booking API runs
+on a local PostgreSQL, `make demo`'s scenario passes; then the bad situations each get one clear line, and
+`make down` leaves nothing running."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
+from botocore.exceptions import ClientError
+from refarch.local.processes import Registry
+from refarch.local.selfnest import ROOT, aws_client, role_credentials
+
+
+def local(*arguments: str, state: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "refarch.local", *arguments, "--state", str(state)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def state():
+    # Not pytest's tmp_path: its parent is private to the user, and as root PostgreSQL runs as another account.
+    parent = Path(tempfile.mkdtemp(prefix="refarch-local-"))
+    parent.chmod(0o755)
+    try:
+        yield parent / ".local"
+    finally:
+        local("down", state=parent / ".local")
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_up_deploys_and_the_demo_scenario_passes(state: Path):
+    started = local("up", state=state)
+    assert started.returncode == 0, started.stdout + started.stderr
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    assert endpoints["api"] in started.stdout and endpoints["chat"] in started.stdout
+    assert "make demo" in started.stdout
+    assert json.loads((state / "babybloom.json").read_text())["functions"] in started.stdout
+    demo = local("demo", state=state, timeout=300)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "demo passed" in demo.stdout
+
+
+def test_babybloom_queue_trigger_runs_reminders_and_poisons_bad_messages(state: Path):
+    """The host polls the plan's reminders queue: a reminder is consumed; a message that is no reminder is retried
+    host.json's maxDequeueCount times, then moved to <queue>-poison, as the Functions host does."""
+    bloom = json.loads((state / "babybloom.json").read_text())
+    connection, queue_name = bloom["app_settings"]["REMINDERS"], bloom["app_settings"]["REMINDER_QUEUE"]
+    queue = QueueClient.from_connection_string(connection, queue_name)
+    poison = QueueClient.from_connection_string(connection, f"{queue_name}-poison")
+    queue.send_message(encode(json.dumps({"userId": "bloom-e2e", "date": "2026-12-02"})))
+    queue.send_message(encode("not a reminder"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if queue.get_queue_properties().approximate_message_count == 0 and _poisoned(poison):
+            break
+        time.sleep(0.5)
+    assert queue.get_queue_properties().approximate_message_count == 0
+    assert [base64.b64decode(message.content).decode() for message in poison.peek_messages()] == ["not a reminder"]
+
+
+def encode(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()   # host.json: messageEncoding base64
+
+
+def _poisoned(poison: QueueClient) -> bool:
+    try:
+        return bool(poison.peek_messages())
+    except ResourceNotFoundError:
+        return False
+
+
+def test_iam_is_enforced_on_the_api_task_role(state: Path):
+    """The API runs under its deployed task role with the emulator's IAM checks on: what the role may do works,
+    what it was never granted is refused, as on AWS."""
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    emulator, region = endpoints["emulator"], endpoints["region"]
+    ecs = aws_client("ecs", endpoint=emulator, region=region)
+    [family] = [arn for arn in ecs.list_task_definitions()["taskDefinitionArns"] if "web" in arn]
+    task_role = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskRoleArn"]
+    as_task = role_credentials(task_role, session="test", endpoint=emulator, region=region)
+    sns = boto3.client("sns", endpoint_url=emulator, region_name=region, aws_access_key_id=as_task["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=as_task["AWS_SECRET_ACCESS_KEY"],
+                       aws_session_token=as_task["AWS_SESSION_TOKEN"])
+    sns.publish(TopicArn=endpoints["session_events_topic_arn"], Message="{}",
+                MessageAttributes={"type": {"DataType": "String", "StringValue": "probe.ignored"}})
+    with pytest.raises(ClientError) as refused:
+        sns.create_topic(Name="not-granted")
+    assert refused.value.response["Error"]["Code"] in ("AuthorizationError", "AccessDenied", "AccessDeniedException")
+
+
+def test_up_twice_says_it_is_already_up(state: Path):
+    again = local("up", state=state)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [again.stderr.strip()]
+    assert "already up" in again.stderr and "make down" in again.stderr
+
+
+def test_down_stops_every_process_it_started(state: Path):
+    started = Registry(state).running()
+    assert {process.name for process in started} >= {"ministack", "postgres", "selfnest-api", "cosmosdb-server",
+                                                      "azurite", "babybloom-functions"}
+    stopped = local("down", state=state)
+    assert stopped.returncode == 0, stopped.stderr
+    assert Registry(state).running() == []   # each recorded PID is gone, or now belongs to another program
+    assert "ministack" in stopped.stdout and "selfnest-api" in stopped.stdout
+
+
+def test_demo_without_up_says_so(tmp_path: Path):
+    demo = local("demo", state=tmp_path / ".local")
+    assert demo.returncode == 1
+    assert demo.stderr.strip() == "error: nothing is running here: `make up` first"
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = local("up", "--port", str(port), state=tmp_path / ".local")
+    assert started.returncode == 1
+    assert started.stderr.strip() == (f"error: port {port} on 127.0.0.1 is in use: stop what holds it or pick "
+                                      "another with `make up LOCAL_PORT=...`")
+
+
+def test_ctrl_c_half_way_leaves_nothing_running_and_the_next_up_cleans_a_stale_state():
+    parent = Path(tempfile.mkdtemp(prefix="refarch-local-"))
+    parent.chmod(0o755)   # PostgreSQL runs as an unprivileged account when the tests run as root
+    state = parent / ".local"
+    starting = subprocess.Popen([sys.executable, "-m", "refarch.local", "up", "--state", str(state)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    registry = Registry(state)
+    deadline = time.monotonic() + 300
+    while not any(process.name == "ministack" for process in registry.load()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    recorded = registry.load()
+    assert recorded, "make up never started the emulator"
+    starting.send_signal(signal.SIGINT)
+    _, stderr = starting.communicate(timeout=120)
+    assert starting.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "interrupted: everything `make up` had started is stopped"
+    assert not any(_still_running(process.pid, process.started) for process in recorded)
+
+    # A crashed run leaves its records behind: the next `make up` says so, cleans up and comes up.
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "processes.json").write_text(json.dumps([{"name": "ministack", "pid": 2 ** 22 + 1, "started": "1",
+                                                       "log": str(state / "logs" / "ministack.log")}]))
+    try:
+        again = local("up", state=state)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"cleaning up {state} left by a run that did not stop cleanly" in again.stdout
+    finally:
+        local("down", state=state)
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _still_running(pid: int, started: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0] != "Z" and fields[19] == started
+
