@@ -62,9 +62,11 @@ class SelfnestEnvironment(Construct):
             cdk.Tags.of(self).add(key, value)
 
 
-def build_app(settings: SelfnestSettings, *, outdir: str | None = None,
-              context: dict[str, object] | None = None) -> tuple[cdk.App, SelfnestEnvironment]:
-    app = cdk.App(outdir=outdir, context=context)
+def build_app(settings: SelfnestSettings, *, outdir: str | None = None, context: dict[str, object] | None = None,
+              builtin_validation: bool | None = None) -> tuple[cdk.App, SelfnestEnvironment]:
+    """`builtin_validation=False` skips CDK's built-in template rules (cdk-nag still runs); None: CDK's default,
+    which `cdk synth --no-validation` and CDK_VALIDATION=false turn off."""
+    app = cdk.App(outdir=outdir, context=context, builtin_cloud_formation_validation=builtin_validation)
     environment = SelfnestEnvironment(app, settings=settings)
     add_compliance_checks(app)
     return app, environment
