@@ -79,6 +79,7 @@ class CosmosStore(pulumi.ComponentResource):
                     autoscale_settings=cosmosdb.AutoscaleSettingsArgs(max_throughput=args.autoscale_max_throughput)
                 )
             ),
+            tags=dict(place.tags),   # ARM takes tags on SQL databases and containers too (at most 15)
             opts=child,
         )
         self.containers = {
@@ -94,6 +95,7 @@ class CosmosStore(pulumi.ComponentResource):
                         paths=[spec.partition_key], kind=cosmosdb.PartitionKind.HASH, version=2
                     ),
                 ),
+                tags=dict(place.tags),
                 opts=child,
             )
             for spec in args.containers
