@@ -10,9 +10,9 @@ from .app import build_app
 from .config import ConfigError, load_settings
 
 
-def main(context: dict[str, object] | None = None) -> int:
-    """`context` stands in for the CLI's `-c` options (CDK_CONTEXT_JSON) when called in-process."""
-    context = cdk.App(context=context).node
+def main(cli_context: dict[str, object] | None = None) -> int:
+    """`cli_context` stands in for the CLI's `-c` options (CDK_CONTEXT_JSON) when called in-process."""
+    context = cdk.App(context=cli_context).node
     environment = str(context.try_get_context("env") or "dev")
     dr_tier = context.try_get_context("dr_tier")   # `-c dr_tier=pilot_light` overrides config's dr.tier
     try:
