@@ -88,8 +88,10 @@ postgres-server:
 test-services: $(PY_STAMP) postgres-server
 	$(PY) -m pytest tests/services
 
+# One worker per core (TEST_WORKERS=1 for a serial run); whole files go to one worker, so a module's fixtures start once.
+TEST_WORKERS ?= auto
 test: bootstrap lint typecheck postgres-server
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: bootstrap
 	$(PY) -m refarch.tools.bench --env $(ENV)
