@@ -93,8 +93,10 @@ TEST_WORKERS ?= auto
 test: bootstrap lint typecheck postgres-server
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# BENCH_ARGS=--no-suite skips the warm `make test` and the fresh-clone CI run (minutes each).
+BENCH_ARGS ?=
 bench: bootstrap
-	$(PY) -m refarch.tools.bench --env $(ENV)
+	$(PY) -m refarch.tools.bench --env $(ENV) $(BENCH_ARGS)
 
 LAB ?=
 # `make lab LAB=03`: PASS/FAIL per check with a hint; exits non-zero until every check passes.

@@ -4,7 +4,8 @@ Every entry is keyed on all the inputs that can change its result, listed by the
 (sources, config, lock files, context, environment variables, tool versions), so a change to any of them misses
 the cache and computes afresh: a stale entry would be a green that proves nothing. Entries live under `.cache/`
 (git-ignored); each kind keeps only its newest entry per label, so the folder does not grow run after run.
-Parallel test workers that want the same entry wait for the first one to write it (a lock per entry).
+Parallel test workers that want the same entry wait for the first one to write it (a lock per entry), and an
+entry a process is reading is never evicted (that process holds a shared lock on it until it exits).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_ROOT = ROOT / ".cache" / "tests"
@@ -91,34 +93,68 @@ class RunCache:
         return self.folder / f"{label}-{key_of(parts)}"
 
     def get_or_build(self, label: str, parts: Mapping[str, str], build: Callable[[Path], None]) -> tuple[Path, bool]:
-        """The entry's folder, built by `build(folder)` if it is missing; and whether it was built now."""
+        """The entry's folder, built by `build(folder)` if it is missing; and whether it was built now.
+
+        The folder stays readable for the rest of this process: it is marked in use until the process exits.
+        """
         entry = self.entry(label, parts)
-        if (entry / COMPLETE).is_file():
+        if entry in _IN_USE:
             return entry, False
         self.folder.mkdir(parents=True, exist_ok=True)
-        with _locked(entry.with_name(entry.name + ".lock")):
-            if (entry / COMPLETE).is_file():     # another worker built it while this one waited
-                return entry, False
-            shutil.rmtree(entry, ignore_errors=True)   # a build that died half-way
-            entry.mkdir()
-            build(entry)
-            (entry / "inputs.json").write_text(json.dumps(dict(parts), indent=1, sort_keys=True), encoding="utf-8")
-            (entry / COMPLETE).touch()
-        self._evict_older(label, keep=entry)
-        return entry, True
+        handle = _lock_file(entry).open("a")
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        built = False
+        try:
+            if not (entry / COMPLETE).is_file():
+                # Readers hold the lock shared, a builder exclusive: a worker that finds the entry missing waits
+                # for one that is building it, then uses what it built.
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                if not (entry / COMPLETE).is_file():
+                    shutil.rmtree(entry, ignore_errors=True)   # a build that died half-way
+                    entry.mkdir()
+                    build(entry)
+                    (entry / "inputs.json").write_text(json.dumps(dict(parts), indent=1, sort_keys=True),
+                                                       encoding="utf-8")
+                    (entry / COMPLETE).touch()
+                    built = True
+                fcntl.flock(handle, fcntl.LOCK_SH)
+        except BaseException:
+            handle.close()
+            raise
+        _IN_USE[entry] = handle   # held shared until this process exits: the entry is not evicted under it
+        if built:
+            self._evict_older(label, keep=entry)
+        return entry, built
+
+    @staticmethod
+    def release(entry: Path) -> None:
+        """Stop marking `entry` in use, as if this process had exited."""
+        handle = _IN_USE.pop(entry, None)
+        if handle is not None:
+            handle.close()
 
     def _evict_older(self, label: str, *, keep: Path) -> None:
         for other in self.folder.glob(f"{label}-*"):
             if other == keep or not re.fullmatch(rf"{re.escape(label)}-[0-9a-f]{{{KEY_LENGTH}}}", other.name):
                 continue
-            with _locked(other.with_name(other.name + ".lock"), blocking=False) as held:
-                if held:
+            with _locked(_lock_file(other), blocking=False) as unused:
+                if unused:     # no process reads it (readers hold a shared lock) and none builds it
                     shutil.rmtree(other, ignore_errors=True)
-            other.with_name(other.name + ".lock").unlink(missing_ok=True)
+                    _lock_file(other).unlink(missing_ok=True)
+
+
+def _lock_file(entry: Path) -> Path:
+    return entry.with_name(entry.name + ".lock")
+
+
+# Open handles holding a shared lock on each entry this process reads; closed (and released) when it exits.
+_IN_USE: dict[Path, IO[str]] = {}
 
 
 @contextmanager
 def _locked(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive lock on `path`; with blocking=False, yields False at once if anyone holds it."""
     with path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))

@@ -162,9 +162,31 @@ def test_a_cache_entry_is_built_once_reused_and_rebuilt_when_an_input_changes(tm
     assert built and (first / COMPLETE).is_file()
     again, built = cache.get_or_build("dev", {"sources": "a"}, build)
     assert (again, built) == (first, False) and len(builds) == 1
+    cache.release(first)     # its reader is gone
     changed, built = cache.get_or_build("dev", {"sources": "b"}, build)
     assert built and changed != first and (changed / "result").read_text(encoding="utf-8") == "2"
     assert not first.exists(), "the superseded entry is evicted"
+    cache.release(changed)
+
+
+def test_an_entry_a_process_is_reading_is_not_evicted(tmp_path: Path) -> None:
+    cache = RunCache("things", root=tmp_path)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys, pathlib; from tests.run_cache import RunCache; "
+                               f"RunCache('things', root=pathlib.Path({str(tmp_path)!r}))"
+                               ".get_or_build('dev', {'sources': 'a'}, lambda entry: None); "
+                               "print('reading', flush=True); sys.stdin.read()"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
+        in_use = cache.entry("dev", {"sources": "a"})
+        newer, _ = cache.get_or_build("dev", {"sources": "b"}, lambda entry: None)
+        assert in_use.is_dir(), "evicted while another process reads it"
+    finally:
+        reader.communicate("")
+    cache.release(newer)
+    cache.get_or_build("dev", {"sources": "c"}, lambda entry: None)
+    assert not in_use.exists() and not newer.exists(), "evicted once nobody reads them"
 
 
 def test_an_entry_whose_build_failed_half_way_is_built_again(tmp_path: Path) -> None:
@@ -178,11 +200,13 @@ def test_an_entry_whose_build_failed_half_way_is_built_again(tmp_path: Path) -> 
         cache.get_or_build("dev", {"sources": "a"}, fail)
     entry, built = cache.get_or_build("dev", {"sources": "a"}, lambda entry: None)
     assert built and not (entry / "partial").exists()
+    cache.release(entry)
 
 
 def test_variants_whose_labels_share_a_prefix_do_not_evict_each_other(tmp_path: Path) -> None:
     cache = RunCache("things", root=tmp_path)
     pilot_light, _ = cache.get_or_build("prod-pilot_light", {"sources": "a"}, lambda entry: None)
+    cache.release(pilot_light)   # not in use: only its label protects it
     cache.get_or_build("prod", {"sources": "b"}, lambda entry: None)
     assert pilot_light.is_dir()
 
