@@ -257,9 +257,14 @@ def test_dependency_installs_miss_when_pins_or_installer_change(key: Callable[..
     assert key(requirements, installer="pip 25.0") != before
 
 
-def test_caches_live_in_git_ignored_folders() -> None:
+def test_caches_live_in_git_ignored_folders(tmp_path: Path) -> None:
+    # git's own verdict on the project's .gitignore, in a scratch repository (the lab tests copy the project
+    # without its .git).
+    subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
+    shutil.copy2(ROOT / ".gitignore", tmp_path / ".gitignore")
     cached = [assembly.SYNTH_CACHE.folder / "dev-0", functions.DEPENDENCY_CACHE / "0",
               ROOT / ".build" / "babybloom_functions" / "site-packages-0"]
-    ignored = subprocess.run(["git", "check-ignore", *map(str, cached)], cwd=ROOT, capture_output=True, text=True,
+    relative = [str(path.relative_to(ROOT)) for path in cached]
+    ignored = subprocess.run(["git", "check-ignore", *relative], cwd=tmp_path, capture_output=True, text=True,
                              check=False).stdout.split()
-    assert sorted(ignored) == sorted(map(str, cached))
+    assert sorted(ignored) == sorted(relative)
