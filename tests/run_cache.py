@@ -140,7 +140,11 @@ class RunCache:
                 continue
             with _locked(_lock_file(other), blocking=False) as unused:
                 if unused:     # no process reads it (readers hold a shared lock) and none builds it
-                    shutil.rmtree(other, ignore_errors=True)
+                    # Unmarked first and moved aside at once, so a half-finished removal never looks complete.
+                    (other / COMPLETE).unlink(missing_ok=True)
+                    trash = other.with_name(f".removing-{other.name}-{os.getpid()}")
+                    other.rename(trash)
+                    shutil.rmtree(trash, ignore_errors=True)
                     _lock_file(other).unlink(missing_ok=True)
 
 

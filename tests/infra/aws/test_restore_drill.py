@@ -90,7 +90,12 @@ def drill(prod: Assembly) -> Iterator[Drill]:
     _, bucket = backup_bucket(prod)
     props = bucket["Properties"]
     name = joined(props["BucketName"], account=DEFAULT_ACCOUNT_ID)
-    with mock_aws():
+    # Neither reset moto's state on start nor wipe it on stop: a moto server of the service tests may be running in
+    # this process (pytest-xdist puts any files on one worker), and it shares that state. The drill removes what it
+    # made instead.
+    mock = mock_aws()
+    mock.start(reset=False)
+    try:
         region = prod.settings.region
         client: S3Client = boto3.client("s3", region_name=region)
         key_id = boto3.client("kms", region_name=region).create_key(Description="backup key")["KeyMetadata"]["KeyId"]
@@ -104,7 +109,15 @@ def drill(prod: Assembly) -> Iterator[Drill]:
                 "SSEAlgorithm": encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
                 "KMSMasterKeyID": key_id},
             "BucketKeyEnabled": encryption["BucketKeyEnabled"]}]})
-        yield Drill(client, bucket, name)
+        try:
+            yield Drill(client, bucket, name)
+        finally:
+            versions = client.list_object_versions(Bucket=name)
+            for version in versions.get("Versions", []) + versions.get("DeleteMarkers", []):
+                client.delete_object(Bucket=name, Key=version["Key"], VersionId=version["VersionId"])
+            client.delete_bucket(Bucket=name)
+    finally:
+        mock.stop(remove_data=False)
 
 
 def digest(drill: Drill, key: str, version_id: str | None = None) -> str:
