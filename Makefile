@@ -107,7 +107,10 @@ lab: bootstrap
 labs: $(PY_STAMP)
 	@$(VENV)/bin/refarch labs
 
+# Placeholders (example certificate ARN, example domain) stop a deploy here, in one line each; a direct `cdk deploy`
+# is stopped by the same check as a CloudFormation rule in every stack.
 deploy: bootstrap
+	$(PY) -m refarch.tools.preflight --env $(ENV) $(DR_TIER_ARGS)
 	cdk deploy --all -c env=$(ENV) $(DR_TIER_CONTEXT)
 
 destroy: bootstrap

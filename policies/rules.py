@@ -15,11 +15,27 @@ STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 WEB_APP = "azure-native:web:WebApp"
 KEY_VAULT = "azure-native:keyvault:Vault"
 APP_AUTHENTICATION = "azure-native:web:WebAppAuthSettingsV2"
+FTP_PUBLISHING = "azure-native:web:WebAppFtpAllowed"
+SCM_PUBLISHING = "azure-native:web:WebAppScmAllowed"
 
 # Environments (the `environment` tag every BabyBloom resource carries) whose data services must be private.
 PRIVATE_ENVIRONMENTS = frozenset({"prod"})
+# The one storage account that keeps a public endpoint in prod: it holds only the function app's code package, so
+# that `pulumi up` can upload it from outside the VNet (writing still needs Entra ID and a role only the deployer has).
+PURPOSE_TAG = "purpose"
+DEPLOYMENT_PACKAGE = "deployment-package"
 # Fragments that only appear in shared-key credentials (connection strings, SAS tokens, Cosmos keys).
 CREDENTIAL_MARKERS = ("AccountKey=", "SharedAccessKey=", "SharedAccessSignature=", "sig=", "AccountEndpoint=")
+
+# The site-config properties a Flex Consumption app may carry. Flex answers 400 "The following site configuration
+# property (Site.SiteConfig.X) for Flex Consumption sites is invalid" to others: netFrameworkVersion (which the SDK's
+# SiteConfigArgs adds by default), ftpsState, linuxFxVersion, alwaysOn... (Microsoft's "Flex Consumption plan
+# deprecations"; pulumi-azure-native issue 4168). An allowlist, so a new SDK default is caught before Azure sees it.
+FLEX_SITE_CONFIG = frozenset({
+    "appSettings", "minTlsVersion", "scmMinTlsVersion", "minTlsCipherSuite", "http20Enabled", "cors",
+    "ipSecurityRestrictions", "ipSecurityRestrictionsDefaultAction", "scmIpSecurityRestrictions",
+    "scmIpSecurityRestrictionsDefaultAction", "scmIpSecurityRestrictionsUseMain",
+})
 
 Props = Mapping[str, Any]
 Check = Callable[[Props], "str | None"]
@@ -70,6 +86,8 @@ def _private_in_prod(props: Props) -> str | None:
         return "tags.environment is missing, so it cannot be told whether public network access must be off"
     if environment not in PRIVATE_ENVIRONMENTS:
         return None
+    if get_path(props, f"tags.{PURPOSE_TAG}") == DEPLOYMENT_PACKAGE:
+        return None  # the code package's account (see PURPOSE_TAG)
     # Key Vault nests the setting under properties and spells it in lower case.
     path = "properties.publicNetworkAccess" if get_path(props, "properties") is not None else "publicNetworkAccess"
     access = get_path(props, path)
@@ -108,6 +126,16 @@ def _requires_sign_in(props: Props) -> str | None:
     return None
 
 
+def _flex_site_config(props: Props) -> str | None:
+    if get_path(props, "functionAppConfig") is None:
+        return None  # not a Flex Consumption app
+    rejected = sorted(set(get_path(props, "siteConfig") or {}) - FLEX_SITE_CONFIG)
+    if rejected:
+        return (f"siteConfig.{', siteConfig.'.join(rejected)}: not accepted on Flex Consumption (Azure answers 400); "
+                f"allowed: {', '.join(sorted(FLEX_SITE_CONFIG))}")
+    return None
+
+
 def _rbac_vault(props: Props) -> str | None:
     if get_path(props, "properties.enableRbacAuthorization") is not True:
         return "properties.enableRbacAuthorization must be True (Azure RBAC, not vault access policies)"
@@ -143,7 +171,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "public-network-access-off-in-prod",
-        "In prod, Cosmos DB, Storage and Key Vault are reachable through private endpoints only.",
+        "In prod, Cosmos DB, Storage and Key Vault are reachable through private endpoints only (except the account "
+        "tagged purpose=deployment-package, which holds only the code package the deployer uploads).",
         frozenset({COSMOS_ACCOUNT, STORAGE_ACCOUNT, KEY_VAULT}),
         _private_in_prod,
     ),
@@ -184,10 +213,16 @@ RULES: tuple[Rule, ...] = (
         _require_one_of("siteConfig.minTlsVersion", ("1.2", "1.3"), "older TLS versions are broken"),
     ),
     Rule(
-        "function-app-ftps-disabled",
-        "Function apps do not accept FTP or FTPS deployments.",
+        "function-app-flex-site-config",
+        "Flex Consumption apps carry only the site-config properties Flex accepts (others fail the deployment).",
         frozenset({WEB_APP}),
-        _require("siteConfig.ftpsState", "Disabled", "FTP uses basic-auth publishing credentials"),
+        _flex_site_config,
+    ),
+    Rule(
+        "publishing-basic-auth-disabled",
+        "FTP and SCM basic-auth publishing credentials are off: deployments authenticate with Entra ID.",
+        frozenset({FTP_PUBLISHING, SCM_PUBLISHING}),
+        _require("allow", False, "publishing credentials are shared secrets that bypass Entra ID"),
     ),
     Rule(
         "function-app-managed-identity",

@@ -28,11 +28,12 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     "azure-native:applicationinsights:Component": ("ingestionMode", "disableLocalAuth"),
     "azure-native:storage:StorageAccount": (
         "sku.name", "allowSharedKeyAccess", "allowBlobPublicAccess", "minimumTlsVersion", "enableHttpsTrafficOnly",
-        "publicNetworkAccess",
+        "publicNetworkAccess", "networkRuleSet.defaultAction", "networkRuleSet.ipRules",
     ),
     "azure-native:storage:BlobContainer": ("containerName", "publicAccess"),
     "azure-native:storage:Queue": ("queueName",),
-    "azure-native:storage:Blob": ("containerName", "blobName", "metadata.sha256"),
+    # The code package, uploaded with Entra ID by a dynamic provider (constructs/azure/blob_upload.py).
+    "pulumi-python:dynamic:Resource": ("blob_name", "sha256"),
     "azure-native:cosmosdb:DatabaseAccount": (
         "capabilities", "consistencyPolicy.defaultConsistencyLevel", "disableLocalAuth", "minimalTlsVersion",
         "backupPolicy.continuousModeProperties.tier", "publicNetworkAccess", "locations",
@@ -46,7 +47,7 @@ KEY_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "azure-native:web:AppServicePlan": ("sku.name", "sku.tier"),
     "azure-native:web:WebApp": (
-        "kind", "httpsOnly", "identity.type", "siteConfig.minTlsVersion", "siteConfig.ftpsState",
+        "kind", "httpsOnly", "identity.type", "siteConfig.minTlsVersion",
         "functionAppConfig.runtime", "functionAppConfig.scaleAndConcurrency", "virtualNetworkSubnetId",
         "siteConfig.appSettings",
     ),

@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{findings} unacknowledged validation findings (cdk-nag AwsSolutions + HIPAA Security)")
     for stack in stacks:
         print(f"  {stack.name:<{width}}  {stack.resources:>4} resources  {stack.template.relative_to(ROOT)}")
+    for placeholder in settings.placeholders():
+        print(f"deploy refuses until replaced: {placeholder}")
     tier = f" -c dr_tier={args.dr_tier}" if args.dr_tier else ""
     print(f"Templates and assets: {outdir.relative_to(ROOT)}/  ·  deploy: npx cdk deploy --all -c env={args.env}{tier}")
     return 0

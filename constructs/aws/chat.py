@@ -84,7 +84,8 @@ class ChatTables(Construct):
         def table(id: str, **kwargs: Any) -> Any:
             return encrypted(id, **kwargs).table
 
-        # `replicas` (pilot light) copies what a DR region needs to resume chatting: sessions and their history.
+        # What a DR region needs to resume chatting, sessions and their history, are global tables in every tier
+        # (so switching tiers only adds or removes replicas); `replicas` (pilot light) says where they live.
         self.sessions: dynamodb.ITable = table("Sessions", suffix="sessions", partition_key="session_id",
                                                replicated=True)
         connections = encrypted("Connections", suffix="connections", partition_key="connection_id")
@@ -209,11 +210,16 @@ class SessionChat(Construct):
 
 
     def _finding_arn(self, stage_name: str) -> str:
-        """The connections ARN as cdk-nag names it in a finding (tokens shown as <LogicalId> or <AWS::Pseudo>)."""
+        """The connections ARN as cdk-nag names it in a finding: a stack bound to an account or region shows the
+        literal value, an agnostic one the pseudo parameter (<AWS::AccountId>); the API shows as <LogicalId>."""
         stack = cdk.Stack.of(self)
         api_id = stack.resolve(stack.get_logical_id(self.api.node.default_child))  # type: ignore[arg-type]
-        return (f"arn:{stack.partition if not cdk.Token.is_unresolved(stack.partition) else '<AWS::Partition>'}"
-                f":execute-api:{stack.region}:<AWS::AccountId>:<{api_id}>/{stage_name}/POST/@connections/*")
+
+        def shown(value: str, pseudo: str) -> str:
+            return f"<{pseudo}>" if cdk.Token.is_unresolved(value) else value
+
+        return (f"arn:{shown(stack.partition, 'AWS::Partition')}:execute-api:{shown(stack.region, 'AWS::Region')}"
+                f":{shown(stack.account, 'AWS::AccountId')}:<{api_id}>/{stage_name}/POST/@connections/*")
 
 
 class ApiGatewayLoggingRole(Construct):

@@ -38,8 +38,11 @@ class EncryptedTable(Construct):
     names the epoch-seconds attribute DynamoDB's TTL deletes items by; prod tables are retained and
     deletion-protected, dev tables are removed with their stack.
 
-    `replicas` (region -> ARN or alias ARN of a customer-managed key there) makes it an on-demand global table with
-    a live, equally protected replica in each region (the pilot-light DR tier); `table` is then a TableV2.
+    `replicas` (region -> ARN or alias ARN of a customer-managed key there) makes it a global table (`table` is a
+    TableV2, AWS::DynamoDB::GlobalTable) with a live, equally protected replica in each region. A table that a DR
+    tier may replicate is given a mapping in every tier, empty when nothing is replicated: CloudFormation cannot turn
+    an AWS::DynamoDB::Table into a GlobalTable in place, but adds and removes a GlobalTable's replicas as an update.
+    `replicas=None` is a plain regional table (AWS::DynamoDB::Table).
     """
 
     def __init__(self, scope: Construct, id: str, *, table_name: str, partition_key: str, sort_key: str | None,
@@ -47,20 +50,20 @@ class EncryptedTable(Construct):
                  replicas: Mapping[str, str] | None = None, provisioned: Throughput | None = None) -> None:
         super().__init__(scope, id)
         self.table: dynamodb.Table | dynamodb.TableV2
-        if replicas and provisioned:
-            raise ValueError(f"{table_name}: a replicated (global) table is on demand here; drop its provisioned "
-                             "throughput or its replicas")
-        if replicas:
-            recovery = dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True)
+        partition = dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING)
+        sort = dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None
+        recovery = dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True)
+        if replicas is not None:
             self.table = dynamodb.TableV2(
                 self, "Table",
-                table_name=table_name,
-                partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
-                sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
-                billing=dynamodb.Billing.on_demand(),
+                table_name=table_name, partition_key=partition, sort_key=sort,
+                billing=_global_billing(provisioned),
                 encryption=dynamodb.TableEncryptionV2.customer_managed_key(key, replica_key_arns=dict(replicas)),
                 point_in_time_recovery_specification=recovery,
                 time_to_live_attribute=expiry_attribute,
+                # Replication needs this stream; it is on in every tier so that adding a replica changes only
+                # `Replicas` (streams cost nothing without readers; replication's own reads are not billed).
+                dynamo_stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
                 deletion_protection=retain_data,
                 replicas=[dynamodb.ReplicaTableProps(region=region, point_in_time_recovery_specification=recovery,
                                                      deletion_protection=retain_data) for region in replicas],
@@ -69,16 +72,13 @@ class EncryptedTable(Construct):
             return
         self.table = dynamodb.Table(
             self, "Table",
-            table_name=table_name,
-            partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
+            table_name=table_name, partition_key=partition, sort_key=sort,
             billing_mode=dynamodb.BillingMode.PROVISIONED if provisioned else dynamodb.BillingMode.PAY_PER_REQUEST,
             read_capacity=provisioned.read_units if provisioned else None,
             write_capacity=provisioned.write_units if provisioned else None,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
             encryption_key=key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True),
+            point_in_time_recovery_specification=recovery,
             time_to_live_attribute=expiry_attribute,
             deletion_protection=retain_data,
             removal_policy=removal_policy(retain_data=retain_data),
@@ -115,6 +115,23 @@ def _scale(read: ScalableAttribute, write: ScalableAttribute, provisioned: Throu
     for scaling, units in ((read, provisioned.read_units), (write, provisioned.write_units)):
         scaling(min_capacity=units, max_capacity=units * AUTO_SCALING_MAX_MULTIPLE).scale_on_utilization(
             target_utilization_percent=AUTO_SCALING_TARGET_UTILIZATION_PERCENT)
+
+
+def _global_billing(provisioned: Throughput | None) -> dynamodb.Billing:
+    """A global table's capacity: on demand, or the configured units as the floor of built-in auto scaling.
+
+    The seed is what DynamoDB applies when an existing table switches from on demand to provisioned, until the
+    scaling policies exist (CloudFormation cannot know the capacity before the switch and requires it)."""
+    if provisioned is None:
+        return dynamodb.Billing.on_demand()
+
+    def autoscaled(units: int) -> dynamodb.Capacity:
+        return dynamodb.Capacity.autoscaled(
+            min_capacity=units, max_capacity=units * AUTO_SCALING_MAX_MULTIPLE, seed_capacity=units,
+            target_utilization_percent=AUTO_SCALING_TARGET_UTILIZATION_PERCENT)
+
+    return dynamodb.Billing.provisioned(read_capacity=autoscaled(provisioned.read_units),
+                                        write_capacity=autoscaled(provisioned.write_units))
 
 
 class IdempotencyTable(EncryptedTable):

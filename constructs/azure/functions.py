@@ -71,11 +71,14 @@ class FlexFunctionApp(pulumi.ComponentResource):
             https_only=True,
             identity=web.ManagedServiceIdentityArgs(type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED),
             virtual_network_subnet_id=args.subnet_id,
-            site_config=web.SiteConfigArgs(
-                app_settings=[web.NameValuePairArgs(name=key, value=value) for key, value in settings.items()],
+            # A plain mapping, not web.SiteConfigArgs: that class fills in netFrameworkVersion ("v4.6"),
+            # localMySqlEnabled and http20Enabled by default, and Flex Consumption answers 400 to site-config
+            # properties it does not accept (netFrameworkVersion, ftpsState, ...). Only what Flex takes is sent; FTP is
+            # off through the basic-auth publishing policies below.
+            site_config=web.SiteConfigArgsDict(
+                app_settings=[web.NameValuePairArgsDict(name=key, value=value) for key, value in settings.items()],
                 min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
                 scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-                ftps_state=web.FtpsState.DISABLED,
                 http20_enabled=True,
             ),
             function_app_config=web.FunctionAppConfigArgs(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import keyvault
+from pulumi_azure_native import authorization, keyvault
 
-from .common import Placement
+from .common import KEY_VAULT_SECRETS_OFFICER, Placement, role_definition_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,6 +17,9 @@ class SecretVaultArgs:
     tenant_id: pulumi.Input[str]
     soft_delete_retention_days: int
     private: bool
+    # Who may write secrets: Entra object ids granted Key Vault Secrets Officer on this vault.
+    secret_officers: tuple[str, ...] = ()
+    subscription_id: pulumi.Input[str]
 
 
 class SecretVault(pulumi.ComponentResource):
@@ -47,5 +50,15 @@ class SecretVault(pulumi.ComponentResource):
             tags=dict(place.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.secret_officers = [
+            authorization.RoleAssignment(
+                f"{name}-secrets-officer-{officer}",
+                principal_id=officer,
+                role_definition_id=role_definition_id(args.subscription_id, KEY_VAULT_SECRETS_OFFICER),
+                scope=self.vault.id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for officer in args.secret_officers
+        ]
         self.vault_uri = self.vault.properties.apply(lambda properties: properties.vault_uri)
         self.register_outputs({"vault_id": self.vault.id, "vault_uri": self.vault_uri})

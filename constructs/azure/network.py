@@ -41,6 +41,9 @@ class PrivateNetwork(pulumi.ComponentResource):
             address_prefix=args.function_subnet,
             # Flex Consumption integrates through a subnet delegated to Container Apps environments.
             delegations=[network.DelegationArgs(name="flex-consumption", service_name="Microsoft.App/environments")],
+            # The deployment account's firewall admits this subnet: the app reads its package over the Azure backbone
+            # without needing internet egress from the VNet.
+            service_endpoints=[network.ServiceEndpointPropertiesFormatArgs(service="Microsoft.Storage")],
             opts=child,
         )
         self.private_endpoint_subnet = network.Subnet(

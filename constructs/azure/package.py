@@ -1,5 +1,6 @@
-"""The function app's deployment package: a zip built deterministically and uploaded into the Flex Consumption
-deployment container, where the app runs it from (no build happens on the Azure side for a blob deployment).
+"""The function app's deployment package: a zip built deterministically and uploaded, with Entra ID credentials, into
+the Flex Consumption deployment container, where the app runs it from (no build happens on the Azure side for a blob
+deployment).
 
 Deterministic means the same sources and requirements give byte-identical zips, whoever builds them and when:
 entries are sorted, every timestamp is 1980-01-01, permissions are 0644/0755, and what differs between machines is
@@ -21,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import pulumi
-from pulumi_azure_native import storage
+from pulumi_azure_native import authorization
 
-from .common import Placement
+from .blob_upload import UploadedBlob
+from .common import STORAGE_BLOB_DATA_CONTRIBUTOR, role_definition_id
 
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold
 # Where Azure Functions' Python worker looks for an app's dependencies inside the package.
@@ -123,28 +125,37 @@ def _inputs_digest(entries: list[tuple[str, Path]]) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class FunctionPackageArgs:
-    placement: Placement
     package: BuiltPackage
-    account_name: pulumi.Input[str]
-    container_name: pulumi.Input[str]
+    container_url: pulumi.Input[str]
+    # The container's ARM id: the scope of the deployer's data-plane role.
+    container_id: pulumi.Input[str]
+    # Whoever runs `pulumi up` (getClientConfig's object id): user, service principal or workload identity.
+    deployer_principal_id: pulumi.Input[str]
+    subscription_id: pulumi.Input[str]
 
 
 class FunctionPackage(pulumi.ComponentResource):
-    """The built zip as a block blob in the deployment container."""
+    """The built zip as a block blob in the deployment container, written by the deployer with Entra ID."""
 
     def __init__(self, name: str, args: FunctionPackageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("refarch:azure:FunctionPackage", name, None, opts)
-        self.blob = storage.Blob(
-            f"{name}-blob",
-            account_name=args.account_name,
-            container_name=args.container_name,
-            resource_group_name=args.placement.resource_group_name,
-            blob_name=PACKAGE_BLOB_NAME,
-            type=storage.BlobType.BLOCK,
-            content_type="application/zip",
-            source=pulumi.FileAsset(str(args.package.path)),
-            metadata={"sha256": args.package.sha256},
+        # Exactly what the upload needs (write and delete blobs), on the one container, for the deployer only.
+        self.deployer_access = authorization.RoleAssignment(
+            f"{name}-deployer-blob-data-contributor",
+            principal_id=args.deployer_principal_id,
+            role_definition_id=role_definition_id(args.subscription_id, STORAGE_BLOB_DATA_CONTRIBUTOR),
+            scope=args.container_id,
             opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.blob = UploadedBlob(
+            f"{name}-blob",
+            container_url=args.container_url,
+            blob_name=PACKAGE_BLOB_NAME,
+            path=str(args.package.path),
+            sha256=args.package.sha256,
+            content_type="application/zip",
+            # Granted first (and, on destroy, the blob goes while the grant still exists).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployer_access]),
         )
         self.sha256 = args.package.sha256
         self.register_outputs({"url": self.blob.url, "sha256": self.sha256})

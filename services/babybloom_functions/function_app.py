@@ -1,8 +1,9 @@
 """BabyBloom's Azure Functions app (Python v2 programming model): the HTTP API, the daily reminder timer and the
 reminder queue trigger. The handlers live in babybloom_app; this file only binds them to triggers.
 
-HTTP functions are anonymous at the Functions level on purpose: App Service authentication in front of the app
-signs users in and sets X-MS-CLIENT-PRINCIPAL, which every handler requires (function keys would be shared secrets).
+HTTP functions are anonymous at the Functions level on purpose (function keys would be shared secrets): every handler
+requires the caller's Entra ID access token and verifies it itself (babybloom_app/identity.py), with App Service
+authentication in front as a second layer.
 """
 
 from __future__ import annotations

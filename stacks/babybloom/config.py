@@ -25,6 +25,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 LOCATION_KEY = "azure-native:location"
 STACK_NAME_PATTERN = r"[a-z][a-z0-9]{1,7}"  # short: it ends up inside globally unique, length-limited names
 
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+
 # Cosmos DB autoscale: the maximum is set in steps of 1000 RU/s (it scales between 10 % of it and it).
 AUTOSCALE_STEP = 1000
 AUTOSCALE_RANGE = (1000, 1_000_000)
@@ -35,6 +37,7 @@ _PATTERN_HINTS = {
     "location": "an Azure region name such as westeurope",
     "issuer": "the https:// OpenID issuer of your Entra ID tenant, e.g. https://<tenant>.ciamlogin.com/<id>/v2.0",
     "clientId": "the application (client) id of your app registration, a GUID",
+    "secretOfficers": "Entra object ids (GUIDs) of the users, groups or service principals that write secrets",
 }
 
 
@@ -88,6 +91,9 @@ class CosmosSettings(_Settings):
 
 class KeyVaultSettings(_Settings):
     soft_delete_retention_days: Annotated[int, Field(ge=7, le=90)]
+    # Entra object ids (users, groups, service principals) that may write the vault's secrets (Key Vault Secrets
+    # Officer on this vault). The vault uses Azure RBAC: without such a grant nobody, the deployer included, can.
+    secret_officers: list[Annotated[str, Field(pattern=GUID_PATTERN)]]
 
 
 class NetworkSettings(_Settings):
@@ -97,6 +103,27 @@ class NetworkSettings(_Settings):
     address_space: str
     function_subnet: str
     private_endpoint_subnet: str
+    # Public IPs (or ranges) of the machines that run `pulumi up` for a private stack. Empty: the deployment account
+    # accepts any network (Entra ID is still required to write); listed: only these and the function subnet.
+    deployer_ip_ranges: list[str]
+
+    @field_validator("deployer_ip_ranges")
+    @classmethod
+    def _public_ranges(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                network = ipaddress.IPv4Network(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not allowed (allowed: a public IPv4 address, e.g. what "
+                                 "`curl https://api.ipify.org` prints, or a range up to /30)") from None
+            if not network.is_global:
+                raise ValueError(f"{value!r} is not allowed (allowed: public addresses only; the storage firewall "
+                                 "ignores private ones)")
+            # Azure Storage IP rules take single addresses and ranges up to /30; /31 and /32 are refused.
+            if "/" in value and network.prefixlen > 30:
+                raise ValueError(f"{value!r} is not allowed (allowed: a range up to /30, or a single address "
+                                 "without a prefix)")
+        return values
 
     @field_validator("address_space", "function_subnet", "private_endpoint_subnet")
     @classmethod
@@ -120,18 +147,21 @@ class NetworkSettings(_Settings):
                 raise ValueError(f"{key}: {subnet} is not inside addressSpace {space}")
         if function.overlaps(endpoints):
             raise ValueError(f"functionSubnet {function} overlaps privateEndpointSubnet {endpoints}")
+        if self.deployer_ip_ranges and not self.private:
+            raise ValueError("deployerIpRanges: only used when private is true (then the deployment account is "
+                             "firewalled); leave it [] here")
         return self
 
 
 class AuthenticationSettings(_Settings):
-    """Who signs users in: the Entra ID (External ID) app registration App Service authentication validates against.
+    """Who signs users in: the Entra ID (External ID) app registration whose access tokens the API accepts.
 
-    The functions app trusts the `X-MS-CLIENT-PRINCIPAL` header only because App Service authentication, with
-    "require authentication", strips any client-sent copy and sets it itself after validating the token.
+    App Service authentication validates them in front of the app, and the app verifies them again itself
+    (babybloom_app/tokens.py): signature against the tenant's keys, issuer, audience, expiry.
     """
 
     issuer: Annotated[str, Field(pattern=r"^https://[^\s/]+/\S+$")]
-    client_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")]
+    client_id: Annotated[str, Field(pattern=GUID_PATTERN)]
 
 
 class AppSettings(_Settings):

@@ -23,6 +23,9 @@ from .config import PROJECT, PROJECT_DIR, read_stack_file
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-00000000aaaa"
 TENANT_ID = "00000000-0000-0000-0000-00000000bbbb"
 CLIENT_CONFIG_TOKEN = "azure-native:authorization:getClientConfig"  # noqa: S105 - a function token, not a secret
+DYNAMIC_RESOURCE = "pulumi-python:dynamic:Resource"
+# The pickled provider Pulumi sends with every dynamic resource: machinery, not a setting to review.
+DYNAMIC_PROVIDER_INPUT = "__provider"
 
 # The input that carries a resource's physical name; absent means the provider auto-names it (logical name + suffix).
 NAME_INPUTS = {
@@ -60,6 +63,8 @@ class PlannedResource:
     custom: bool
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    # Names of the resources this one waits for (depends_on, and components' children through them).
+    depends_on: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "parent": self.parent, "inputs": self.inputs}
@@ -71,6 +76,15 @@ def _digest(*parts: str) -> str:
 
 def _guid(*parts: str) -> str:
     return str(uuid.UUID(_digest(*parts)[:32]))
+
+
+# Who runs `pulumi up` (getClientConfig), offline.
+CLIENT_CONFIG = {
+    "clientId": _guid("client"),
+    "objectId": _guid("deployer"),
+    "subscriptionId": SUBSCRIPTION_ID,
+    "tenantId": TENANT_ID,
+}
 
 
 class AzureMocks(pulumi.runtime.Mocks):
@@ -93,12 +107,7 @@ class AzureMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
         if args.token == CLIENT_CONFIG_TOKEN:
-            return {
-                "clientId": _guid("client"),
-                "objectId": _guid("deployer"),
-                "subscriptionId": SUBSCRIPTION_ID,
-                "tenantId": TENANT_ID,
-            }, []
+            return dict(CLIENT_CONFIG), []
         raise NotImplementedError(f"no offline answer for {args.token}: add one to {__name__}.AzureMocks.call")
 
 
@@ -118,6 +127,8 @@ def _computed(typ: str, physical: str, inputs: dict[str, Any]) -> dict[str, Any]
             "instrumentationKey": key,
             "connectionString": f"InstrumentationKey={key};IngestionEndpoint=https://{location}.in.applicationinsights.azure.com/",
         }
+    if typ == DYNAMIC_RESOURCE and "container_url" in inputs:
+        return {"url": f"{inputs['container_url'].rstrip('/')}/{inputs['blob_name']}"}
     if typ == "azure-native:web:WebApp":
         principal = _guid(typ, physical, "principal")
         identity = {**inputs.get("identity", {}), "principalId": principal, "tenantId": TENANT_ID}
@@ -143,14 +154,20 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 name=request.name,
                 parent=self._names.get(request.parent) if request.parent else None,
                 custom=bool(request.custom),
-                inputs=_plain(dict(rpc.deserialize_properties(request.object))) if request.type != STACK_TYPE else {},
+                inputs=_plain(_without_provider(dict(rpc.deserialize_properties(request.object))))
+                if request.type != STACK_TYPE else {},
                 outputs=_plain(dict(registered.state)) if registered is not None else {},
+                depends_on=tuple(self._names.get(urn, urn) for urn in request.dependencies),
             )
         )
         return response
 
 
 STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def _without_provider(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in inputs.items() if key != DYNAMIC_PROVIDER_INPUT}
 
 
 def _plain(value: Any) -> Any:

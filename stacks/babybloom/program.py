@@ -11,6 +11,7 @@ from refarch.constructs.azure.access import AzureRoleGrant, IdentityAccess, Iden
 from refarch.constructs.azure.common import (
     KEY_VAULT_SECRETS_USER,
     MONITORING_METRICS_PUBLISHER,
+    STORAGE_BLOB_DATA_CONTRIBUTOR,
     STORAGE_BLOB_DATA_OWNER,
     STORAGE_QUEUE_DATA_CONTRIBUTOR,
     Placement,
@@ -26,7 +27,8 @@ from refarch.constructs.azure.package import (
     build_function_package,
     install_dependencies,
 )
-from refarch.constructs.azure.storage import FunctionStorage, FunctionStorageArgs
+from refarch.constructs.azure.storage import FunctionStorage, FunctionStorageArgs, StorageFirewall
+from refarch.policies import rules
 
 from .config import PROJECT_DIR, ConfigError, StackSettings, settings_from_config
 
@@ -39,6 +41,9 @@ CONTAINERS = (
     ContainerSpec(name="weekly_content", partition_key="/week"),
 )
 DEPLOYMENT_CONTAINER = "app-package"
+# The tag that marks the account holding only the code package (CrossGuard lets it keep a public endpoint in prod).
+PURPOSE_TAG = rules.PURPOSE_TAG
+DEPLOYMENT_PURPOSE = rules.DEPLOYMENT_PACKAGE
 REMINDER_QUEUE = "reminders"
 APP_SOURCE = PROJECT_DIR / "services" / "babybloom_functions"
 BUILD_DIR = PROJECT_DIR / ".build" / "babybloom_functions"
@@ -53,6 +58,7 @@ class BabyBloom:
     resource_group: resources.ResourceGroup
     observability: Observability
     storage: FunctionStorage
+    deployment_storage: FunctionStorage
     package: FunctionPackage
     cosmos: CosmosStore
     vault: SecretVault
@@ -91,7 +97,8 @@ def build(settings: StackSettings) -> BabyBloom:
         "resource-group", resource_group_name=settings.name("rg"), location=settings.location, tags=settings.tags
     )
     place = Placement(resource_group_name=group.name, location=settings.location, tags=settings.tags)
-    short = f"bloom{settings.stack}"  # storage and vault names: globally unique, alphanumeric, at most 24 characters
+    # Storage and vault names: globally unique, alphanumeric, at most 24 characters with the provider's random suffix.
+    short = f"bloom{settings.stack}"
 
     observability = Observability(
         "observability",
@@ -109,7 +116,6 @@ def build(settings: StackSettings) -> BabyBloom:
             placement=place,
             account_name_prefix=f"st{short}",
             sku=app.storage.sku,
-            deployment_container=DEPLOYMENT_CONTAINER,
             queues=(REMINDER_QUEUE,),
             private=private,
         ),
@@ -136,6 +142,8 @@ def build(settings: StackSettings) -> BabyBloom:
             tenant_id=client.tenant_id,
             soft_delete_retention_days=app.key_vault.soft_delete_retention_days,
             private=private,
+            secret_officers=tuple(app.key_vault.secret_officers),
+            subscription_id=client.subscription_id,
         ),
     )
     network = (
@@ -152,17 +160,39 @@ def build(settings: StackSettings) -> BabyBloom:
         if private
         else None
     )
+    # The code package lives in an account of its own that `pulumi up` can reach from outside the VNet on the first
+    # run and every later one (the host account is private in prod). It holds code only; writing needs Entra ID and
+    # a role only the deployer has; in a private stack it can be firewalled to the deployer's IPs and the app subnet.
+    deployment_storage = FunctionStorage(
+        "deployment-storage",
+        FunctionStorageArgs(
+            placement=Placement(resource_group_name=group.name, location=settings.location,
+                                tags={**settings.tags, PURPOSE_TAG: DEPLOYMENT_PURPOSE}),
+            # "pkg" instead of "bloom": with the provider's 8-character suffix it stays within 24 for any stack name.
+            account_name_prefix=f"stpkg{settings.stack}",
+            sku=app.storage.sku,
+            containers=(DEPLOYMENT_CONTAINER,),
+            private=False,
+            firewall=(
+                StorageFirewall(allowed_ip_ranges=tuple(app.network.deployer_ip_ranges),
+                                allowed_subnet_ids=(network.function_subnet.id,))
+                if network is not None and app.network.deployer_ip_ranges else None
+            ),
+        ),
+    )
+    deployment_container = deployment_storage.containers[DEPLOYMENT_CONTAINER]
     package = FunctionPackage(
         "function-package",
         FunctionPackageArgs(
-            placement=place,
             package=build_function_package(
                 source=APP_SOURCE,
                 output_dir=BUILD_DIR,
                 dependencies=install_dependencies(APP_SOURCE / "requirements.txt", cache=BUILD_DIR),
             ),
-            account_name=storage.account.name,
-            container_name=storage.deployment_container.name,
+            container_url=deployment_storage.container_url(DEPLOYMENT_CONTAINER),
+            container_id=deployment_container.id,
+            deployer_principal_id=client.object_id,
+            subscription_id=client.subscription_id,
         ),
     )
     functions = FlexFunctionApp(
@@ -175,7 +205,7 @@ def build(settings: StackSettings) -> BabyBloom:
             instance_memory_mb=app.functions.instance_memory_mb,
             maximum_instance_count=app.functions.maximum_instance_count,
             storage_account_name=storage.account.name,
-            deployment_container_url=storage.deployment_container_url,
+            deployment_container_url=deployment_storage.container_url(DEPLOYMENT_CONTAINER),
             insights_connection_string=observability.connection_string,
             # The names come from the app itself (babybloom_app.settings), so what is set is what it reads.
             app_settings={
@@ -188,12 +218,17 @@ def build(settings: StackSettings) -> BabyBloom:
                 app_settings.REMINDERS_QUEUE_SERVICE_URI: storage.queue_endpoint,
                 app_settings.REMINDERS_CREDENTIAL: "managedidentity",
                 "KEY_VAULT_URI": vault.vault_uri,
-                PACKAGE_HASH_SETTING: package.sha256,
+                # The app verifies every caller's access token against this tenant and audience itself.
+                app_settings.AUTH_ISSUER: app.authentication.issuer,
+                app_settings.AUTH_CLIENT_ID: app.authentication.client_id,
+                # The uploaded blob's hash (an output of the upload), so the app also waits for the upload itself.
+                PACKAGE_HASH_SETTING: package.blob.sha256,
             },
             subnet_id=network.function_subnet.id if network is not None else None,
             sign_in=SignInProvider(issuer=app.authentication.issuer, client_id=app.authentication.client_id),
         ),
-        # The app starts from the package, so the package is in place first.
+        # The app starts from the package, so the package is in place first. (A component's depends_on does not reach
+        # its children; the hash setting above carries the dependency to the site itself.)
         opts=pulumi.ResourceOptions(depends_on=[package]),
     )
     account_id = storage.account.id
@@ -203,8 +238,11 @@ def build(settings: StackSettings) -> BabyBloom:
             principal_id=functions.principal_id,
             subscription_id=client.subscription_id,
             grants=(
-                # The Functions host keeps its leases and the Flex deployment package in blobs.
+                # The Functions host keeps its leases and state in blobs of its own account.
                 AzureRoleGrant(name="storage-blob-data-owner", role=STORAGE_BLOB_DATA_OWNER, scope=account_id),
+                # Flex Consumption reads the package with the app's identity (and `func publish` would write it).
+                AzureRoleGrant(name="package-blob-data-contributor", role=STORAGE_BLOB_DATA_CONTRIBUTOR,
+                               scope=deployment_container.id),
                 AzureRoleGrant(
                     name="storage-queue-data-contributor", role=STORAGE_QUEUE_DATA_CONTRIBUTOR, scope=account_id
                 ),
@@ -244,6 +282,7 @@ def build(settings: StackSettings) -> BabyBloom:
         resource_group=group,
         observability=observability,
         storage=storage,
+        deployment_storage=deployment_storage,
         package=package,
         cosmos=cosmos,
         vault=vault,

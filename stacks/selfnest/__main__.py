@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import aws_cdk as cdk
@@ -20,7 +21,8 @@ def main(cli_context: dict[str, object] | None = None) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
-    app, _ = build_app(settings)
+    # The CLI sets the caller's account (with credentials); without it, every stack is account-agnostic.
+    app, _ = build_app(settings, account=os.environ.get("CDK_DEFAULT_ACCOUNT"))
     app.synth()
     return 0
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import aws_cdk as cdk
+from refarch.constructs.aws.deploy_guard import refuse_deploy
 from refarch.constructs.aws.nag import add_compliance_checks
 
 from constructs import Construct
@@ -28,9 +27,10 @@ class SelfnestEnvironment(Construct):
     Stage are invisible to `cdk deploy --all` / `cdk destroy --all`.
     """
 
-    def __init__(self, scope: cdk.App, *, settings: SelfnestSettings) -> None:
+    def __init__(self, scope: cdk.App, *, settings: SelfnestSettings, account: str | None = None) -> None:
         super().__init__(scope, f"selfnest-{settings.environment}")
-        account = os.environ.get("CDK_DEFAULT_ACCOUNT")
+        if account is not None:
+            zones_from_config(self, settings=settings, account=account)
 
         def stack_args(part: str, region: str = settings.region) -> dict[str, object]:
             return {"stack_name": settings.name(part), "env": cdk.Environment(account=account, region=region),
@@ -60,13 +60,37 @@ class SelfnestEnvironment(Construct):
                 self.chat.add_stack_dependency(self.dr)
         for key, value in settings.tags.items():
             cdk.Tags.of(self).add(key, value)
+        # Every stack, so `cdk deploy --all` stops at the first one, before anything is created.
+        for stack in self.stacks:
+            refuse_deploy(stack, settings.placeholders())
+
+    @property
+    def stacks(self) -> list[cdk.Stack]:
+        return [child for child in self.node.children if isinstance(child, cdk.Stack)]
+
+
+def zones_from_config(scope: Construct, *, settings: SelfnestSettings, account: str) -> None:
+    """Answer CDK's availability-zone lookup for each region from config instead of from the account.
+
+    With a concrete account (the CLI passes the caller's as CDK_DEFAULT_ACCOUNT) a VPC checks its zones against the
+    region's, which CDK would otherwise look up with AWS calls; config already names the zones (and config
+    validation checks they belong to the region), so synth stays offline and needs no cdk.context.json entry.
+    Set on this construct before its stacks exist: context is read up the tree from each stack.
+    """
+    zones = {settings.region: settings.network.availability_zones}
+    if settings.dr.region is not None and settings.dr.availability_zones:
+        zones[settings.dr.region] = settings.dr.availability_zones
+    for region, names in zones.items():
+        scope.node.set_context(f"availability-zones:account={account}:region={region}", list(names))
 
 
 def build_app(settings: SelfnestSettings, *, outdir: str | None = None, context: dict[str, object] | None = None,
+              account: str | None = None,
               builtin_validation: bool | None = None) -> tuple[cdk.App, SelfnestEnvironment]:
-    """`builtin_validation=False` skips CDK's built-in template rules (cdk-nag still runs); None: CDK's default,
-    which `cdk synth --no-validation` and CDK_VALIDATION=false turn off."""
+    """`account`: the AWS account to synthesize for (the CLI's CDK_DEFAULT_ACCOUNT), or None for env-agnostic.
+    `builtin_validation=False` skips CDK's built-in template rules (cdk-nag still runs); None: CDK's default, which
+    `cdk synth --no-validation` and CDK_VALIDATION=false turn off."""
     app = cdk.App(outdir=outdir, context=context, builtin_cloud_formation_validation=builtin_validation)
-    environment = SelfnestEnvironment(app, settings=settings)
+    environment = SelfnestEnvironment(app, settings=settings, account=account)
     add_compliance_checks(app)
     return app, environment

@@ -11,6 +11,7 @@ import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -24,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails
+from refarch.constructs.aws.database import POSTGRES_VERSIONS
 from refarch.constructs.aws.lifecycle import (
     WATERFALL,
     StorageClass,
@@ -47,6 +49,10 @@ VPC_PREFIX_RANGE = (16, 28)
 SUBNET_PREFIX_RANGE = (16, 28)
 AZ_COUNT_RANGE = (2, 3)
 SQS_VISIBILITY_PER_CONSUMER_TIMEOUT = 6
+# Documentation values a config may ship with but a deploy must not use: AWS's example account id and the domain
+# names RFC 2606 reserves for examples and tests.
+EXAMPLE_ACCOUNT = "123456789012"
+EXAMPLE_DOMAINS = ("example", "example.com", "example.net", "example.org", "test", "invalid")
 # API Gateway refuses WebSocket frames over 32 KB (and messages over 128 KB); a larger limit would never apply.
 WEBSOCKET_FRAME_LIMIT_BYTES = 32 * 1024
 
@@ -131,6 +137,17 @@ class DatabaseSettings(_Settings):
     backup_retention_days: Annotated[int, Field(ge=1, le=35)]
     secret_rotation_days: Annotated[int, Field(ge=1, le=365)]
     log_retention_days: LogRetentionDays
+
+    @field_validator("engine_version")
+    @classmethod
+    def _known_to_cdk(cls, value: str) -> str:
+        if value not in POSTGRES_VERSIONS:
+            major = value.split(".")[0]
+            same_major = sorted((v for v in POSTGRES_VERSIONS if v.split(".")[0] == major),
+                                key=lambda v: tuple(int(part) for part in v.split(".")))
+            raise ValueError(f"{value} is not a PostgreSQL version aws-cdk-lib knows (known {major}.x: "
+                             f"{', '.join(same_major) or 'none'}; see the comment at database.engine_version)")
+        return value
 
     @model_validator(mode="after")
     def _storage_grows(self) -> DatabaseSettings:
@@ -422,10 +439,23 @@ class SelfnestSettings(_Settings):
                 ipaddress.IPv4Network(self.network.vpc_cidr)):
             raise ValueError(f"dr.vpc_cidr: {self.dr.vpc_cidr} overlaps network.vpc_cidr {self.network.vpc_cidr} "
                              f"(the two VPCs must stay peerable)")
-        if "messages" in self.chat.provisioned_tables and self.dr.replica_regions:
-            raise ValueError("chat.provisioned_tables.messages: with dr.tier pilot_light the messages table is a "
-                             "global table, which stays on demand here; remove the entry or use backup_restore")
         return self
+
+    def placeholders(self) -> list[str]:
+        """One line per value that is still a documentation placeholder, naming the file and key: synth and tests
+        run with them, a deploy refuses them (the Makefile before `cdk deploy`, CloudFormation in every stack)."""
+        shown = f"config/{self.environment}.yaml"
+        found = []
+        arn = self.web.certificate_arn
+        if arn is not None and (arn.split(":")[4] == EXAMPLE_ACCOUNT or not arn.rsplit("/", 1)[-1].strip("0-")):
+            found.append(f"{shown}: web.certificate_arn: {arn} is a placeholder; set the ARN of your ACM "
+                         f"certificate in {self.region} (or null for HTTP only)")
+        for index, url in enumerate(self.identity.web_callback_urls):
+            host = (urlsplit(url).hostname or "").lower()
+            if any(host == domain or host.endswith(f".{domain}") for domain in EXAMPLE_DOMAINS):
+                found.append(f"{shown}: identity.web_callback_urls.{index}: {url} is a placeholder (a reserved "
+                             f"example domain); set your web app's sign-in callback URL")
+        return found
 
     def name(self, part: str) -> str:
         """Physical-name prefix shared by every stack of this environment, e.g. selfnest-dev-network."""

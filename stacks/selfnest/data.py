@@ -29,5 +29,6 @@ class DataStack(cdk.Stack):
             self, "Postgres", vpc=tiers.vpc, subnets=tiers.data_subnets, security_group=groups.database,
             clients=groups.app, rotation_subnets=tiers.app_subnets, secrets_endpoint=tiers.secrets_manager_endpoint,
             key=key.key, shape=DatabaseShape(**settings.database.model_dump()), retain_data=settings.retain_data,
-            instance_identifier=settings.name("postgres"), database_name="selfnest")
+            instance_identifier=settings.name("postgres"), database_name="selfnest",
+            credentials_replica_regions=settings.dr.replica_regions)
         select_for_backup(self.database.instance, plan_name=backup_plan_name(settings))

@@ -17,6 +17,8 @@ from typing import Any
 import boto3
 
 CLOUDFORMATION_TYPES = {"AWS::SQS::Queue", "AWS::SNS::Topic", "AWS::DynamoDB::Table", "AWS::KMS::Key"}
+# Either kind of table the templates hold; moto's CloudFormation has no global tables (created here, below).
+TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
 ACCOUNT_ID = "123456789012"   # moto's default account
 
 Template = dict[str, Any]
@@ -88,10 +90,11 @@ class MotoStack:
             return physical.rsplit("/", 1)[-1]
         if (resource_type, attribute) == ("AWS::SNS::Topic", "TopicArn"):
             return physical
-        if (resource_type, attribute) == ("AWS::DynamoDB::Table", "Arn"):
+        if resource_type in TABLE_TYPES and attribute == "Arn":
             return str(self.client("dynamodb").describe_table(TableName=physical)["Table"]["TableArn"])
         if (resource_type, attribute) == ("AWS::KMS::Key", "Arn"):
-            return str(self.client("kms").describe_key(KeyId=physical)["KeyMetadata"]["Arn"])
+            # Built, not described: moto's DescribeKey fails on keys its CloudFormation made (policy kept as a dict).
+            return f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{physical}"
         if (resource_type, attribute) == ("AWS::Cognito::UserPool", "Arn"):
             return f"arn:aws:cognito-idp:{self.region}:{ACCOUNT_ID}:userpool/{physical}"
         raise LookupError(f"{self.name}: no resolver for {resource_type}.{attribute}")
@@ -119,7 +122,7 @@ def deploy(*, name: str, template: Template, region: str, endpoint: str,
             if physical is not None:
                 stack.physical_ids[logical_id] = physical
     for logical_id, resource in stack.resources("AWS::DynamoDB::Table").items():
-        _complete_table(stack, logical_id, resource["Properties"])
+        _complete_table(stack, stack.ref(logical_id), resource["Properties"])
     return stack
 
 
@@ -142,9 +145,9 @@ def _create_supported(stack: MotoStack) -> None:
         stack.physical_ids[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
 
 
-def _complete_table(stack: MotoStack, logical_id: str, properties: dict[str, Any]) -> None:
+def _complete_table(stack: MotoStack, table_name: str, properties: dict[str, Any]) -> None:
     """Apply the table settings moto's CloudFormation drops."""
-    dynamodb, table_name = stack.client("dynamodb"), stack.ref(logical_id)
+    dynamodb = stack.client("dynamodb")
     ttl = properties.get("TimeToLiveSpecification")
     if ttl:
         dynamodb.update_time_to_live(TableName=table_name, TimeToLiveSpecification=stack.resolve(ttl))
@@ -152,6 +155,29 @@ def _complete_table(stack: MotoStack, logical_id: str, properties: dict[str, Any
     if recovery:
         dynamodb.update_continuous_backups(TableName=table_name,
                                            PointInTimeRecoverySpecification=stack.resolve(recovery))
+
+
+def _global_table(stack: MotoStack, properties: dict[str, Any]) -> str:
+    """This region's replica of a global table, as a table with the template's settings for it."""
+    [replica] = [replica for replica in properties["Replicas"] if replica["Region"] == stack.region]
+    request: dict[str, Any] = {name: properties[name] for name in ("TableName", "KeySchema", "AttributeDefinitions")}
+    request["BillingMode"] = properties.get("BillingMode", "PROVISIONED")
+    if request["BillingMode"] == "PROVISIONED":
+        reads = replica["ReadProvisionedThroughputSettings"]
+        writes = properties["WriteProvisionedThroughputSettings"]["WriteCapacityAutoScalingSettings"]
+        read_units = reads.get("ReadCapacityUnits") or reads["ReadCapacityAutoScalingSettings"]["MinCapacity"]
+        request["ProvisionedThroughput"] = {"ReadCapacityUnits": read_units,
+                                            "WriteCapacityUnits": writes["MinCapacity"]}
+    if "StreamSpecification" in properties:
+        request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    key = replica.get("SSESpecification", {}).get("KMSMasterKeyId")
+    if key is not None:
+        request["SSESpecification"] = {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": stack.resolve(key)}
+    stack.client("dynamodb").create_table(**request)
+    _complete_table(stack, properties["TableName"], {
+        "TimeToLiveSpecification": properties.get("TimeToLiveSpecification"),
+        "PointInTimeRecoverySpecification": replica.get("PointInTimeRecoverySpecification")})
+    return str(properties["TableName"])
 
 
 def _queue_policy(stack: MotoStack, properties: dict[str, Any]) -> None:
@@ -230,6 +256,7 @@ def _user_pool_client(stack: MotoStack, properties: dict[str, Any]) -> str:
 
 
 _CREATORS: dict[str, Callable[[MotoStack, dict[str, Any]], str | None]] = {
+    "AWS::DynamoDB::GlobalTable": _global_table,
     "AWS::SQS::QueuePolicy": _queue_policy,
     "AWS::SNS::TopicPolicy": _topic_policy,
     "AWS::SNS::Subscription": _subscription,

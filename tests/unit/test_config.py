@@ -280,10 +280,54 @@ def test_chat_burst_below_the_steady_rate_is_refused(tmp_path: Path) -> None:
     assert "chat: throttle_burst (50) must be at least throttle_rate_per_second (100)" in message
 
 
-def test_a_replicated_chat_history_cannot_be_provisioned(tmp_path: Path) -> None:
+def test_a_replicated_chat_history_may_be_provisioned(tmp_path: Path) -> None:
+    """The history is a global table in every tier, so provisioning it (lab 07) and pilot light go together."""
     write_prod_config(tmp_path, {"chat.provisioned_tables": {"messages": {"read_units": 50, "write_units": 100}},
                                  "dr.tier": "pilot_light"})
-    with pytest.raises(ConfigError) as caught:
-        load_settings("staging", config_dir=tmp_path)
-    assert ("chat.provisioned_tables.messages: with dr.tier pilot_light the messages table is a global table"
-            in str(caught.value))
+    settings = load_settings("staging", config_dir=tmp_path)
+    assert settings.chat.provisioned_tables["messages"].write_units == 100 and settings.dr.replica_regions
+
+
+def test_engine_version_is_a_constant_the_cdk_knows(tmp_path: Path) -> None:
+    from refarch.constructs.aws.database import POSTGRES_VERSIONS
+
+    for environment in ("dev", "prod"):
+        version = load_settings(environment).database.engine_version
+        assert POSTGRES_VERSIONS[version].postgres_full_version == version
+    message = error_for(write_config(tmp_path, {"database.engine_version": "17.99"}))
+    assert "database.engine_version: 17.99 is not a PostgreSQL version aws-cdk-lib knows (known 17.x: 17.1," in message
+    assert "17.9;" in message
+
+
+def test_placeholders_are_found_by_key(tmp_path: Path) -> None:
+    write_prod_config(tmp_path, {
+        "web.certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
+        "identity.web_callback_urls": ["https://app.selfnest.example/auth/callback"]})
+    found = load_settings("staging", config_dir=tmp_path).placeholders()
+    assert [line.split(": ")[1] for line in found] == ["web.certificate_arn", "identity.web_callback_urls.0"]
+    assert all(line.startswith("config/staging.yaml: ") and "\n" not in line for line in found)
+    write_prod_config(tmp_path, {
+        "web.certificate_arn": "arn:aws:acm:eu-west-1:210987654321:certificate/6f1c2d3e-aaaa-bbbb-cccc-0123456789ab",
+        "identity.web_callback_urls": ["https://app.selfnest.health/auth/callback", "https://localhost:5173/cb"]})
+    assert load_settings("staging", config_dir=tmp_path).placeholders() == []
+    for example in ("https://selfnest.example.com/cb", "https://app.test/cb", "https://example.org/cb"):
+        write_prod_config(tmp_path, {"identity.web_callback_urls": [example]})
+        assert "identity.web_callback_urls.0" in " ".join(load_settings("staging", config_dir=tmp_path).placeholders())
+    write_prod_config(tmp_path, {"web.certificate_arn": None, "identity.web_callback_urls": ["https://a.io/cb"]})
+    assert load_settings("staging", config_dir=tmp_path).placeholders() == []
+
+
+def test_deploy_refuses_placeholders_before_cdk_runs() -> None:
+    """`make deploy` runs the preflight before `cdk deploy` (dry run: this test never deploys), and the preflight
+    prints one line per placeholder and fails, or passes silently once config holds none."""
+    plan = subprocess.run(["make", "--no-print-directory", "-n", "deploy", "ENV=prod"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+    preflight_line = next(i for i, line in enumerate(plan) if "refarch.tools.preflight --env prod" in line)
+    deploy_line = next(i for i, line in enumerate(plan) if line.startswith("cdk deploy --all -c env=prod"))
+    assert preflight_line < deploy_line
+    for environment in ("dev", "prod"):
+        preflight = subprocess.run([sys.executable, "-m", "refarch.tools.preflight", "--env", environment], cwd=ROOT,
+                                   capture_output=True, text=True, check=False)
+        expected = load_settings(environment).placeholders()
+        assert preflight.stderr.splitlines() == [f"error: {line}" for line in expected]
+        assert preflight.returncode == (2 if expected else 0)

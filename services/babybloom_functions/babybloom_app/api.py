@@ -1,6 +1,7 @@
-"""HTTP handlers: authenticate, validate, then touch the database; every refusal is a problem-details body.
+"""HTTP handlers: authenticate, cap the body, validate, then touch the database; every refusal is a problem body.
 
-Validation happens completely before any write, so a refused request changes nothing.
+Every handler runs behind `endpoint`, so none can forget authentication or the body limit. Validation happens
+completely before any write, so a refused request changes nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from .pregnancy import (
     last_period_from_due_date,
     status_on,
 )
-from .problems import FieldError, ProblemError, from_validation_error, invalid, json_response, not_found
+from .problems import (
+    FieldError,
+    ProblemError,
+    from_validation_error,
+    invalid,
+    json_response,
+    not_found,
+    payload_too_large,
+)
 from .repository import InvalidCursorError, JournalCursor
 from .runtime import Services
 from .settings import ConfigError
@@ -36,18 +45,26 @@ from .settings import ConfigError
 JOURNAL_FUTURE_GRACE = timedelta(days=1)
 JOURNAL_OLDEST = timedelta(days=366)
 ENTRY_ID = re.compile(r"[0-9a-f]{32}")
+# The largest body any endpoint needs is a journal entry: 2,000 characters of notes (up to 8,000 bytes as UTF-8, more
+# when JSON-escaped) plus the symptom list. 16 KiB leaves room for that and refuses anything built to exhaust memory.
+MAX_BODY_BYTES = 16 * 1024
 log = logging.getLogger("babybloom.api")
 
-Handler = Callable[[func.HttpRequest, Services], func.HttpResponse]
+Handler = Callable[[func.HttpRequest, Services, str], func.HttpResponse]
+Endpoint = Callable[[func.HttpRequest, Services], func.HttpResponse]
 
 
-def answers_problems(handler: Handler) -> Handler:
-    """Turn every refusal into its problem response, and anything unexpected into a 500 without internals."""
+def endpoint(handler: Handler) -> Endpoint:
+    """Authenticate (the caller's user id is the handler's third argument), cap the body, and turn every refusal
+    into its problem response and anything unexpected into a 500 without internals."""
 
     @functools.wraps(handler)
     def wrapper(request: func.HttpRequest, services: Services) -> func.HttpResponse:
         try:
-            return handler(request, services)
+            user = identity.authenticate(request.headers, services.verifier,
+                                         platform_authentication=services.platform_authentication)
+            _check_body_size(request)
+            return handler(request, services, user)
         except ProblemError as problem:
             return problem.response()
         except ValidationError as error:
@@ -62,23 +79,30 @@ def answers_problems(handler: Handler) -> Handler:
     return wrapper
 
 
+def _check_body_size(request: func.HttpRequest) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise payload_too_large(int(declared), MAX_BODY_BYTES)
+    size = len(request.get_body() or b"")
+    if size > MAX_BODY_BYTES:
+        raise payload_too_large(size, MAX_BODY_BYTES)
+
+
 def _server_error() -> ProblemError:
     return ProblemError(status=500, slug="server-error", title="Something went wrong",
                    detail="The request could not be completed; nothing was changed by the failed step. Try again.")
 
 
-@answers_problems
-def read_profile(request: func.HttpRequest, services: Services) -> func.HttpResponse:
-    user = identity.user_id(request.headers)
+@endpoint
+def read_profile(request: func.HttpRequest, services: Services, user: str) -> func.HttpResponse:
     profile = services.repository.get_profile(user)
     if profile is None:
         raise not_found("no profile yet: PUT /api/profile with dueDate or lastMenstrualPeriod")
     return json_response(_profile_view(profile, today=services.today()))
 
 
-@answers_problems
-def save_profile(request: func.HttpRequest, services: Services) -> func.HttpResponse:
-    user = identity.user_id(request.headers)
+@endpoint
+def save_profile(request: func.HttpRequest, services: Services, user: str) -> func.HttpResponse:
     given = ProfileInput.model_validate_json(request.get_body())
     today = services.today()
     try:
@@ -117,9 +141,9 @@ def _profile_view(profile: dict[str, Any], *, today: date) -> dict[str, Any]:
     }
 
 
-@answers_problems
-def weekly_content(request: func.HttpRequest, services: Services) -> func.HttpResponse:
-    identity.user_id(request.headers)  # content is not secret, but the API is for signed-in users only
+@endpoint
+def weekly_content(request: func.HttpRequest, services: Services, user: str) -> func.HttpResponse:
+    # Content is not secret, but the API is for signed-in users only (`endpoint` has checked the caller).
     raw = request.route_params.get("week", "")
     if not raw.isdigit() or not FIRST_WEEK <= int(raw) <= LAST_WEEK:
         raise invalid([FieldError(field="week", message=f"{raw!r} is not a week of pregnancy "
@@ -127,9 +151,8 @@ def weekly_content(request: func.HttpRequest, services: Services) -> func.HttpRe
     return json_response(services.repository.weekly_content(int(raw), seed=services.seed))
 
 
-@answers_problems
-def current_week_content(request: func.HttpRequest, services: Services) -> func.HttpResponse:
-    user = identity.user_id(request.headers)
+@endpoint
+def current_week_content(request: func.HttpRequest, services: Services, user: str) -> func.HttpResponse:
     profile = services.repository.get_profile(user)
     if profile is None:
         raise not_found("no profile yet: PUT /api/profile with dueDate or lastMenstrualPeriod")
@@ -140,9 +163,8 @@ def current_week_content(request: func.HttpRequest, services: Services) -> func.
     return json_response({**content, "pregnancy": status.as_json()})
 
 
-@answers_problems
-def add_journal_entry(request: func.HttpRequest, services: Services) -> func.HttpResponse:
-    user = identity.user_id(request.headers)
+@endpoint
+def add_journal_entry(request: func.HttpRequest, services: Services, user: str) -> func.HttpResponse:
     entry = JournalEntryInput.model_validate_json(request.get_body())
     today = services.today()
     earliest, latest = today - JOURNAL_OLDEST, today + JOURNAL_FUTURE_GRACE
@@ -159,9 +181,8 @@ def add_journal_entry(request: func.HttpRequest, services: Services) -> func.Htt
     return json_response(_entry_view(saved), status=201)
 
 
-@answers_problems
-def list_journal_entries(request: func.HttpRequest, services: Services) -> func.HttpResponse:
-    user = identity.user_id(request.headers)
+@endpoint
+def list_journal_entries(request: func.HttpRequest, services: Services, user: str) -> func.HttpResponse:
     query = JournalRangeQuery.model_validate(dict(request.params))
     try:
         cursor = (None if query.continuation is None
@@ -173,9 +194,8 @@ def list_journal_entries(request: func.HttpRequest, services: Services) -> func.
     return json_response({"items": [_entry_view(item) for item in page.items], "continuation": page.continuation})
 
 
-@answers_problems
-def delete_journal_entry(request: func.HttpRequest, services: Services) -> func.HttpResponse:
-    user = identity.user_id(request.headers)
+@endpoint
+def delete_journal_entry(request: func.HttpRequest, services: Services, user: str) -> func.HttpResponse:
     entry_id = request.route_params.get("entry_id", "")
     # Ids are ours (uuid4 hex); anything else cannot exist, and is not passed on into a database path.
     if not ENTRY_ID.fullmatch(entry_id) or not services.repository.delete_entry(user, entry_id):

@@ -60,6 +60,15 @@ def unauthenticated(detail: str) -> ProblemError:
     return ProblemError(status=401, slug="unauthenticated", title="Not signed in", detail=detail)
 
 
+def payload_too_large(size: int, limit: int) -> ProblemError:
+    return ProblemError(status=413, slug="payload-too-large", title="Request body too large",
+                        detail=f"The request body is {size} bytes; the limit is {limit} bytes ({limit // 1024} KiB).")
+
+
+def unavailable(detail: str) -> ProblemError:
+    return ProblemError(status=503, slug="unavailable", title="Temporarily unavailable", detail=detail)
+
+
 def not_found(detail: str) -> ProblemError:
     return ProblemError(status=404, slug="not-found", title="Not found", detail=detail)
 

@@ -13,6 +13,7 @@ from .content import WeeklySeed, load_seed
 from .reminders import LoggingNotifier, Notifier, open_queue
 from .repository import BabyBloomRepository
 from .settings import AppConfig, load_config
+from .tokens import TokenVerifier
 
 
 def utc_today() -> date:
@@ -27,6 +28,8 @@ class Services:
     notifier: Notifier
     seed: WeeklySeed
     today: Callable[[], date]
+    verifier: TokenVerifier
+    platform_authentication: bool
 
     @classmethod
     def from_config(cls, config: AppConfig, *, today: Callable[[], date] = utc_today,
@@ -37,6 +40,9 @@ class Services:
             notifier=notifier or LoggingNotifier(),
             seed=load_seed(),
             today=today,
+            verifier=TokenVerifier(issuer=config.authentication.issuer,
+                                   audiences=config.authentication.audiences),
+            platform_authentication=config.authentication.platform_authentication,
         )
 
 

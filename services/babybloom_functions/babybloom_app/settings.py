@@ -8,6 +8,7 @@ are accepted here only for endpoints on this machine, so a key can never become 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -23,8 +24,15 @@ REMINDERS_QUEUE_SERVICE_URI = f"{REMINDERS_CONNECTION}__queueServiceUri"
 REMINDERS_CREDENTIAL = f"{REMINDERS_CONNECTION}__credential"
 # Local development only (refused for any endpoint that is not on this machine).
 COSMOS_EMULATOR_KEY = "COSMOS_EMULATOR_KEY"
+# Whose access tokens the app accepts: the Entra ID tenant's OpenID issuer and this API's application (client) id.
+AUTH_ISSUER = "BABYBLOOM_AUTH_ISSUER"
+AUTH_CLIENT_ID = "BABYBLOOM_AUTH_CLIENT_ID"
+# Set by App Service itself ("True") while its built-in authentication runs in front of the app; never set by us.
+PLATFORM_AUTHENTICATION = "WEBSITE_AUTH_ENABLED"
 
-AZURE_SETTINGS = (COSMOS_ENDPOINT, COSMOS_DATABASE, REMINDER_QUEUE, REMINDERS_QUEUE_SERVICE_URI, REMINDERS_CREDENTIAL)
+AZURE_SETTINGS = (COSMOS_ENDPOINT, COSMOS_DATABASE, REMINDER_QUEUE, REMINDERS_QUEUE_SERVICE_URI, REMINDERS_CREDENTIAL,
+                  AUTH_ISSUER, AUTH_CLIENT_ID)
+GUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 class ConfigError(Exception):
@@ -52,9 +60,23 @@ class QueueTarget:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AuthenticationTarget:
+    issuer: str
+    client_id: str
+    # Whether App Service authentication runs in front of the app (only then can X-MS-CLIENT-PRINCIPAL be genuine).
+    platform_authentication: bool
+
+    @property
+    def audiences(self) -> tuple[str, str]:
+        """An access token for this API names it by client id or by its default application id URI."""
+        return (self.client_id, f"api://{self.client_id}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AppConfig:
     cosmos: CosmosTarget
     reminders: QueueTarget
+    authentication: AuthenticationTarget
 
 
 def load_config(environ: Mapping[str, str]) -> AppConfig:
@@ -83,6 +105,13 @@ def load_config(environ: Mapping[str, str]) -> AppConfig:
             )
     if service_uri is not None:
         _require_https_url(REMINDERS_QUEUE_SERVICE_URI, service_uri)
+    issuer = _required(environ, AUTH_ISSUER)
+    if not _is_loopback(issuer):  # a local test identity provider may serve plain HTTP on this machine only
+        _require_https_url(AUTH_ISSUER, issuer)
+    client_id = _required(environ, AUTH_CLIENT_ID)
+    if not GUID.fullmatch(client_id):
+        raise ConfigError(f"{AUTH_CLIENT_ID}: {client_id!r} is not allowed (allowed: the app registration's "
+                          "application (client) id, a GUID)")
     return AppConfig(
         cosmos=CosmosTarget(
             endpoint=endpoint, database=_required(environ, COSMOS_DATABASE), emulator_key=emulator_key
@@ -91,6 +120,10 @@ def load_config(environ: Mapping[str, str]) -> AppConfig:
             queue_name=_required(environ, REMINDER_QUEUE),
             service_uri=service_uri,
             local_connection_string=connection_string,
+        ),
+        authentication=AuthenticationTarget(
+            issuer=issuer, client_id=client_id,
+            platform_authentication=environ.get(PLATFORM_AUTHENTICATION, "").strip().lower() == "true",
         ),
     )
 

@@ -39,6 +39,8 @@ class Assembly:
     template_files: dict[str, Path]
     findings: list[Finding] = field(default_factory=list)
     regions: dict[str, str] = field(default_factory=dict)   # by stack part, from the manifest's environment
+    accounts: dict[str, str] = field(default_factory=dict)  # by stack part: an account id or unknown-account
+    missing_context: list[str] = field(default_factory=list)   # lookups synth could not answer offline
 
     def resources(self, part: str, resource_type: str) -> dict[str, Resource]:
         return {logical_id: resource for logical_id, resource in self.templates[part]["Resources"].items()
@@ -103,15 +105,17 @@ def cdk_context(root: Path = ROOT) -> dict[str, Any]:
 
 
 def synthesize(settings: SelfnestSettings, outdir: Path,
-               tamper: Callable[[SelfnestEnvironment], None] | None = None, *,
+               tamper: Callable[[SelfnestEnvironment], None] | None = None, account: str | None = None, *,
                parts: Collection[str] | None = None, builtin_validation: bool = True) -> Assembly:
     """Synth like `cdk synth` does (same app, same cdk-nag plugins) and collect any validation findings.
 
+    `account`: synthesize for that account, as `cdk deploy` with credentials does (CDK_DEFAULT_ACCOUNT); None is
+    env-agnostic, as offline `cdk synth` is.
     `parts` keeps only those stacks (e.g. {"network"}): a test that tampers with one stack pays for that one.
     `builtin_validation=False` leaves out CDK's built-in template rules, for synths whose findings a test reads
     only for cdk-nag's verdict; cdk-nag always runs.
     """
-    app, environment = build_app(settings, outdir=str(outdir), context=cdk_context(),
+    app, environment = build_app(settings, outdir=str(outdir), context=cdk_context(), account=account,
                                  builtin_validation=builtin_validation)
     if parts is not None:
         unknown = set(parts) - {child.node.id for child in environment.node.children}
@@ -140,9 +144,12 @@ def read_assembly(settings: SelfnestSettings, outdir: Path) -> Assembly:
     files = {artifact["displayName"].split("/")[-1]: outdir / artifact["properties"]["templateFile"]
              for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
     templates = {part: json.loads(path.read_text(encoding="utf-8")) for part, path in files.items()}
-    regions = {artifact["displayName"].split("/")[-1]: artifact["environment"].rsplit("/", 1)[-1]
-               for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
-    return Assembly(settings, outdir, templates, files, findings, regions)
+    environments = {artifact["displayName"].split("/")[-1]: artifact["environment"].removeprefix("aws://").split("/")
+                    for artifact in manifest["artifacts"].values() if artifact["type"] == "aws:cloudformation:stack"}
+    return Assembly(settings, outdir, templates, files, findings,
+                    regions={part: region for part, (_, region) in environments.items()},
+                    accounts={part: stack_account for part, (stack_account, _) in environments.items()},
+                    missing_context=[entry["key"] for entry in manifest.get("missing", [])])
 
 
 # What the synthesized assembly is made from. Folders: the app, its constructs, the Lambda and container sources
@@ -156,11 +163,12 @@ SYNTH_ENVIRONMENT_PREFIXES = ("CDK_", "JSII_")
 SYNTH_CACHE = RunCache("synth")
 
 
-def synthesis_inputs(settings: SelfnestSettings, *, builtin_validation: bool = True, root: Path = ROOT,
-                     environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def synthesis_inputs(settings: SelfnestSettings, *, builtin_validation: bool = True, account: str | None = None,
+                     root: Path = ROOT, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every input that can change what `synthesize(settings)` writes, as the cache key's named parts."""
     return {
         "settings": settings.model_dump_json(),
+        "account": str(account),
         "sources": files_digest([root / name for name in SYNTH_SOURCES], root=root),
         "context": json.dumps(cdk_context(root), sort_keys=True),
         "environment": environment_values(SYNTH_ENVIRONMENT, SYNTH_ENVIRONMENT_PREFIXES, environ),
@@ -173,31 +181,36 @@ def synthesis_inputs(settings: SelfnestSettings, *, builtin_validation: bool = T
 _SHARED: dict[str, Assembly] = {}
 
 
-def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None,
+def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None, account: str | None = None,
                      builtin_validation: bool = True) -> Assembly:
-    """`synthesize(settings)`, once per process and reused across runs while every input is unchanged.
+    """`synthesize(settings, account=account)`, once per process and reused across runs while every input is
+    unchanged.
 
     Read-only: tests must not write into the returned assembly's folder (it is the cache entry).
     """
-    inputs = synthesis_inputs(settings, builtin_validation=builtin_validation)
+    inputs = synthesis_inputs(settings, builtin_validation=builtin_validation, account=account)
     label = label or settings.environment
     memo = f"{label}:{SYNTH_CACHE.entry(label, inputs).name}"
     if memo not in _SHARED:
         def build(entry: Path) -> None:
-            synthesize(settings, entry / "cdk.out", builtin_validation=builtin_validation)
+            synthesize(settings, entry / "cdk.out", account=account, builtin_validation=builtin_validation)
 
         entry, _ = SYNTH_CACHE.get_or_build(label, inputs, build)
         _SHARED[memo] = read_assembly(settings, entry / "cdk.out")
     return _SHARED[memo]
 
 
-# The variants every test tier shares: each environment with its configured DR tier, plus prod with the
-# pilot-light tier (`DR_TIER=pilot_light`). prod's two tiers are named explicitly, so the file's own dr.tier
-# (lab 08 switches it) changes no variant.
-VARIANTS: dict[str, tuple[str, str | None]] = {
-    "dev": ("dev", None),
-    "prod": ("prod", "backup_restore"),
-    "prod-pilot_light": ("prod", "pilot_light"),
+# An account as the CLI would pass it (any 12 digits; no AWS call is made).
+DEPLOYER_ACCOUNT = "123456789012"
+# The variants every test tier shares: name -> (environment, DR tier, account). Each environment with its
+# configured DR tier, plus prod with the pilot-light tier (`DR_TIER=pilot_light`); prod's two tiers are named
+# explicitly, so the file's own dr.tier (lab 08 switches it) changes no variant. dev and prod synthesize
+# env-agnostic (offline `cdk synth`); prod-pilot_light for a concrete account, as `cdk deploy` with credentials does
+# (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
+VARIANTS: dict[str, tuple[str, str | None, str | None]] = {
+    "dev": ("dev", None, None),
+    "prod": ("prod", "backup_restore", None),
+    "prod-pilot_light": ("prod", "pilot_light", DEPLOYER_ACCOUNT),
 }
 
 
@@ -220,8 +233,8 @@ def shared_assembly(variant: str) -> Assembly:
     findings."""
     if variant == PROVISIONED:
         return cached_synthesis(provisioned_settings(), label=variant)
-    environment, tier = VARIANTS[variant]
-    return cached_synthesis(load_settings(environment, dr_tier=tier), label=variant)
+    environment, tier, account = VARIANTS[variant]
+    return cached_synthesis(load_settings(environment, dr_tier=tier), label=variant, account=account)
 
 
 def ref(logical_id: str) -> dict[str, str]:

@@ -2,15 +2,17 @@
 `assembly.shared_assembly` too) and kept across runs while its inputs are unchanged (assembly.synthesis_inputs).
 
 Variants: each environment with its configured DR tier, plus prod with the pilot-light tier (`DR_TIER=pilot_light`).
+dev and prod synthesize env-agnostic (offline `cdk synth`); prod-pilot_light for a concrete account, as `cdk deploy`
+with credentials does (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from .assembly import PROVISIONED, VARIANTS, Assembly, shared_assembly
+from .assembly import DEPLOYER_ACCOUNT, PROVISIONED, VARIANTS, Assembly, shared_assembly
 
-__all__ = ["VARIANTS", "Assemblies"]
+__all__ = ["DEPLOYER_ACCOUNT", "VARIANTS", "Assemblies"]
 
 
 class Assemblies:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from .assembly import Assembly
+import yaml
+from refarch.stacks.selfnest.config import CONFIG_DIR, load_settings
+
+from .assembly import Assembly, synthesize
 from .test_backup import joined
 from .test_data import customer_managed_key
+from .updates import physical_names
 
 
 def replica(assembly: Assembly) -> tuple[str, dict[str, Any]]:
@@ -93,5 +98,42 @@ def test_pilot_light_keeps_live_replicas_of_chat_sessions_and_history(prod_pilot
     assert artifact_of["selfnest-prod/dr"] in chat["dependencies"]
 
 
-def test_backup_restore_has_no_global_tables(prod: Assembly) -> None:
-    assert prod.resources("chat", "AWS::DynamoDB::GlobalTable") == {}
+def test_replicable_chat_tables_are_global_in_every_tier_with_replicas_only_under_pilot_light(
+        assembly: Assembly) -> None:
+    """Switching tiers must only add or remove replicas: CloudFormation cannot change a table's resource type."""
+    settings = assembly.settings
+    global_tables = {t["Properties"]["TableName"]: t["Properties"]
+                     for t in assembly.resources("chat", "AWS::DynamoDB::GlobalTable").values()}
+    assert set(global_tables) == {settings.name("chat-sessions"), settings.name("chat-messages")}
+    for properties in global_tables.values():
+        assert sorted(replica["Region"] for replica in properties["Replicas"]) == sorted(
+            [settings.region, *settings.dr.replica_regions])
+        assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_database_credentials_are_replicated_where_the_replica_runs(with_dr_region: Assembly) -> None:
+    """A promoted replica keeps the source's master password: its secret must outlive the primary region."""
+    [secret] = with_dr_region.resources("data", "AWS::SecretsManager::Secret").values()
+    replicas = [replica["Region"] for replica in secret["Properties"].get("ReplicaRegions", [])]
+    assert replicas == with_dr_region.settings.dr.replica_regions
+
+
+def test_runbook_recovery_environment_deploys_beside_the_dr_stack(prod_pilot_light: Assembly, tmp_path: Path) -> None:
+    """docs/dr.md's failover step 3: a copy of prod named `recovery`, pointed at the DR region, synthesizes clean
+    there and takes no physical name the DR region already holds (the dr stack's, the chat replicas')."""
+    prod = prod_pilot_light.settings
+    raw = yaml.safe_load((CONFIG_DIR / "prod.yaml").read_text(encoding="utf-8"))
+    raw["region"] = prod.dr.region
+    raw["network"]["availability_zones"] = prod.dr.availability_zones
+    raw["dr"] = {"tier": "backup_restore", "region": None}
+    (tmp_path / "recovery.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    recovery = synthesize(load_settings("recovery", config_dir=tmp_path), tmp_path / "cdk.out",
+                          account=prod_pilot_light.accounts["dr"])
+    assert recovery.findings == [] and set(recovery.regions.values()) == {prod.dr.region}
+    taken = {name for resource in prod_pilot_light.templates["dr"]["Resources"].values()
+             for name in physical_names(resource)}
+    taken |= {name for resource in prod_pilot_light.resources("chat", "AWS::DynamoDB::GlobalTable").values()
+              for name in physical_names(resource)}
+    wanted = {name for template in recovery.templates.values() for resource in template["Resources"].values()
+              for name in physical_names(resource)}
+    assert taken and sorted(taken & wanted) == []

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_rds as rds
+from refarch.constructs.aws.deploy_guard import NEVER_A_REGION
 from refarch.stacks.selfnest.app import SelfnestEnvironment
 from refarch.stacks.selfnest.config import load_settings
 
 from tests.run_cache import RunCache, files_digest, installed_distributions
 
 from .assembly import Assembly, synthesize
+from .conftest import DEPLOYER_ACCOUNT, VARIANTS
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,6 +31,19 @@ def test_cdk_nag_and_cfn_lint_pass_with_every_table_provisioned(provisioned: Ass
     assert [f"{f.rule} at {f.path}" for f in provisioned.findings] == []
     returncode, output = cfn_lint(list(provisioned.template_files.values()), label="dev-provisioned")
     assert returncode == 0, output
+
+
+def test_synth_needs_no_account_lookups(assembly: Assembly) -> None:
+    """Offline and for a concrete account alike, nothing is left for the CLI to look up in the account."""
+    assert assembly.missing_context == []
+    # every stack of a variant is bound to the same account (the deployer's) or to none
+    assert len(set(assembly.accounts.values())) == 1
+    assert set(assembly.accounts.values()) <= {DEPLOYER_ACCOUNT, "unknown-account"}
+
+
+def test_both_account_shapes_are_gated() -> None:
+    """Every gate runs on an env-agnostic variant and on one bound to an account (what `cdk deploy` synthesizes)."""
+    assert {account is None for _, _, account in VARIANTS.values()} == {True, False}
 
 
 def test_cdk_nag_catches_an_unencrypted_database(tmp_path: Path) -> None:
@@ -85,3 +102,32 @@ def cfn_lint(templates: list[Path], *, label: str) -> tuple[int, str]:
     entry, _ = LINT_CACHE.get_or_build(label, inputs, lint)
     returncode, output = json.loads((entry / "verdict.json").read_text(encoding="utf-8"))
     return int(returncode), str(output)
+
+
+def test_placeholders_make_cloudformation_refuse_every_stack(assembly: Assembly) -> None:
+    """A direct `cdk deploy` stops at the first stack: CloudFormation checks template rules before any resource."""
+    expected = assembly.settings.placeholders()
+    for part, template in assembly.templates.items():
+        rules = [rule for name, rule in template.get("Rules", {}).items() if name.startswith("RefuseDeploy")]
+        assert [assertion["AssertDescription"] for rule in rules for assertion in rule["Assertions"]] == expected, part
+        for rule in rules:
+            [assertion] = rule["Assertions"]
+            assert assertion["Assert"] == {"Fn::Equals": [{"Ref": "AWS::Region"}, NEVER_A_REGION]}   # never true
+            assert not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", NEVER_A_REGION)
+
+
+def test_the_cli_entry_point_synthesizes_clean_for_the_callers_account(tmp_path: Path) -> None:
+    """What `cdk deploy` runs with credentials: the app reads CDK_DEFAULT_ACCOUNT, binds every stack to it, answers
+    its lookups offline and passes cdk-nag (a finding makes synth fail, so exit 0 means none)."""
+    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]   # what the CLI passes on
+    env = {**os.environ, "CDK_DEFAULT_ACCOUNT": DEPLOYER_ACCOUNT, "CDK_OUTDIR": str(tmp_path),
+           "CDK_CONTEXT_JSON": json.dumps({**context, "env": "prod", "dr_tier": "pilot_light"})}
+    result = subprocess.run([sys.executable, "-m", "refarch.stacks.selfnest"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    assert "missing" not in manifest
+    environments = {artifact["environment"] for artifact in manifest["artifacts"].values()
+                    if artifact["type"] == "aws:cloudformation:stack"}
+    settings = load_settings("prod", dr_tier="pilot_light")
+    assert environments == {f"aws://{DEPLOYER_ACCOUNT}/{region}" for region in (settings.region, settings.dr.region)}

@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 import pytest
+from refarch.policies import rules
 from refarch.stacks.babybloom import offline
 from refarch.stacks.babybloom.config import StackSettings, read_stack_file, settings_from_config
 
@@ -15,6 +16,8 @@ from refarch.stacks.babybloom.config import StackSettings, read_stack_file, sett
 pulumi.runtime.set_mocks(offline.AzureMocks(), project="babybloom", stack="dev", preview=False)
 
 STACKS = ("dev", "prod")
+STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
+PURPOSE_TAG, DEPLOYMENT_PURPOSE = rules.PURPOSE_TAG, rules.DEPLOYMENT_PACKAGE
 TestFunction = TypeVar("TestFunction", bound=Callable[..., Any])
 
 
@@ -43,6 +46,19 @@ class Plan:
 
     def id_of(self, resource_type: str) -> Any:
         return self.one(resource_type).outputs["id"]
+
+    def storage_account(self, *, deployment: bool) -> offline.PlannedResource:
+        """The Functions host's account, or (deployment=True) the one that holds only the code package."""
+        found = [account for account in self.all(STORAGE_ACCOUNT)
+                 if (account.inputs["tags"].get(PURPOSE_TAG) == DEPLOYMENT_PURPOSE) is deployment]
+        assert len(found) == 1, [account.name for account in found]
+        return found[0]
+
+    def host_storage(self) -> offline.PlannedResource:
+        return self.storage_account(deployment=False)
+
+    def deployment_storage(self) -> offline.PlannedResource:
+        return self.storage_account(deployment=True)
 
 
 @pytest.fixture(scope="session")

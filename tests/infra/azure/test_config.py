@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from refarch.constructs.azure import common
 from refarch.stacks.babybloom import offline
 from refarch.stacks.babybloom.config import PROJECT_DIR, ConfigError, read_stack_file, settings_from_config
 
@@ -118,7 +119,7 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
 @pulumi_test
 def test_unknown_nested_key(tmp_path: Path) -> None:
     assert _error(tmp_path, _set("babybloom:keyVault.purge", False)) == (
-        "Pulumi.dev.yaml: babybloom:keyVault.purge: unknown key (allowed here: softDeleteRetentionDays)"
+        "Pulumi.dev.yaml: babybloom:keyVault.purge: unknown key (allowed here: softDeleteRetentionDays, secretOfficers)"
     )
 
 
@@ -205,3 +206,63 @@ def test_sign_in_issuer_must_be_https(tmp_path: Path) -> None:
     message = _error(tmp_path, _set("babybloom:authentication.issuer", "http://login.example/t/v2.0"))
     assert message.startswith("Pulumi.dev.yaml: babybloom:authentication.issuer: 'http://login.example/t/v2.0'"), \
         message
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    (["10.0.0.7"], "public addresses only"),
+    (["203.0.113.7"], "public addresses only"),  # a documentation range is not a deployer's address
+    (["20.50.1.7/32"], "a range up to /30, or a single address without a prefix"),
+    (["somewhere"], "a public IPv4 address"),
+])
+@pulumi_test
+def test_deployer_ip_ranges_must_be_public_addresses_azure_storage_takes(tmp_path: Path, value: list[str],
+                                                                          says: str) -> None:
+    message = _error(tmp_path, _set("babybloom:network.deployerIpRanges", value), "prod")
+    assert message.startswith(f"Pulumi.prod.yaml: babybloom:network.deployerIpRanges: {value[0]!r} is not allowed")
+    assert says in message
+    assert "\n" not in message
+
+
+@pulumi_test
+def test_deployer_ip_ranges_need_a_private_stack(tmp_path: Path) -> None:
+    message = _error(tmp_path, _set("babybloom:network.deployerIpRanges", ["20.50.1.7"]))
+    assert message == ("Pulumi.dev.yaml: babybloom:network: deployerIpRanges: only used when private is true (then "
+                       "the deployment account is firewalled); leave it [] here")
+
+
+@pulumi_test
+def test_secret_officers_are_object_ids(tmp_path: Path) -> None:
+    message = _error(tmp_path, _set("babybloom:keyVault.secretOfficers", ["ana@example.com"]))
+    assert message == ("Pulumi.dev.yaml: babybloom:keyVault.secretOfficers.0: 'ana@example.com' is not allowed "
+                       "(allowed: Entra object ids (GUIDs) of the users, groups or service principals that write "
+                       "secrets)")
+
+
+DEPLOYER_IPS = ["20.50.1.7", "20.50.2.0/28"]
+OFFICER = "6c1f0b7e-2d4a-4e8b-9c3d-5f6a7b8c9d0e"
+
+
+@pulumi_test
+def test_prod_with_deployer_ips_firewalls_the_package_account_and_grants_secret_writers(tmp_path: Path) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        _set("babybloom:network.deployerIpRanges", DEPLOYER_IPS)(config)
+        _set("babybloom:keyVault.secretOfficers", [OFFICER])(config)
+
+    resources = offline.plan("prod", _stack_with(tmp_path, edit, "prod"))
+    accounts = [item for item in resources if item.type == "azure-native:storage:StorageAccount"]
+    package_account = next(item for item in accounts if item.inputs["tags"].get("purpose") == "deployment-package")
+    function_subnet = next(item for item in resources
+                           if item.type == "azure-native:network:Subnet" and item.inputs.get("delegations"))
+    rules = package_account.inputs["networkRuleSet"]
+    assert package_account.inputs["publicNetworkAccess"] == "Enabled"  # the deployer's way in, from outside the VNet
+    assert rules["defaultAction"] == "Deny"
+    assert [rule["iPAddressOrRange"] for rule in rules["ipRules"]] == DEPLOYER_IPS
+    # The app reads its package through the subnet's service endpoint, needing no internet egress.
+    assert [rule["virtualNetworkResourceId"] for rule in rules["virtualNetworkRules"]] == [
+        function_subnet.outputs["id"]]
+    assert function_subnet.inputs["serviceEndpoints"] == [{"service": "Microsoft.Storage"}]
+    vault = next(item for item in resources if item.type == "azure-native:keyvault:Vault")
+    officers = [item.inputs for item in resources if item.type == "azure-native:authorization:RoleAssignment"
+                and item.inputs["scope"] == vault.outputs["id"] and item.inputs["principalId"] == OFFICER]
+    assert len(officers) == 1
+    assert officers[0]["roleDefinitionId"].endswith(f"/roleDefinitions/{common.KEY_VAULT_SECRETS_OFFICER}")

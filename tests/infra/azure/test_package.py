@@ -18,7 +18,7 @@ from refarch.stacks.babybloom import program
 
 from .conftest import Plan, pulumi_test
 
-BLOB = "azure-native:storage:Blob"
+UPLOAD = "pulumi-python:dynamic:Resource"
 WEB_APP = "azure-native:web:WebApp"
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -34,7 +34,7 @@ def _app_settings(plan: Plan) -> dict[str, Any]:
 
 
 def _built(plan: Plan) -> Path:
-    return Path(plan.one(BLOB).inputs["source"]["fileAsset"])
+    return Path(plan.one(UPLOAD).inputs["path"])
 
 
 @pulumi_test
@@ -93,17 +93,25 @@ def test_the_package_holds_the_app_its_seed_and_its_dependencies(plan: Plan) -> 
 
 @pulumi_test
 def test_the_package_is_uploaded_to_the_deployment_container_and_pins_the_app(plan: Plan) -> None:
-    blob = plan.one(BLOB).inputs
+    upload = plan.one(UPLOAD).inputs
     container = plan.one("azure-native:storage:BlobContainer")
-    assert blob["containerName"] == container.outputs["name"]
-    assert blob["accountName"] == plan.one("azure-native:storage:StorageAccount").outputs["name"]
-    assert blob["blobName"] == package.PACKAGE_BLOB_NAME
-    assert blob["type"] == "Block"
+    blob_endpoint = plan.deployment_storage().outputs["primaryEndpoints"]["blob"]
+    assert upload["container_url"] == blob_endpoint + container.outputs["name"]
+    assert upload["blob_name"] == package.PACKAGE_BLOB_NAME
+    assert upload["content_type"] == "application/zip"
     digest = hashlib.sha256(_built(plan).read_bytes()).hexdigest()
-    assert blob["metadata"] == {"sha256": digest}
+    assert upload["sha256"] == digest
     assert _app_settings(plan)[program.PACKAGE_HASH_SETTING] == digest
     deployment = plan.one(WEB_APP).inputs["functionAppConfig"]["deployment"]["storage"]
-    assert deployment["value"].rstrip("/").endswith(f"/{container.outputs['name']}")
+    assert deployment["value"] == upload["container_url"]
+    assert deployment["authentication"] == {"type": "SystemAssignedIdentity"}
+    # The order that makes the first `pulumi up` work: grant the deployer, then upload, then create the app on it.
+    grant = next(item for item in plan.all("azure-native:authorization:RoleAssignment")
+                 if item.name.endswith("-deployer-blob-data-contributor"))
+    assert grant.name in plan.one(UPLOAD).depends_on
+    assert plan.one(UPLOAD).name in plan.one(WEB_APP).depends_on
+    # Nothing is written with the account key: azure-native's storage.Blob (which signs with it) is not used.
+    assert plan.all("azure-native:storage:Blob") == []
 
 
 @pulumi_test
@@ -123,7 +131,7 @@ def test_the_app_reads_exactly_what_the_program_sets(plan: Plan) -> None:
     assert config.cosmos.endpoint == plan.one("azure-native:cosmosdb:DatabaseAccount").outputs["documentEndpoint"]
     assert config.cosmos.database == plan.one("azure-native:cosmosdb:SqlResourceSqlDatabase").inputs["databaseName"]
     assert config.cosmos.emulator_key is None
-    storage = plan.one("azure-native:storage:StorageAccount").outputs
+    storage = plan.host_storage().outputs
     assert config.reminders.service_uri == storage["primaryEndpoints"]["queue"]
     assert config.reminders.queue_name == plan.one("azure-native:storage:Queue").inputs["queueName"]
     assert settings[app_settings.REMINDERS_CREDENTIAL] == "managedidentity"

@@ -72,7 +72,8 @@ BAD_VARIANTS: dict[str, tuple[str, str, Mutation]] = {
     "storage-https-only": ("dev", rules.STORAGE_ACCOUNT, _assign("enableHttpsTrafficOnly", False)),
     "function-app-https-only": ("dev", rules.WEB_APP, _remove("httpsOnly")),
     "function-app-tls12": ("dev", rules.WEB_APP, _assign("siteConfig.minTlsVersion", "1.0")),
-    "function-app-ftps-disabled": ("dev", rules.WEB_APP, _assign("siteConfig.ftpsState", "FtpsOnly")),
+    "function-app-flex-site-config": ("dev", rules.WEB_APP, _assign("siteConfig.ftpsState", "Disabled")),
+    "publishing-basic-auth-disabled": ("dev", rules.FTP_PUBLISHING, _assign("allow", True)),
     "function-app-managed-identity": ("dev", rules.WEB_APP, _remove("identity")),
     "function-app-no-keys-in-settings": (
         "dev",
@@ -93,6 +94,9 @@ MORE_BAD_VARIANTS: list[tuple[str, str, str, Mutation]] = [
     ),
     ("public-network-access-off-in-prod", "prod", rules.STORAGE_ACCOUNT, _remove("tags")),
     ("key-vault-purge-protection", "dev", rules.KEY_VAULT, _assign("properties.enableSoftDelete", False)),
+    # What web.SiteConfigArgs adds by default: Azure refuses it on Flex Consumption.
+    ("function-app-flex-site-config", "prod", rules.WEB_APP, _assign("siteConfig.netFrameworkVersion", "v4.6")),
+    ("publishing-basic-auth-disabled", "prod", rules.SCM_PUBLISHING, _remove("allow")),
     ("key-vault-rbac", "dev", rules.KEY_VAULT, _assign("properties.accessPolicies", [{"objectId": "someone"}])),
     (
         "function-app-no-keys-in-settings", "dev", rules.WEB_APP,
@@ -108,6 +112,11 @@ ALL_BAD = [(rule, *variant) for rule, variant in BAD_VARIANTS.items()] + MORE_BA
 ALL_BAD_IDS = [
     f"{rule}-{resource_type.rsplit(':', 1)[-1]}-{index}" for index, (rule, _, resource_type, _) in enumerate(ALL_BAD)
 ]
+
+
+def _resource(plan: Plan, resource_type: str) -> Any:
+    """The resource a bad variant spoils: for storage, the host's account (the one holding data)."""
+    return plan.host_storage() if resource_type == rules.STORAGE_ACCOUNT else plan.one(resource_type)
 
 
 def _run(policy: ResourceValidationPolicy, resource_type: str, props: dict[str, Any]) -> list[str]:
@@ -160,7 +169,7 @@ def test_recorded_inputs_pass_every_policy(plan: Plan) -> None:
 def test_each_policy_catches_its_bad_variant(
     plans: dict[str, Plan], rule: str, stack: str, resource_type: str, mutate: Mutation
 ) -> None:
-    props = copy.deepcopy(plans[stack].one(resource_type).inputs)
+    props = copy.deepcopy(_resource(plans[stack], resource_type).inputs)
     assert _run(_policy(rule), resource_type, props) == []
     mutate(props)
     reported = _run(_policy(rule), resource_type, props)
@@ -171,9 +180,19 @@ def test_each_policy_catches_its_bad_variant(
 
 
 @pulumi_test
+def test_in_prod_only_the_package_account_keeps_a_public_endpoint(plans: dict[str, Plan]) -> None:
+    policy = _policy("public-network-access-off-in-prod")
+    package_account = copy.deepcopy(plans["prod"].deployment_storage().inputs)
+    assert package_account["publicNetworkAccess"] == "Enabled"
+    assert _run(policy, rules.STORAGE_ACCOUNT, package_account) == []
+    del package_account["tags"][rules.PURPOSE_TAG]
+    assert len(_run(policy, rules.STORAGE_ACCOUNT, package_account)) == 1
+
+
+@pulumi_test
 def test_private_access_is_not_demanded_outside_prod(plans: dict[str, Plan]) -> None:
     for resource_type in (rules.COSMOS_ACCOUNT, rules.STORAGE_ACCOUNT):
-        props = plans["dev"].one(resource_type).inputs
+        props = _resource(plans["dev"], resource_type).inputs
         assert props["publicNetworkAccess"] == "Enabled"
         assert _run(_policy("public-network-access-off-in-prod"), resource_type, props) == []
 

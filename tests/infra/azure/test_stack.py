@@ -6,14 +6,15 @@ import importlib
 import inspect
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pytest
-from refarch.constructs.azure import common
-from refarch.policies.rules import CREDENTIAL_MARKERS
-from refarch.stacks.babybloom import program
+from refarch.constructs.azure import access, common
+from refarch.policies.rules import CREDENTIAL_MARKERS, FLEX_SITE_CONFIG
+from refarch.stacks.babybloom import offline, program
 from refarch.stacks.babybloom.config import StackSettings
 from refarch.tools import plan_azure
 
@@ -28,6 +29,7 @@ VAULT = "azure-native:keyvault:Vault"
 WEB_APP = "azure-native:web:WebApp"
 PLAN = "azure-native:web:AppServicePlan"
 ROLE = "azure-native:authorization:RoleAssignment"
+CONTAINER = "azure-native:storage:BlobContainer"
 INSIGHTS = "azure-native:applicationinsights:Component"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
 ENDPOINT = "azure-native:network:PrivateEndpoint"
@@ -69,7 +71,7 @@ def test_no_key_or_credential_in_any_input(plan: Plan) -> None:
 @pulumi_test
 def test_function_settings_are_identity_based(plan: Plan) -> None:
     settings = _app_settings(plan)
-    storage = plan.one(STORAGE).outputs
+    storage = plan.host_storage().outputs
     assert settings["AzureWebJobsStorage__accountName"] == storage["name"]
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert "AzureWebJobsStorage" not in settings  # the plain form is a connection string with the account key
@@ -82,7 +84,7 @@ def test_function_settings_are_identity_based(plan: Plan) -> None:
     assert "connectionStrings" not in plan.one(WEB_APP).inputs["siteConfig"]
     deployment = plan.one(WEB_APP).inputs["functionAppConfig"]["deployment"]["storage"]
     assert deployment["authentication"] == {"type": "SystemAssignedIdentity"}
-    assert deployment["value"].startswith(storage["primaryEndpoints"]["blob"])
+    assert deployment["value"].startswith(plan.deployment_storage().outputs["primaryEndpoints"]["blob"])
 
 
 @pulumi_test
@@ -104,21 +106,48 @@ def test_cosmos_data_role_goes_to_the_function_identity_on_the_account(plan: Pla
 
 
 @pulumi_test
-def test_azure_roles_are_granted_to_the_function_identity_only(plan: Plan) -> None:
-    subscription = plan.id_of(STORAGE).split("/")[2]
+def test_cosmos_role_assignment_id_is_a_deterministic_guid(plan: Plan) -> None:
+    assignment = plan.one(COSMOS_ROLE).inputs
+    given = assignment["roleAssignmentId"]
+    assert str(uuid.UUID(given)) == given  # a canonical GUID, as Cosmos DB requires, not the logical name
+    parts = (assignment["scope"], assignment["principalId"], assignment["roleDefinitionId"])
+    expected = uuid.uuid5(access.COSMOS_ROLE_ASSIGNMENT_NAMESPACE, "\n".join(part.lower() for part in parts))
+    assert given == str(expected)
+    # Case does not make another assignment (ARM ids compare case-insensitively); another principal does.
+    assert access.cosmos_role_assignment_id(*(part.upper() for part in parts)) == given
+    assert access.cosmos_role_assignment_id(parts[0], str(uuid.uuid4()), parts[2]) != given
+
+
+@pulumi_test
+def test_cosmos_role_assignment_ids_differ_between_stacks(plans: dict[str, Plan]) -> None:
+    ids = {stack: plan.one(COSMOS_ROLE).inputs["roleAssignmentId"] for stack, plan in plans.items()}
+    assert len(set(ids.values())) == len(ids)
+
+
+@pulumi_test
+def test_azure_roles_go_to_the_function_identity_and_the_deployer_only_what_each_needs(plan: Plan) -> None:
+    subscription = plan.host_storage().outputs["id"].split("/")[2]
 
     def role(guid: str) -> str:
         return f"/subscriptions/{subscription}/providers/Microsoft.Authorization/roleDefinitions/{guid}"
 
-    granted = {(item.inputs["roleDefinitionId"], item.inputs["scope"]) for item in plan.all(ROLE)}
+    host, package_container = plan.host_storage().outputs["id"], plan.one(CONTAINER).outputs["id"]
+    granted = {(item.inputs["principalId"], item.inputs["roleDefinitionId"], item.inputs["scope"])
+               for item in plan.all(ROLE)}
+    app, deployer = _principal(plan), offline.CLIENT_CONFIG["objectId"]
     assert granted == {
-        (role(common.STORAGE_BLOB_DATA_OWNER), plan.id_of(STORAGE)),
-        (role(common.STORAGE_QUEUE_DATA_CONTRIBUTOR), plan.id_of(STORAGE)),
-        (role(common.KEY_VAULT_SECRETS_USER), plan.id_of(VAULT)),
-        (role(common.MONITORING_METRICS_PUBLISHER), plan.id_of(INSIGHTS)),
+        (app, role(common.STORAGE_BLOB_DATA_OWNER), host),
+        (app, role(common.STORAGE_QUEUE_DATA_CONTRIBUTOR), host),
+        (app, role(common.STORAGE_BLOB_DATA_CONTRIBUTOR), package_container),
+        (app, role(common.KEY_VAULT_SECRETS_USER), plan.id_of(VAULT)),
+        (app, role(common.MONITORING_METRICS_PUBLISHER), plan.id_of(INSIGHTS)),
+        # Whoever runs `pulumi up` may write the package container, and nothing else.
+        (deployer, role(common.STORAGE_BLOB_DATA_CONTRIBUTOR), package_container),
     }
-    assert {item.inputs["principalId"] for item in plan.all(ROLE)} == {_principal(plan)}
-    assert {item.inputs["principalType"] for item in plan.all(ROLE)} == {"ServicePrincipal"}
+    # The app's new identity is declared (no directory lookup while it replicates); the deployer may be a user or a
+    # service principal, so ARM looks it up.
+    assert {item.inputs.get("principalType") for item in plan.all(ROLE) if item.inputs["principalId"] == app} == {
+        "ServicePrincipal"}
 
 
 @pulumi_test
@@ -197,15 +226,17 @@ def test_cosmos_account_security_and_backup(plan: Plan) -> None:
 
 @pulumi_test
 def test_storage_is_keyless_private_to_readers_and_tls12(plan: Plan) -> None:
-    account = plan.one(STORAGE).inputs
-    assert account["kind"] == "StorageV2"
-    assert account["allowSharedKeyAccess"] is False
-    assert account["allowBlobPublicAccess"] is False
-    assert account["enableHttpsTrafficOnly"] is True
-    assert account["minimumTlsVersion"] == "TLS1_2"
-    container = plan.one("azure-native:storage:BlobContainer").inputs
+    for account in (plan.host_storage().inputs, plan.deployment_storage().inputs):
+        assert account["kind"] == "StorageV2"
+        assert account["allowSharedKeyAccess"] is False
+        assert account["allowBlobPublicAccess"] is False
+        assert account["enableHttpsTrafficOnly"] is True
+        assert account["minimumTlsVersion"] == "TLS1_2"
+    # The package has an account of its own; the host's account holds no package container.
+    container = plan.one(CONTAINER).inputs
     assert container["publicAccess"] == "None"
-    assert container["accountName"] == plan.one(STORAGE).outputs["name"]
+    assert container["containerName"] == program.DEPLOYMENT_CONTAINER
+    assert container["accountName"] == plan.deployment_storage().outputs["name"]
 
 
 @pulumi_test
@@ -220,7 +251,10 @@ def test_function_app_is_flex_consumption_python_https_tls12_no_ftp(plan: Plan) 
     assert app["identity"] == {"type": "SystemAssigned"}
     assert app["siteConfig"]["minTlsVersion"] == "1.2"
     assert app["siteConfig"]["scmMinTlsVersion"] == "1.2"
-    assert app["siteConfig"]["ftpsState"] == "Disabled"
+    # Flex answers 400 to ftpsState and netFrameworkVersion; FTP is off through the publishing policies instead.
+    assert set(app["siteConfig"]) <= FLEX_SITE_CONFIG
+    assert plan.one("azure-native:web:WebAppFtpAllowed").inputs["allow"] is False
+    assert plan.one("azure-native:web:WebAppScmAllowed").inputs["allow"] is False
     functions = plan.settings.app.functions
     assert app["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
     assert app["functionAppConfig"]["scaleAndConcurrency"] == {
@@ -272,7 +306,7 @@ def test_data_services_are_private_exactly_in_prod(plan: Plan) -> None:
     private = plan.settings.app.network.private
     expected = "disabled" if private else "enabled"
     assert plan.one(COSMOS).inputs["publicNetworkAccess"].lower() == expected
-    assert plan.one(STORAGE).inputs["publicNetworkAccess"].lower() == expected
+    assert plan.host_storage().inputs["publicNetworkAccess"].lower() == expected
     assert plan.one(VAULT).inputs["properties"]["publicNetworkAccess"].lower() == expected
     endpoints = {
         (connection["privateLinkServiceId"], group)
@@ -286,8 +320,8 @@ def test_data_services_are_private_exactly_in_prod(plan: Plan) -> None:
         return
     assert endpoints == {
         (plan.id_of(COSMOS), "Sql"),
-        (plan.id_of(STORAGE), "blob"),
-        (plan.id_of(STORAGE), "queue"),
+        (plan.host_storage().outputs["id"], "blob"),
+        (plan.host_storage().outputs["id"], "queue"),
         (plan.id_of(VAULT), "vault"),
     }
     subnets = {item.inputs["subnetName"]: item for item in plan.all(SUBNET)}
@@ -353,3 +387,16 @@ def test_plan_tool_prints_and_writes_the_plan(tmp_path: Any, capsys: pytest.Capt
     children = [entry for entry in written if entry["parent"] is not None]
     names = {entry["name"] for entry in written}
     assert children and all(entry["parent"] in names for entry in children)
+
+
+# Azure's limit for storage account and Key Vault names, and what azure-native's auto-naming appends.
+GLOBAL_NAME_LIMIT, AUTONAME_SUFFIX = 24, 8
+LONGEST_STACK_NAME = 8  # config.STACK_NAME_PATTERN
+
+
+@pulumi_test
+def test_global_names_fit_for_the_longest_stack_name(plan: Plan) -> None:
+    for resource in plan.all(STORAGE) + plan.all(VAULT):
+        longest = len(resource.name) - len(plan.stack) + LONGEST_STACK_NAME
+        assert plan.stack in resource.name
+        assert longest + AUTONAME_SUFFIX <= GLOBAL_NAME_LIMIT, resource.name

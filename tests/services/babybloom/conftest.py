@@ -8,24 +8,20 @@ real func.HttpRequest / TimerRequest / QueueMessage objects against those server
 from __future__ import annotations
 
 import base64
-import json
 import os
-import queue
 import re
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+import jwt
 import pytest
 from azure.cosmos import CosmosClient, DatabaseProxy, PartitionKey
 from azure.functions.queue import QueueMessage
@@ -38,8 +34,12 @@ BIN = ROOT / "node_modules" / ".bin"
 sys.path.insert(0, str(APP_DIR))
 
 import function_app  # noqa: E402
-from babybloom_app import runtime, settings  # noqa: E402
+from babybloom_app import identity, runtime, settings  # noqa: E402
 from refarch.stacks.babybloom.program import CONTAINERS, DATABASE, REMINDER_QUEUE  # noqa: E402
+
+from tests.servers import ServerProcess, wait_until  # noqa: E402
+
+from .identity_provider import LocalIdentityProvider  # noqa: E402
 
 # The local Cosmos server does not check keys, but the SDK needs one in key form; this one opens nothing anywhere.
 EMULATOR_KEY = base64.b64encode(b"local cosmosdb-server: any key").decode()
@@ -48,6 +48,8 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 START_TIMEOUT_SECONDS = 60
 TODAY = date(2026, 3, 2)  # a fixed "today" so dating and ranges are exact
+TENANT_ID = "7d3c0f4e-5b1a-4c8e-9f2d-1a2b3c4d5e6f"
+CLIENT_ID = "0b6f2d9a-8c4e-4f1b-a3d5-6e7f8a9b0c1d"
 
 
 @dataclass(frozen=True)
@@ -60,56 +62,6 @@ class LocalServers:
     def queue_connection_string(self) -> str:
         return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
                 f"QueueEndpoint={self.queue_endpoint};")
-
-
-class ServerProcess:
-    """A server in its own process group, with its output collected so start-up failures can be shown."""
-
-    def __init__(self, name: str, command: list[str], *, cwd: Path) -> None:
-        self.name = name
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        self.process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, start_new_session=True)
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, pattern: re.Pattern[str], deadline: float) -> re.Match[str]:
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.process.poll() is not None:
-                    break
-                continue
-            self.output.append(line)
-            if found := pattern.search(line):
-                return found
-        raise RuntimeError(f"{self.name} did not start (exit code {self.process.poll()}):\n{''.join(self.output)}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-
-
-def _wait_until(check: Callable[[], object], deadline: float, what: str) -> None:
-    while True:
-        try:
-            check()
-            return
-        except Exception as error:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not answer: {error}") from error
-            time.sleep(0.1)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -146,10 +98,10 @@ def local_servers() -> Iterator[LocalServers]:
             startup_seconds={},
         )
         client = CosmosClient(servers.cosmos_endpoint, credential=EMULATOR_KEY, connection_verify=False)
-        _wait_until(lambda: list(client.list_databases()), deadline, "cosmosdb-server")
+        wait_until(lambda: list(client.list_databases()), deadline, "cosmosdb-server")
         STARTUP_SECONDS["cosmosdb-server"] = servers.startup_seconds["cosmosdb-server"] = time.monotonic() - began
         queues = QueueServiceClient.from_connection_string(servers.queue_connection_string)
-        _wait_until(queues.get_service_properties, deadline, "azurite")
+        wait_until(queues.get_service_properties, deadline, "azurite")
         STARTUP_SECONDS["azurite"] = servers.startup_seconds["azurite"] = time.monotonic() - began
         yield servers
     finally:
@@ -158,8 +110,22 @@ def local_servers() -> Iterator[LocalServers]:
         workspace.cleanup()
 
 
+_PROVIDER: list[LocalIdentityProvider] = []
+
+
 @pytest.fixture(scope="session")
-def app_settings(local_servers: LocalServers) -> dict[str, str]:
+def identity_provider() -> Iterator[LocalIdentityProvider]:
+    """The stand-in Entra ID tenant whose tokens the app accepts (principal() signs with it)."""
+    with LocalIdentityProvider(tenant_id=TENANT_ID, client_id=CLIENT_ID).running() as provider:
+        _PROVIDER.append(provider)
+        try:
+            yield provider
+        finally:
+            _PROVIDER.remove(provider)
+
+
+@pytest.fixture(scope="session")
+def app_settings(local_servers: LocalServers, identity_provider: LocalIdentityProvider) -> dict[str, str]:
     """What local.settings.json would hold for a developer: the emulators, and nothing that reaches Azure."""
     return {
         settings.COSMOS_ENDPOINT: local_servers.cosmos_endpoint,
@@ -167,6 +133,8 @@ def app_settings(local_servers: LocalServers) -> dict[str, str]:
         settings.COSMOS_EMULATOR_KEY: EMULATOR_KEY,
         settings.REMINDER_QUEUE: REMINDER_QUEUE,
         settings.REMINDERS_CONNECTION: local_servers.queue_connection_string,
+        settings.AUTH_ISSUER: identity_provider.issuer,
+        settings.AUTH_CLIENT_ID: identity_provider.client_id,
     }
 
 
@@ -214,10 +182,20 @@ def empty_store(database: DatabaseProxy, reminder_queue: QueueClient) -> Databas
     return database
 
 
-def principal(subject: str | None = None, *, provider: str = "aad") -> str:
-    claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier",
-               "val": subject or str(uuid.uuid4())}]
-    return base64.b64encode(json.dumps({"auth_typ": provider, "claims": claims}).encode()).decode()
+def principal(object_id: str | None = None) -> str:
+    """A valid access token of the test tenant for a user (a new user unless `object_id` names one)."""
+    assert _PROVIDER, "principal() needs the identity_provider fixture (the services fixture brings it)"
+    return _PROVIDER[-1].access_token(object_id or str(uuid.uuid4()))
+
+
+def signed_in(token: str) -> dict[str, str]:
+    """The request headers of a caller presenting `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def user_id_of(token: str) -> str:
+    """The user id the app derives from a token (its oid), for tests that look into the store."""
+    return identity.user_id_of(jwt.decode(token, options={"verify_signature": False})["oid"])
 
 
 def call(function: Any, request: Any) -> Any:
@@ -248,4 +226,5 @@ def snapshot(database: DatabaseProxy) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-__all__ = ["TODAY", "call", "function_app", "http", "principal", "queue_message", "snapshot"]
+__all__ = ["TODAY", "call", "function_app", "http", "principal", "queue_message", "signed_in", "snapshot",
+           "user_id_of"]

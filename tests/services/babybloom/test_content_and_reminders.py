@@ -14,23 +14,34 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
-from babybloom_app import identity, runtime
+from babybloom_app import runtime
 from babybloom_app.content import load_seed
 from babybloom_app.repository import WEEKLY_CONTENT
 from refarch.stacks.babybloom.program import REMINDER_QUEUE
 
-from .conftest import APP_DIR, TODAY, LocalServers, call, function_app, http, principal, queue_message
+from .conftest import (
+    APP_DIR,
+    TODAY,
+    LocalServers,
+    call,
+    function_app,
+    http,
+    principal,
+    queue_message,
+    signed_in,
+    user_id_of,
+)
 
 
 def content(week: str, who: str) -> func.HttpResponse:
     return http(function_app.weekly_content,
-                func.HttpRequest("GET", f"/api/content/weeks/{week}", headers={"X-MS-CLIENT-PRINCIPAL": who},
+                func.HttpRequest("GET", f"/api/content/weeks/{week}", headers=signed_in(who),
                                  route_params={"week": week}, body=b""))
 
 
 def put(url: str, function: Any, body: dict[str, Any], who: str) -> func.HttpResponse:
     return http(function, func.HttpRequest("PUT" if "profile" in url else "POST", url,
-                                           headers={"X-MS-CLIENT-PRINCIPAL": who}, body=json.dumps(body).encode()))
+                                           headers=signed_in(who), body=json.dumps(body).encode()))
 
 
 def test_every_week_1_to_42_answers_with_its_seed_content(services: runtime.Services) -> None:
@@ -61,7 +72,7 @@ def test_current_content_follows_the_profile(services: runtime.Services) -> None
     who = principal()
     put("/api/profile", function_app.save_profile, {"dueDate": (TODAY + timedelta(days=280 - 100)).isoformat()}, who)
     response = call(function_app.current_week_content,
-                    func.HttpRequest("GET", "/api/content/current", headers={"X-MS-CLIENT-PRINCIPAL": who}, body=b""))
+                    func.HttpRequest("GET", "/api/content/current", headers=signed_in(who), body=b""))
     answered = json.loads(response.get_body())
     assert answered["week"] == 15  # 14 weeks 2 days along: the 15th week
     assert answered["pregnancy"]["trimester"] == 2
@@ -69,10 +80,6 @@ def test_current_content_follows_the_profile(services: runtime.Services) -> None
 
 def _run_timer() -> None:
     call(function_app.queue_daily_reminders, TimerRequest(past_due=False))
-
-
-def _user_id_of(who: str) -> str:
-    return identity.user_id({"X-MS-CLIENT-PRINCIPAL": who})
 
 
 def test_timer_queues_one_reminder_per_expecting_user_without_an_entry_today(
@@ -83,7 +90,7 @@ def test_timer_queues_one_reminder_per_expecting_user_without_an_entry_today(
         put("/api/profile", function_app.save_profile, {"dueDate": (TODAY + timedelta(days=60)).isoformat()}, who)
     put("/api/profile", function_app.save_profile, {"dueDate": (TODAY - timedelta(days=14)).isoformat()}, on_last_day)
     # Saved weeks ago, now past 42 weeks (the API would no longer accept these dates): no more reminders.
-    services.repository.save_profile(_user_id_of(long_past), {"dueDate": (TODAY - timedelta(days=15)).isoformat()})
+    services.repository.save_profile(user_id_of(long_past), {"dueDate": (TODAY - timedelta(days=15)).isoformat()})
     for entry_date, who in ((TODAY, wrote_today), (TODAY, wrote_today), (TODAY - timedelta(days=1), wrote_yesterday),
                             (TODAY, no_profile)):
         put("/api/journal", function_app.add_journal_entry, {"date": entry_date.isoformat(), "mood": 3}, who)
@@ -93,7 +100,7 @@ def test_timer_queues_one_reminder_per_expecting_user_without_an_entry_today(
     messages = reminder_queue.receive_messages(max_messages=32, visibility_timeout=1)
     queued = [json.loads(base64.b64decode(message.content)) for message in messages]
     assert sorted(queued, key=lambda item: item["userId"]) == sorted(
-        [{"userId": _user_id_of(who), "date": TODAY.isoformat()} for who in (wrote_yesterday, silent, on_last_day)],
+        [{"userId": user_id_of(who), "date": TODAY.isoformat()} for who in (wrote_yesterday, silent, on_last_day)],
         key=lambda item: item["userId"],
     )
 
@@ -109,7 +116,7 @@ def test_queue_trigger_sends_the_reminder_through_the_notifier(
     message = queue_message(id=stored.id, body=base64.b64decode(stored.content), pop_receipt=stored.pop_receipt)
     with caplog.at_level(logging.INFO, logger="babybloom.reminders"):
         call(function_app.send_reminder, message)
-    assert f"reminder for user {_user_id_of(who)}: no journal entry yet on {TODAY.isoformat()}" in caplog.messages
+    assert f"reminder for user {user_id_of(who)}: no journal entry yet on {TODAY.isoformat()}" in caplog.messages
 
 
 HOST_SETTINGS = json.loads((APP_DIR / "host.json").read_text(encoding="utf-8"))

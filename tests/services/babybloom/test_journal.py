@@ -10,7 +10,7 @@ import azure.functions as func
 import pytest
 from babybloom_app import runtime
 
-from .conftest import TODAY, function_app, http, principal, snapshot
+from .conftest import TODAY, function_app, http, principal, signed_in, snapshot
 
 VALID = {"date": TODAY.isoformat(), "mood": 4, "symptoms": ["nausea", "fatigue"], "notes": "Walked in the park."}
 
@@ -18,18 +18,18 @@ VALID = {"date": TODAY.isoformat(), "mood": 4, "symptoms": ["nausea", "fatigue"]
 def add(body: bytes | dict[str, Any], who: str) -> func.HttpResponse:
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     return http(function_app.add_journal_entry,
-                func.HttpRequest("POST", "/api/journal", headers={"X-MS-CLIENT-PRINCIPAL": who}, body=payload))
+                func.HttpRequest("POST", "/api/journal", headers=signed_in(who), body=payload))
 
 
 def listing(who: str, **params: str) -> func.HttpResponse:
     return http(function_app.list_journal_entries,
-                func.HttpRequest("GET", "/api/journal", headers={"X-MS-CLIENT-PRINCIPAL": who}, params=params,
+                func.HttpRequest("GET", "/api/journal", headers=signed_in(who), params=params,
                                  body=b""))
 
 
 def delete(entry_id: str, who: str) -> func.HttpResponse:
     return http(function_app.delete_journal_entry,
-                func.HttpRequest("DELETE", f"/api/journal/{entry_id}", headers={"X-MS-CLIENT-PRINCIPAL": who},
+                func.HttpRequest("DELETE", f"/api/journal/{entry_id}", headers=signed_in(who),
                                  route_params={"entry_id": entry_id}, body=b""))
 
 

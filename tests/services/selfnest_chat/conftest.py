@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.infra.aws.assembly import Assembly
-from tests.services.aws_template import MotoStack
+from tests.services.aws_template import TABLE_TYPES, MotoStack
 from tests.services.cognito import Identity, Tokens
 from tests.services.lambda_runtime import SqsEventSource, event_sources
 
@@ -63,7 +63,7 @@ class ChatTable:
 
 def chat_table(stack: MotoStack, environment: dict[str, str], variable: str) -> ChatTable:
     name = environment[variable]
-    [properties] = [table["Properties"] for table in stack.resources("AWS::DynamoDB::Table").values()
+    [properties] = [table["Properties"] for table_type in TABLE_TYPES for table in stack.resources(table_type).values()
                     if table["Properties"]["TableName"] == name]
     keys = [part["AttributeName"] for part in sorted(properties["KeySchema"], key=lambda part: part["KeyType"])]
     indexes = {index["IndexName"]: index["KeySchema"][0]["AttributeName"]
