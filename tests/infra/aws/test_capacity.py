@@ -11,6 +11,12 @@ from .assembly import Assembly, Resource, ref
 from .test_messaging import test_consumer_tables_are_encrypted_recoverable_and_expire_what_should
 
 PARTS = ("messaging", "chat")
+TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")   # tables a DR tier may replicate are global
+
+
+def tables_of(assembly: Assembly, part: str) -> dict[str, Resource]:
+    return {logical_id: table for table_type in TABLE_TYPES
+            for logical_id, table in assembly.resources(part, table_type).items()}
 DIMENSIONS = {"ReadCapacityUnits": ("read_units", "DynamoDBReadCapacityUtilization"),
               "WriteCapacityUnits": ("write_units", "DynamoDBWriteCapacityUtilization")}
 
@@ -20,7 +26,7 @@ def configured(assembly: Assembly, part: str) -> dict[str, ProvisionedCapacity]:
     sections = {"messaging": assembly.settings.messaging.provisioned_tables.items(),
                 "chat": assembly.settings.chat.provisioned_tables.items()}
     provisioned: dict[str, ProvisionedCapacity] = {str(table): capacity for table, capacity in sections[part]}
-    tables = assembly.resources(part, "AWS::DynamoDB::Table")
+    tables = tables_of(assembly, part)
     by_suffix = {}
     for table, capacity in provisioned.items():
         [name] = [t["Properties"]["TableName"] for t in tables.values()
@@ -51,11 +57,13 @@ def scaling_of(assembly: Assembly, part: str, table_id: str,
 def test_provisioned_tables_bill_their_units_and_scale_from_them(provisioned: Assembly, part: str) -> None:
     wanted = configured(provisioned, part)
     assert wanted, f"the provisioned variant provisions {part} tables"
-    tables = {t["Properties"]["TableName"]: (logical_id, t)
-              for logical_id, t in provisioned.resources(part, "AWS::DynamoDB::Table").items()}
+    tables = {t["Properties"]["TableName"]: (logical_id, t) for logical_id, t in tables_of(provisioned, part).items()}
     for name, capacity in wanted.items():
         table_id, table = tables[name]
         properties = table["Properties"]
+        if table["Type"] == "AWS::DynamoDB::GlobalTable":
+            assert_global_table_scales_from(capacity, properties, name)
+            continue
         assert properties.get("BillingMode", "PROVISIONED") == "PROVISIONED", name
         assert properties["ProvisionedThroughput"] == {"ReadCapacityUnits": capacity.read_units,
                                                        "WriteCapacityUnits": capacity.write_units}, name
@@ -68,6 +76,22 @@ def test_provisioned_tables_bill_their_units_and_scale_from_them(provisioned: As
     for name, (_, table) in tables.items():
         if name not in wanted:
             assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST", f"{name} was not asked to be provisioned"
+
+
+def assert_global_table_scales_from(capacity: ProvisionedCapacity, properties: Resource, where: str) -> None:
+    """A global table's own auto scaling: writes for the table, reads per replica, from the configured units."""
+    assert properties["BillingMode"] == "PROVISIONED", where
+    settings = [("write_units", properties["WriteProvisionedThroughputSettings"]["WriteCapacityAutoScalingSettings"])]
+    settings += [("read_units", replica["ReadProvisionedThroughputSettings"]["ReadCapacityAutoScalingSettings"])
+                 for replica in properties["Replicas"]]
+    for index in properties.get("GlobalSecondaryIndexes", []):
+        write = index["WriteProvisionedThroughputSettings"]
+        settings.append(("write_units", write["WriteCapacityAutoScalingSettings"]))
+    for field, scaling in settings:
+        units = getattr(capacity, field)
+        assert (scaling["MinCapacity"], scaling["MaxCapacity"]) == (units, units * AUTO_SCALING_MAX_MULTIPLE), where
+        assert scaling["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == \
+            AUTO_SCALING_TARGET_UTILIZATION_PERCENT, where
 
 
 def assert_scales_from(capacity: ProvisionedCapacity, scaling: dict[str, tuple[Resource, list[Resource]]],
@@ -88,8 +112,9 @@ def assert_scales_from(capacity: ProvisionedCapacity, scaling: dict[str, tuple[R
 @pytest.mark.parametrize("part", PARTS)
 def test_on_demand_tables_have_no_scaling(dev: Assembly, part: str) -> None:
     assert configured(dev, part) == {}
-    for logical_id, table in dev.resources(part, "AWS::DynamoDB::Table").items():
+    for logical_id, table in tables_of(dev, part).items():
         assert table["Properties"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert "WriteProvisionedThroughputSettings" not in table["Properties"]
         assert scaling_of(dev, part, logical_id) == {}
         for index in table["Properties"].get("GlobalSecondaryIndexes", []):
             assert "ProvisionedThroughput" not in index
