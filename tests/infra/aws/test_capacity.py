@@ -7,8 +7,8 @@ import pytest
 from refarch.constructs.aws.tables import AUTO_SCALING_MAX_MULTIPLE, AUTO_SCALING_TARGET_UTILIZATION_PERCENT
 from refarch.stacks.selfnest.config import ProvisionedCapacity
 
+from . import test_messaging
 from .assembly import Assembly, Resource, ref
-from .test_messaging import test_consumer_tables_are_encrypted_recoverable_and_expire_what_should
 
 PARTS = ("messaging", "chat")
 TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")   # tables a DR tier may replicate are global
@@ -123,4 +123,4 @@ def test_on_demand_tables_have_no_scaling(dev: Assembly, part: str) -> None:
 
 def test_the_messaging_table_checks_hold_for_provisioned_tables(provisioned: Assembly) -> None:
     assert provisioned.settings.messaging.provisioned_tables   # so the provisioned branch of that test runs
-    test_consumer_tables_are_encrypted_recoverable_and_expire_what_should(provisioned)
+    test_messaging.test_consumer_tables_are_encrypted_recoverable_and_expire_what_should(provisioned)
