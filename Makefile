@@ -133,11 +133,15 @@ docs-serve: $(PY_STAMP)
 test-services: $(PY_STAMP) postgres-server
 	$(PY) -m pytest tests/services
 
+# One worker per core (TEST_WORKERS=1 for a serial run); whole files go to one worker, so a module's fixtures start once.
+TEST_WORKERS ?= auto
 test: bootstrap lint typecheck postgres-server graphviz chromium $(EMULATOR_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# BENCH_ARGS=--no-suite skips the warm `make test` and the fresh-clone CI run (minutes each).
+BENCH_ARGS ?=
 bench: bootstrap postgres-server $(EMULATOR_STAMP)
-	$(PY) -m refarch.tools.bench --env $(ENV)
+	$(PY) -m refarch.tools.bench --env $(ENV) $(BENCH_ARGS)
 
 LAB ?=
 # `make lab LAB=03`: PASS/FAIL per check with a hint; exits non-zero until every check passes.

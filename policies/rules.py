@@ -89,9 +89,10 @@ def _private_in_prod(props: Props) -> str | None:
     if get_path(props, f"tags.{PURPOSE_TAG}") == DEPLOYMENT_PACKAGE:
         return None  # the code package's account (see PURPOSE_TAG)
     # Key Vault nests the setting under properties and spells it in lower case.
-    access = get_path(props, "publicNetworkAccess") or get_path(props, "properties.publicNetworkAccess")
+    path = "properties.publicNetworkAccess" if get_path(props, "properties") is not None else "publicNetworkAccess"
+    access = get_path(props, path)
     if str(access).lower() != "disabled":
-        return f"public network access must be Disabled in {environment} (private endpoints only); got {access!r}"
+        return f"{path} must be Disabled in {environment} (private endpoints only); got {access!r}"
     return None
 
 

@@ -80,22 +80,24 @@ class ChatTables(Construct):
                  replicas: Mapping[str, str], provisioned: Mapping[str, Throughput]) -> None:
         super().__init__(scope, id)
 
-        def table(id: str, *, suffix: str, partition_key: str, sort_key: str | None = None,
-                  expiry_attribute: str = EXPIRY_ATTRIBUTE, replicated: bool = False) -> Any:
+        def encrypted(id: str, *, suffix: str, partition_key: str, sort_key: str | None = None,
+                      expiry_attribute: str = EXPIRY_ATTRIBUTE, replicated: bool = False) -> EncryptedTable:
             return EncryptedTable(self, id, table_name=f"{name_prefix}-{suffix}", partition_key=partition_key,
                                   sort_key=sort_key, key=key, expiry_attribute=expiry_attribute,
                                   retain_data=retain_data, replicas=replicas if replicated else None,
-                                  provisioned=provisioned.get(suffix)).table
+                                  provisioned=provisioned.get(suffix))
+
+        def table(id: str, **kwargs: Any) -> Any:
+            return encrypted(id, **kwargs).table
 
         # What a DR region needs to resume chatting, sessions and their history, are global tables in every tier
         # (so switching tiers only adds or removes replicas); `replicas` (pilot light) says where they live.
         self.sessions: dynamodb.ITable = table("Sessions", suffix="sessions", partition_key="session_id",
                                                replicated=True)
-        self.connections: dynamodb.Table = table("Connections", suffix="connections", partition_key="connection_id")
-        self.connections.add_global_secondary_index(
-            index_name=CONNECTIONS_BY_SESSION_INDEX,
-            partition_key=dynamodb.Attribute(name="session_id", type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.INCLUDE, non_key_attributes=["user_id"])
+        connections = encrypted("Connections", suffix="connections", partition_key="connection_id")
+        connections.add_index(index_name=CONNECTIONS_BY_SESSION_INDEX, partition_key="session_id",
+                              non_key_attributes=["user_id"])
+        self.connections: dynamodb.Table = connections.table  # type: ignore[assignment]  # never replicated
         self.messages: dynamodb.ITable = table("Messages", suffix="messages", partition_key="session_id",
                                                sort_key="message_key", replicated=True)
         self.idempotency = IdempotencyTable(self, "Idempotency", table_name=f"{name_prefix}-idempotency", key=key,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -65,19 +67,31 @@ class PipBundler:
     @staticmethod
     def _installed(requirements: Path) -> Path:
         # Every synth (and every test session) bundles again; pip would otherwise cost seconds each time.
-        digest = hashlib.sha256(requirements.read_bytes() + " ".join(PIP_PLATFORM).encode()).hexdigest()[:16]
-        target = DEPENDENCY_CACHE / digest
+        target = DEPENDENCY_CACHE / dependency_cache_key(requirements)
         if target.is_dir():
             return target
-        staging = target.with_name(f"{digest}.partial")
+        # One staging folder per process: parallel synths (pytest-xdist workers) may install the same pins at once.
+        staging = target.with_name(f"{target.name}.{os.getpid()}.partial")
         shutil.rmtree(staging, ignore_errors=True)
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
                    "--target", str(staging), *PIP_PLATFORM, "-r", str(requirements)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise PackagingError(f"pip could not install {requirements}: {result.stderr.strip()}")
-        staging.rename(target)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            shutil.rmtree(staging, ignore_errors=True)   # another process finished the same install first
         return target
+
+
+def dependency_cache_key(requirements: Path, *, installer: str | None = None) -> str:
+    """What the installed dependencies depend on: the pins, the target platform and the installer's version."""
+    installer = installer if installer is not None else f"pip {metadata.version('pip')}"
+    inputs = [requirements.read_bytes(), " ".join(PIP_PLATFORM).encode(), installer.encode()]
+    return hashlib.sha256(b"\0".join(inputs)).hexdigest()[:16]
 
 
 def _pinned_lines(requirements: Path) -> list[str]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import aws_dynamodb as dynamodb
@@ -82,11 +83,38 @@ class EncryptedTable(Construct):
             deletion_protection=retain_data,
             removal_policy=removal_policy(retain_data=retain_data),
         )
+        self.provisioned = provisioned
         if provisioned is not None:
-            for scaling, units in ((self.table.auto_scale_read_capacity, provisioned.read_units),
-                                   (self.table.auto_scale_write_capacity, provisioned.write_units)):
-                scaling(min_capacity=units, max_capacity=units * AUTO_SCALING_MAX_MULTIPLE).scale_on_utilization(
-                    target_utilization_percent=AUTO_SCALING_TARGET_UTILIZATION_PERCENT)
+            _scale(self.table.auto_scale_read_capacity, self.table.auto_scale_write_capacity, provisioned)
+
+    def add_index(self, *, index_name: str, partition_key: str, non_key_attributes: Sequence[str]) -> None:
+        """A global secondary index keyed by a string attribute, projecting `non_key_attributes`.
+
+        On a provisioned table the index gets the table's units and the same auto scaling: writes to the table
+        also write the index, and an index that runs out of write capacity throttles the table's writes.
+        """
+        if not isinstance(self.table, dynamodb.Table):
+            raise TypeError(f"{self.node.id}: indexes on replicated (global) tables are not supported here")
+        table, capacity = self.table, self.provisioned
+        table.add_global_secondary_index(
+            index_name=index_name,
+            partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE, non_key_attributes=list(non_key_attributes),
+            read_capacity=capacity.read_units if capacity else None,
+            write_capacity=capacity.write_units if capacity else None)
+        if capacity is not None:
+            _scale(functools.partial(table.auto_scale_global_secondary_index_read_capacity, index_name),
+                   functools.partial(table.auto_scale_global_secondary_index_write_capacity, index_name), capacity)
+
+
+ScalableAttribute = Callable[..., dynamodb.IScalableTableAttribute]
+
+
+def _scale(read: ScalableAttribute, write: ScalableAttribute, provisioned: Throughput) -> None:
+    """From the configured units up to AUTO_SCALING_MAX_MULTIPLE of them, tracking the target utilisation."""
+    for scaling, units in ((read, provisioned.read_units), (write, provisioned.write_units)):
+        scaling(min_capacity=units, max_capacity=units * AUTO_SCALING_MAX_MULTIPLE).scale_on_utilization(
+            target_utilization_percent=AUTO_SCALING_TARGET_UTILIZATION_PERCENT)
 
 
 def _global_billing(provisioned: Throughput | None) -> dynamodb.Billing:

@@ -86,6 +86,7 @@ class CosmosStore(pulumi.ComponentResource):
                     autoscale_settings=cosmosdb.AutoscaleSettingsArgs(max_throughput=args.autoscale_max_throughput)
                 )
             ),
+            tags=dict(place.tags),   # ARM takes tags on SQL databases and containers too (at most 15)
             opts=child,
         )
         self.containers = {
@@ -103,6 +104,7 @@ class CosmosStore(pulumi.ComponentResource):
                         else cosmosdb.PartitionKind.MULTI_HASH
                     ),
                 ),
+                tags=dict(place.tags),
                 opts=child,
             )
             for spec in args.containers

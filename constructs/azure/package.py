@@ -76,18 +76,28 @@ def build_zip(entries: list[tuple[str, Path]]) -> bytes:
 
 def install_dependencies(requirements: Path, *, cache: Path) -> Path:
     """The requirements installed for the Azure worker's platform, reused while requirements.txt is unchanged."""
-    digest = hashlib.sha256(requirements.read_bytes() + TARGET_PLATFORM.encode()).hexdigest()[:16]
-    target = cache / f"site-packages-{digest}"
+    uv = str(Path(sys.executable).with_name("uv"))
+    target = cache / f"site-packages-{dependency_cache_key(requirements, installer=_installer_version(uv))}"
     if not target.is_dir():
-        staging = cache / f".staging-{digest}"
+        staging = cache / f".staging-{target.name.removeprefix('site-packages-')}"
         subprocess.run(
-            [str(Path(sys.executable).with_name("uv")), "pip", "install", "--quiet", "--target", str(staging),
+            [uv, "pip", "install", "--quiet", "--target", str(staging),
              "--python-platform", TARGET_PLATFORM, "--python-version", "3.11", "--only-binary", ":all:",
              "--no-compile", "-r", str(requirements)],
             check=True,
         )
         staging.rename(target)
     return target
+
+
+def dependency_cache_key(requirements: Path, *, installer: str) -> str:
+    """What the installed dependencies depend on: the pins, the worker's platform and the installer's version."""
+    inputs = [requirements.read_bytes(), TARGET_PLATFORM.encode(), installer.encode()]
+    return hashlib.sha256(b"\0".join(inputs)).hexdigest()[:16]
+
+
+def _installer_version(uv: str) -> str:
+    return subprocess.run([uv, "--version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def build_function_package(*, source: Path, output_dir: Path, dependencies: Path | None) -> BuiltPackage:

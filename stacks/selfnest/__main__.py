@@ -11,8 +11,9 @@ from .app import build_app
 from .config import ConfigError, load_settings
 
 
-def main() -> int:
-    context = cdk.App().node
+def main(cli_context: dict[str, object] | None = None) -> int:
+    """`cli_context` stands in for the CLI's `-c` options (CDK_CONTEXT_JSON) when called in-process."""
+    context = cdk.App(context=cli_context).node
     environment = str(context.try_get_context("env") or "dev")
     dr_tier = context.try_get_context("dr_tier")   # `-c dr_tier=pilot_light` overrides config's dr.tier
     try:

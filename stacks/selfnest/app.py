@@ -97,9 +97,12 @@ def zones_from_config(scope: Construct, *, settings: SelfnestSettings, account: 
 
 
 def build_app(settings: SelfnestSettings, *, outdir: str | None = None, context: dict[str, object] | None = None,
-              account: str | None = None) -> tuple[cdk.App, SelfnestEnvironment]:
-    """`account`: the AWS account to synthesize for (the CLI's CDK_DEFAULT_ACCOUNT), or None for env-agnostic."""
-    app = cdk.App(outdir=outdir, context=context)
+              account: str | None = None,
+              builtin_validation: bool | None = None) -> tuple[cdk.App, SelfnestEnvironment]:
+    """`account`: the AWS account to synthesize for (the CLI's CDK_DEFAULT_ACCOUNT), or None for env-agnostic.
+    `builtin_validation=False` skips CDK's built-in template rules (cdk-nag still runs); None: CDK's default, which
+    `cdk synth --no-validation` and CDK_VALIDATION=false turn off."""
+    app = cdk.App(outdir=outdir, context=context, builtin_cloud_formation_validation=builtin_validation)
     environment = SelfnestEnvironment(app, settings=settings, account=account)
     add_compliance_checks(app)
     return app, environment

@@ -7,14 +7,12 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
-from refarch.stacks.selfnest.config import load_settings
 
-from tests.infra.aws.assembly import Assembly, synthesize
+from tests.infra.aws.assembly import Assembly, shared_assembly
 
 from .aws_template import MotoStack, deploy, outputs_of
 from .cognito import Identity, applying_client_write_attributes
@@ -24,8 +22,9 @@ ENVIRONMENT = "dev"
 
 
 @pytest.fixture(scope="session")
-def selfnest_assembly(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
-    return synthesize(load_settings(ENVIRONMENT), Path(tmp_path_factory.mktemp(f"cdk-{ENVIRONMENT}-services")))
+def selfnest_assembly() -> Assembly:
+    """The same dev synth the infrastructure tests read (one per run, reused across runs while unchanged)."""
+    return shared_assembly(ENVIRONMENT)
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ class DeployedFunction:
     handler: Handler
 
     def __call__(self, event: dict[str, Any]) -> Any:
-        with mock.patch.dict(os.environ, self.environment):
+        with mock.patch.dict(os.environ, self.environment), mock.patch.object(sys, "dont_write_bytecode", True):
             return self.handler(event, LambdaContext(function_name=self.logical_id))
 
 
@@ -53,7 +53,9 @@ def load_function(stack: MotoStack, *, outdir: Path, logical_id: str) -> Deploye
     environment = {"AWS_LAMBDA_FUNCTION_NAME": logical_id, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
                    **stack.function_environment(logical_id)}
     module_name, function_name = handler_name.rsplit(".", 1)
-    with mock.patch.dict(os.environ, environment), mock.patch.object(sys, "path", [str(asset), *sys.path]):
+    # The asset folder is the shared (cached) synth's: importing from it must leave it as synthesized.
+    with mock.patch.dict(os.environ, environment), mock.patch.object(sys, "path", [str(asset), *sys.path]), \
+            mock.patch.object(sys, "dont_write_bytecode", True):
         module = importlib.import_module(module_name)
     handler = getattr(module, function_name)
     return DeployedFunction(logical_id=logical_id, asset=asset, handler_name=handler_name,

@@ -7,7 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from refarch.tools import calculators
+from refarch.tools import calculators, cli
+
+from tests.entry_points import run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 REFARCH = ROOT / ".venv" / "bin" / "refarch"
@@ -96,7 +98,17 @@ def test_sqs_visibility_is_six_times_the_function_timeout() -> None:
 
 
 def refarch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(REFARCH), "calc", *args], capture_output=True, text=True, check=False, timeout=60)
+    """`refarch calc ARGS`, in-process (test_the_console_script_runs_as_a_process starts the real one)."""
+    return run_main(cli.main, ["calc", *args])
+
+
+def test_the_console_script_runs_as_a_process() -> None:
+    result = subprocess.run([str(REFARCH), "calc", "sqs", "--lambda-timeout", "30", "--json"], capture_output=True,
+                            text=True, check=False, timeout=60)
+    assert (result.returncode, json.loads(result.stdout), result.stderr) == (0, {"min_visibility_timeout": 180}, "")
+    bad = subprocess.run([str(REFARCH), "calc", "sqs"], capture_output=True, text=True, check=False, timeout=60)
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr.count("\n") == 1 and "required: --lambda-timeout" in bad.stderr
 
 
 @pytest.mark.parametrize(("args", "expected"), [

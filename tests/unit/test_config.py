@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 import yaml
+from refarch.stacks.selfnest import __main__ as selfnest_app
 from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings, subnet_cidrs
+from refarch.tools import synth
+
+from tests.entry_points import run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 TWO_ZONES = ["eu-west-1a", "eu-west-1b"]
@@ -139,13 +143,21 @@ def test_subnet_allocation_is_aligned_and_inside_the_vpc(tmp_path: Path) -> None
     [sys.executable, "-m", "refarch.stacks.selfnest"],
 ])
 def test_entry_points_print_one_line_and_exit_non_zero(command: list[str]) -> None:
-    assert "unknown environment 'staging'" in single_error_line(command, context='{"env": "staging"}')
-
-
-def single_error_line(command: list[str], *, context: str) -> str:
-    """Run an entry point with CDK context `context`; it must exit 2 with exactly one line on stderr."""
-    env = {**os.environ, "CDK_CONTEXT_JSON": context}
+    """The processes themselves, once each (`make synth` and the app `cdk synth` runs)."""
+    env = {**os.environ, "CDK_CONTEXT_JSON": '{"env": "staging"}'}
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+    assert "unknown environment 'staging'" in single_error_line(result)
+
+
+def in_process(command: list[str], *, context: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    """An entry point of test_entry_points_print_one_line_and_exit_non_zero, called in this process."""
+    if command[-1] == "refarch.stacks.selfnest":
+        return run_main(lambda _: selfnest_app.main(context), [])
+    return run_main(synth.main, command[3:])
+
+
+def single_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The entry point exited 2 with exactly one line on stderr; that line."""
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip() and "!!" not in line]  # "!!": jsii banner
     assert len(lines) == 1, result.stderr
@@ -249,7 +261,8 @@ def test_dr_region_and_network_must_be_separate(tmp_path: Path) -> None:
     [sys.executable, "-m", "refarch.stacks.selfnest"],
 ])
 def test_a_bad_dr_tier_stops_the_entry_points_with_one_line(command: list[str]) -> None:
-    assert "dr.tier: 'hot' is not allowed" in single_error_line(command, context='{"env": "prod", "dr_tier": "hot"}')
+    result = in_process(command, context={"env": "prod", "dr_tier": "hot"})
+    assert "dr.tier: 'hot' is not allowed" in single_error_line(result)
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [

@@ -1,15 +1,24 @@
-"""Synthesize a Selfnest environment in-process and expose its templates and validation findings to tests."""
+"""Synthesize a Selfnest environment in-process and expose its templates and validation findings to tests.
+
+`shared_assembly(env, dr_tier)` is the one synth of a variant that every test tier reads (infra, gates, services,
+labs): built once per process, and reused across runs from `.cache/tests/synth/` while none of its inputs changed
+(see `synthesis_inputs`). `synthesize` builds afresh (for tampered or hand-made settings); `parts=` limits it to
+the stacks a test needs.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+import aws_cdk as cdk
 from refarch.stacks.selfnest.app import SelfnestEnvironment, build_app
-from refarch.stacks.selfnest.config import SelfnestSettings
+from refarch.stacks.selfnest.config import ChatTable, ConsumerTable, SelfnestSettings, load_settings
+
+from tests.run_cache import ROOT, RunCache, environment_values, files_digest, installed_distributions, node_version
 
 Template = dict[str, Any]
 Resource = dict[str, Any]
@@ -98,17 +107,34 @@ class Assembly:
         return next(iter(found.items()))
 
 
+def cdk_context(root: Path = ROOT) -> dict[str, Any]:
+    """cdk.json's context plus what the CLI adds: construct paths (tests find resources by what they are) and asset
+    paths (service tests load handlers from where they were bundled)."""
+    context: dict[str, Any] = json.loads((root / "cdk.json").read_text(encoding="utf-8"))["context"]
+    context["aws:cdk:enable-path-metadata"] = True
+    context["aws:cdk:enable-asset-metadata"] = True
+    return context
+
+
 def synthesize(settings: SelfnestSettings, outdir: Path,
-               tamper: Callable[[SelfnestEnvironment], None] | None = None, account: str | None = None) -> Assembly:
+               tamper: Callable[[SelfnestEnvironment], None] | None = None, account: str | None = None, *,
+               parts: Collection[str] | None = None, builtin_validation: bool = True) -> Assembly:
     """Synth like `cdk synth` does (same app, same cdk-nag plugins) and collect any validation findings.
 
     `account`: synthesize for that account, as `cdk deploy` with credentials does (CDK_DEFAULT_ACCOUNT); None is
-    env-agnostic, as offline `cdk synth` is."""
-    context = json.loads((Path(__file__).resolve().parents[3] / "cdk.json").read_text(encoding="utf-8"))["context"]
-    # The CLI turns on construct-path metadata; tests use it to find resources by what they are.
-    context["aws:cdk:enable-path-metadata"] = True
-    context["aws:cdk:enable-asset-metadata"] = True  # aws:asset:path tells service tests where a handler was bundled
-    app, environment = build_app(settings, outdir=str(outdir), context=context, account=account)
+    env-agnostic, as offline `cdk synth` is.
+    `parts` keeps only those stacks (e.g. {"network"}): a test that tampers with one stack pays for that one.
+    `builtin_validation=False` leaves out CDK's built-in template rules, for synths whose findings a test reads
+    only for cdk-nag's verdict; cdk-nag always runs.
+    """
+    app, environment = build_app(settings, outdir=str(outdir), context=cdk_context(), account=account,
+                                 builtin_validation=builtin_validation)
+    if parts is not None:
+        unknown = set(parts) - {child.node.id for child in environment.node.children}
+        assert not unknown, f"no such stacks: {sorted(unknown)}"
+        for child in list(environment.node.children):
+            if isinstance(child, cdk.Stack) and child.node.id not in parts:
+                environment.node.try_remove_child(child.node.id)
     if tamper is not None:
         tamper(environment)
     try:
@@ -116,7 +142,13 @@ def synthesize(settings: SelfnestSettings, outdir: Path,
     except RuntimeError as error:
         if "ValidationFailed" not in str(error):
             raise
-    report = json.loads((outdir / "validation-report.json").read_text(encoding="utf-8"))
+    return read_assembly(settings, outdir)
+
+
+def read_assembly(settings: SelfnestSettings, outdir: Path) -> Assembly:
+    """The templates, regions and validation findings of a cloud assembly that `synthesize` wrote."""
+    report_file = outdir / "validation-report.json"
+    report = json.loads(report_file.read_text(encoding="utf-8")) if report_file.is_file() else {"pluginReports": []}
     findings = [Finding(plugin["pluginName"], violation["ruleName"], construct["constructPath"])
                 for plugin in report["pluginReports"] for violation in plugin["violations"]
                 for construct in violation["violatingConstructs"]]
@@ -132,6 +164,91 @@ def synthesize(settings: SelfnestSettings, outdir: Path,
                     regions={part: region for part, (_, region) in environments.items()},
                     accounts={part: stack_account for part, (stack_account, _) in environments.items()},
                     missing_context=[entry["key"] for entry in manifest.get("missing", [])], artifacts=artifacts)
+
+
+# What the synthesized assembly is made from. Folders: the app, its constructs, the Lambda and container sources
+# its assets copy, the config. Files: CDK context, lock files, project metadata, and this module (the synth recipe).
+SYNTH_SOURCES = ("stacks", "constructs", "services", "config", "cdk.json", "cdk.context.json", "requirements.lock",
+                 "package-lock.json", "pyproject.toml", "tests/infra/aws/assembly.py", "tests/run_cache.py")
+# Environment variables the app reads (CDK_DEFAULT_ACCOUNT in stacks/selfnest/app.py), and every variable CDK
+# and jsii read (CDK_VALIDATION, CDK_CONTEXT_JSON, JSII_*...).
+SYNTH_ENVIRONMENT = ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")
+SYNTH_ENVIRONMENT_PREFIXES = ("CDK_", "JSII_")
+SYNTH_CACHE = RunCache("synth")
+
+
+def synthesis_inputs(settings: SelfnestSettings, *, builtin_validation: bool = True, account: str | None = None,
+                     root: Path = ROOT, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every input that can change what `synthesize(settings)` writes, as the cache key's named parts."""
+    return {
+        "settings": settings.model_dump_json(),
+        "account": str(account),
+        "sources": files_digest([root / name for name in SYNTH_SOURCES], root=root),
+        "context": json.dumps(cdk_context(root), sort_keys=True),
+        "environment": environment_values(SYNTH_ENVIRONMENT, SYNTH_ENVIRONMENT_PREFIXES, environ),
+        "python": installed_distributions(),
+        "node": node_version(),
+        "builtin_validation": str(builtin_validation),
+    }
+
+
+_SHARED: dict[str, Assembly] = {}
+
+
+def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None, account: str | None = None,
+                     builtin_validation: bool = True) -> Assembly:
+    """`synthesize(settings, account=account)`, once per process and reused across runs while every input is
+    unchanged.
+
+    Read-only: tests must not write into the returned assembly's folder (it is the cache entry).
+    """
+    inputs = synthesis_inputs(settings, builtin_validation=builtin_validation, account=account)
+    label = label or settings.environment
+    memo = f"{label}:{SYNTH_CACHE.entry(label, inputs).name}"
+    if memo not in _SHARED:
+        def build(entry: Path) -> None:
+            synthesize(settings, entry / "cdk.out", account=account, builtin_validation=builtin_validation)
+
+        entry, _ = SYNTH_CACHE.get_or_build(label, inputs, build)
+        _SHARED[memo] = read_assembly(settings, entry / "cdk.out")
+    return _SHARED[memo]
+
+
+# An account as the CLI would pass it (any 12 digits; no AWS call is made).
+DEPLOYER_ACCOUNT = "123456789012"
+# The variants every test tier shares: name -> (environment, DR tier, account). Each environment with its
+# configured DR tier, plus prod with the pilot-light tier (`DR_TIER=pilot_light`); prod's two tiers are named
+# explicitly, so the file's own dr.tier (lab 08 switches it) changes no variant. dev and prod synthesize
+# env-agnostic (offline `cdk synth`); prod-pilot_light for a concrete account, as `cdk deploy` with credentials does
+# (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
+VARIANTS: dict[str, tuple[str, str | None, str | None]] = {
+    "dev": ("dev", None, None),
+    "prod": ("prod", "backup_restore", None),
+    "prod-pilot_light": ("prod", "pilot_light", DEPLOYER_ACCOUNT),
+}
+
+
+def provisioned_settings(environment: str = "dev") -> SelfnestSettings:
+    """`environment` with every table config may provision (lab 07's knob) provisioned, each with its own units,
+    validated like a config file; the lists come from the config model, so a table a fork adds is included."""
+    settings = load_settings(environment).model_dump(mode="json")
+    for offset, (section, tables) in enumerate((("messaging", get_args(ConsumerTable)), ("chat", get_args(ChatTable)))):
+        settings[section]["provisioned_tables"] = {
+            table: {"read_units": 2 + 10 * offset + index, "write_units": 1 + 10 * offset + index}
+            for index, table in enumerate(tables)}
+    return SelfnestSettings.model_validate(settings)
+
+
+PROVISIONED = "dev-provisioned"
+
+
+def shared_assembly(variant: str) -> Assembly:
+    """The one synth of a variant (a key of VARIANTS, or PROVISIONED) for this test run, with the compliance gates'
+    findings."""
+    if variant == PROVISIONED:
+        return cached_synthesis(provisioned_settings(), label=variant)
+    environment, tier, account = VARIANTS[variant]
+    return cached_synthesis(load_settings(environment, dr_tier=tier), label=variant, account=account)
 
 
 def ref(logical_id: str) -> dict[str, str]:

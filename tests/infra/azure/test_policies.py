@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,7 +19,16 @@ from refarch.policies.pack import policies
 
 from .conftest import Plan, pulumi_test
 
-Mutation = Callable[[dict[str, Any]], None]
+
+@dataclass(frozen=True)
+class Mutation:
+    """A careless edit of a resource's inputs; `setting` is what it spoils, which the report must name."""
+
+    setting: str
+    apply: Callable[[dict[str, Any]], None]
+
+    def __call__(self, props: dict[str, Any]) -> None:
+        self.apply(props)
 
 
 def _assign(path: str, value: Any) -> Mutation:
@@ -29,7 +39,7 @@ def _assign(path: str, value: Any) -> Mutation:
             target = target.setdefault(part, {})
         target[leaf] = value
 
-    return mutate
+    return Mutation(path, mutate)
 
 
 def _remove(path: str) -> Mutation:
@@ -40,14 +50,14 @@ def _remove(path: str) -> Mutation:
             target = target[part]
         del target[leaf]
 
-    return mutate
+    return Mutation(path, mutate)
 
 
 def _add_setting(name: str, value: str) -> Mutation:
     def mutate(props: dict[str, Any]) -> None:
         props["siteConfig"]["appSettings"].append({"name": name, "value": value})
 
-    return mutate
+    return Mutation(f"app setting {name}", mutate)
 
 
 # rule -> (stack whose recorded resource is spoiled, resource type, what a careless edit would do)
@@ -163,8 +173,10 @@ def test_each_policy_catches_its_bad_variant(
     assert _run(_policy(rule), resource_type, props) == []
     mutate(props)
     reported = _run(_policy(rule), resource_type, props)
-    assert len(reported) == 1
-    assert rules.violations(resource_type, props) != []
+    # The one report is this rule's verdict on this resource, and it names the setting the edit spoiled.
+    assert reported == [message for name, message in rules.violations(resource_type, props) if name == rule]
+    [message] = reported
+    assert mutate.setting in message, f"{rule}: {message!r} does not name {mutate.setting}"
 
 
 @pulumi_test

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from datetime import timedelta
@@ -10,13 +11,26 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.core.exceptions import ResourceExistsError
 from azure.functions.timer import TimerRequest
 from azure.storage.queue import QueueClient
 from babybloom_app import runtime
 from babybloom_app.content import load_seed
 from babybloom_app.repository import WEEKLY_CONTENT
+from refarch.stacks.babybloom.program import REMINDER_QUEUE
 
-from .conftest import TODAY, call, function_app, http, principal, queue_message, signed_in, user_id_of
+from .conftest import (
+    APP_DIR,
+    TODAY,
+    LocalServers,
+    call,
+    function_app,
+    http,
+    principal,
+    queue_message,
+    signed_in,
+    user_id_of,
+)
 
 
 def content(week: str, who: str) -> func.HttpResponse:
@@ -105,8 +119,55 @@ def test_queue_trigger_sends_the_reminder_through_the_notifier(
     assert f"reminder for user {user_id_of(who)}: no journal entry yet on {TODAY.isoformat()}" in caplog.messages
 
 
+HOST_SETTINGS = json.loads((APP_DIR / "host.json").read_text(encoding="utf-8"))
+MAX_DEQUEUE_COUNT = HOST_SETTINGS["extensions"]["queues"]["maxDequeueCount"]
+
+
+def deliver_like_the_host(queue: QueueClient, poison: QueueClient, trigger: Any) -> list[Exception]:
+    """What the Functions host's storage-queue processor does with each message (azure-webjobs-sdk QueueProcessor):
+    run the trigger; on success delete the message; on failure release it for another attempt, until its dequeue
+    count reaches host.json's maxDequeueCount, then copy it to `<queue>-poison` and delete it. Returns the failures.
+    """
+    failures: list[Exception] = []
+    while stored := next(iter(queue.receive_messages(max_messages=1, visibility_timeout=5)), None):
+        message = queue_message(id=stored.id, body=base64.b64decode(stored.content),
+                                dequeue_count=stored.dequeue_count or 1, pop_receipt=stored.pop_receipt)
+        try:
+            call(trigger, message)
+        except Exception as error:
+            failures.append(error)
+            if (stored.dequeue_count or 1) >= MAX_DEQUEUE_COUNT:
+                poison.send_message(stored.content)
+                queue.delete_message(stored)
+            else:
+                queue.update_message(stored, visibility_timeout=0)
+        else:
+            queue.delete_message(stored)
+    return failures
+
+
 @pytest.mark.parametrize("body", [b"not json", b'{"userId": "u1"}', b'{"userId": "u1", "date": "2026-03-02", "x": 1}'])
-def test_a_message_that_is_not_a_reminder_fails_towards_the_poison_queue(services: runtime.Services,
-                                                                          body: bytes) -> None:
-    with pytest.raises(ValueError, match="reminder message m-1 is not a reminder"):
-        call(function_app.send_reminder, queue_message(id="m-1", body=body))
+def test_a_message_that_is_not_a_reminder_fails_towards_the_poison_queue(
+    services: runtime.Services, empty_store: Any, reminder_queue: QueueClient, local_servers: LocalServers,
+    caplog: pytest.LogCaptureFixture, body: bytes,
+) -> None:
+    poison = QueueClient.from_connection_string(local_servers.queue_connection_string, f"{REMINDER_QUEUE}-poison")
+    with contextlib.suppress(ResourceExistsError):
+        poison.create_queue()
+    poison.clear_messages()
+    good = {"userId": "u-good", "date": TODAY.isoformat()}
+    reminder_queue.send_message(base64.b64encode(body).decode())
+    reminder_queue.send_message(base64.b64encode(json.dumps(good).encode()).decode())
+
+    with caplog.at_level(logging.INFO, logger="babybloom.reminders"):
+        failures = deliver_like_the_host(reminder_queue, poison, function_app.send_reminder)
+
+    # Every attempt raised (so the host never deletes it as done), naming the message and what is wrong with it.
+    assert len(failures) == MAX_DEQUEUE_COUNT
+    assert all(isinstance(error, ValueError) and " is not a reminder: " in str(error) for error in failures)
+    # It ends in the poison queue as it was sent, nothing was sent for it, and its queue-mate was delivered once.
+    [poisoned] = list(poison.receive_messages(max_messages=32))
+    assert base64.b64decode(poisoned.content) == body
+    assert list(reminder_queue.receive_messages(max_messages=32)) == []
+    assert [m for m in caplog.messages if m.startswith("reminder for user")] == [
+        f"reminder for user u-good: no journal entry yet on {TODAY.isoformat()}"]

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from azure.cosmos.exceptions import CosmosHttpResponseError
-from babybloom_app.repository import JOURNAL, PROFILES, BabyBloomRepository, JournalCursor
+from babybloom_app.repository import JOURNAL, PROFILES, BabyBloomRepository, InvalidCursorError, JournalCursor
 from babybloom_app.settings import CosmosTarget
 
 from .conftest import EMULATOR_KEY, LocalServers
@@ -81,17 +81,56 @@ def test_the_local_certificate_is_self_signed_so_only_the_local_client_skips_ver
     assert repository.get_profile("nobody") is None  # the repository's local client gets through
 
 
+class RefusedPages:
+    """Pages whose first fetch fails the way Cosmos DB answers a continuation token it did not issue."""
+
+    continuation_token = None
+
+    def __iter__(self) -> RefusedPages:
+        return self
+
+    def __next__(self) -> list[dict[str, Any]]:
+        raise CosmosHttpResponseError(status_code=400, message="Invalid Continuation Token")  # type: ignore[no-untyped-call]
+
+
 def test_continuation_tokens_are_wrapped_and_a_forged_inner_token_is_an_invalid_cursor(
-    repository: BabyBloomRepository,
+    repository: BabyBloomRepository, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for _ in range(2):
+    for _ in range(3):
         repository.add_entry("diff-pages", _entry(DAY))
+    repository.add_entry("diff-pages-other", _entry(DAY))
     first = repository.list_entries("diff-pages", start=DAY, end=DAY, limit=1, cursor=None)
     assert first.continuation is not None
     cursor = JournalCursor.decode(first.continuation, start=DAY, end=DAY)
     second = repository.list_entries("diff-pages", start=DAY, end=DAY, limit=1, cursor=cursor)
     assert len(second.items) == 1
     assert second.items[0]["id"] != first.items[0]["id"]
+
+    # Forged: a well-formed wrapper for the right range around an inner token the database never handed out.
+    forged = JournalCursor(start=DAY, end=DAY, token=cursor.token.replace("#RT:1#", "#RT:7#"))
+    assert forged.token != cursor.token
+    assert JournalCursor.decode(forged.encode(), start=DAY, end=DAY) == forged   # the wrapper alone cannot tell
+    # The difference: the local server answers a forged token (from wherever it points) instead of refusing it;
+    # still only with the caller's own items, because every query filters on userId.
+    page = repository.list_entries("diff-pages", start=DAY, end=DAY, limit=1, cursor=forged)
+    assert {item["userId"] for item in page.items} <= {"diff-pages"}
+    # Cosmos DB refuses a token it did not issue with 400 Bad Request; the repository makes that an invalid cursor.
+    real_query = repository._journal.query_items
+
+    def as_cosmos_db_answers(*args: Any, **kwargs: Any) -> Any:
+        pages = real_query(*args, **kwargs)
+        original_by_page = pages.by_page
+
+        def by_page(token: str | None = None) -> Any:
+            return RefusedPages() if token == forged.token else original_by_page(token)
+
+        pages.by_page = by_page  # type: ignore[method-assign,assignment]
+        return pages
+
+    monkeypatch.setattr(repository._journal, "query_items", as_cosmos_db_answers)
+    with pytest.raises(InvalidCursorError, match="refused by the database"):
+        repository.list_entries("diff-pages", start=DAY, end=DAY, limit=1, cursor=forged)
+    assert repository.list_entries("diff-pages", start=DAY, end=DAY, limit=1, cursor=cursor).items == second.items
 
 
 def test_system_properties_never_leave_the_repository(repository: BabyBloomRepository) -> None:

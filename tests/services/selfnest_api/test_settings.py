@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 from refarch.local.processes import free_port
+from selfnest_api import __main__ as api_main
 from selfnest_api.settings import load_settings
+
+from tests.entry_points import run_main
 
 from . import SERVICE_DIRECTORY
 from .api_client import ApiClient
@@ -33,8 +36,16 @@ def process_environment(settings: dict[str, str]) -> dict[str, str]:
 
 
 def start(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "selfnest_api"], cwd=SERVICE_DIRECTORY, capture_output=True,
-                          env=process_environment(environment), text=True, check=False, timeout=60)
+    """`python -m selfnest_api` with `environment`, in-process (test_good_settings_serve_until_sigterm and
+    test_bad_settings_stop_the_process start the real process)."""
+    return run_main(api_main.main, [], environ=process_environment(environment))
+
+
+def test_bad_settings_stop_the_process(good_environment: dict[str, str]) -> None:
+    finished = subprocess.run([sys.executable, "-m", "selfnest_api"], cwd=SERVICE_DIRECTORY, capture_output=True,
+                              env=process_environment({**good_environment, "USER_POOL_ID": ""}), text=True,
+                              check=False, timeout=60)
+    assert (finished.returncode, finished.stderr, finished.stdout) == (2, "selfnest-api: USER_POOL_ID is not set\n", "")
 
 
 def test_good_settings_serve_until_sigterm(good_environment: dict[str, str]) -> None:
