@@ -472,6 +472,9 @@ NO_CHARGE_AZURE = frozenset({
     "azure-native:privatedns:VirtualNetworkLink", "azure-native:storage:Blob", "azure-native:storage:BlobContainer",
     "azure-native:web:AppServicePlan", "azure-native:web:WebAppAuthSettingsV2", "azure-native:web:WebAppFtpAllowed",
     "azure-native:web:WebAppScmAllowed",
+    # A budget costs nothing; an action group's first 1,000 emails a month are free (azure.microsoft.com/pricing/
+    # details/monitor/), and ours mail only when an alert fires.
+    "azure-native:consumption:Budget", "azure-native:monitor:ActionGroup",
 })
 AZURE_RULES: dict[str, AzureRule] = {}
 
@@ -517,6 +520,12 @@ def _cosmos_throughput(deployment: PulumiDeployment, resource: PlannedResource, 
 def _private_endpoint(deployment: PulumiDeployment, resource: PlannedResource, line: LineMaker) -> None:
     line.fixed("private endpoint hours", "private_endpoint_hour", HOURS_PER_MONTH)
     line.usage("private endpoint data processed", "private_endpoint_gb", "private_endpoint_gb")
+
+
+@azure_rule("azure-native:monitor:MetricAlert")
+def _metric_alert(deployment: PulumiDeployment, resource: PlannedResource, line: LineMaker) -> None:
+    # Billed per metric time series monitored: each of our rules watches one metric of one resource.
+    line.fixed("Azure Monitor metric alert rules", "metric_alert_time_series_month", 1)
 
 
 @azure_rule("azure-native:privatedns:PrivateZone")

@@ -135,6 +135,12 @@ def synthesize(settings: SelfnestSettings, outdir: Path,
         for child in list(environment.node.children):
             if isinstance(child, cdk.Stack) and child.node.id not in parts:
                 environment.node.try_remove_child(child.node.id)
+        # Stacks outside the environment (the account-wide settings) go too, unless a kept stack depends on them.
+        kept = [child for child in environment.node.children if isinstance(child, cdk.Stack)]
+        needed = {dependency.node.id for stack in kept for dependency in stack.dependencies}
+        for child in list(app.node.children):
+            if isinstance(child, cdk.Stack) and child.node.id not in parts and child.node.id not in needed:
+                app.node.try_remove_child(child.node.id)
     if tamper is not None:
         tamper(environment)
     try:

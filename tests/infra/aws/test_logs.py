@@ -42,23 +42,26 @@ def test_every_function_including_cdks_helpers_logs_into_a_group_its_stack_owns(
     assert helpers >= 1   # the network stack's default-security-group helper, at least
 
 
-def rotation(assembly: Assembly) -> Resource:
-    _, application = assembly.only("data", "AWS::Serverless::Application")
-    return application
+def rotations(assembly: Assembly) -> list[Resource]:
+    """Every secret-rotation application (the master secret's, the API login's, any a fork adds)."""
+    found = list(assembly.resources("data", "AWS::Serverless::Application").values())
+    assert found, "no rotation application in the data stack"
+    return found
 
 
 def test_the_rotation_functions_default_log_group_is_created_first_encrypted_and_expiring(assembly: Assembly) -> None:
-    application = rotation(assembly)
-    name = f"/aws/lambda/{application['Properties']['Parameters']['functionName']}"
-    [group_id] = [logical_id for logical_id, group in assembly.resources("data", "AWS::Logs::LogGroup").items()
-                  if group["Properties"].get("LogGroupName") == name]
-    check_owned_group(assembly, "data", group_id, retention_days=assembly.settings.database.log_retention_days)
-    assert group_id in application["DependsOn"]
+    for application in rotations(assembly):
+        name = f"/aws/lambda/{application['Properties']['Parameters']['functionName']}"
+        [group_id] = [logical_id for logical_id, group in assembly.resources("data", "AWS::Logs::LogGroup").items()
+                      if group["Properties"].get("LogGroupName") == name]
+        check_owned_group(assembly, "data", group_id, retention_days=assembly.settings.database.log_retention_days)
+        assert group_id in application["DependsOn"]
 
 
 def test_the_rotation_function_calls_the_standard_endpoint_that_private_dns_answers(assembly: Assembly) -> None:
-    endpoint = json.dumps(rotation(assembly)["Properties"]["Parameters"]["endpoint"])
-    assert "https://secretsmanager." in endpoint and "VpcEndpoint" not in endpoint and "vpce" not in endpoint
+    for application in rotations(assembly):
+        endpoint = json.dumps(application["Properties"]["Parameters"]["endpoint"])
+        assert "https://secretsmanager." in endpoint and "VpcEndpoint" not in endpoint and "vpce" not in endpoint
     [secrets_manager] = [e["Properties"] for _, _, e in assembly.all_resources("AWS::EC2::VPCEndpoint")
                          if "secretsmanager" in json.dumps(e["Properties"]["ServiceName"])]
     assert secrets_manager["PrivateDnsEnabled"] is True
