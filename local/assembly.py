@@ -34,6 +34,8 @@ NOT_EMULATED: dict[str, str] = {
                                    "on destroy)",
     "Custom::VpcRestrictDefaultSG": "a Node.js custom resource the emulator does not complete (no packets flow "
                                     "locally)",
+    "Custom::SchemaMigration": "would run the migrate task's container image on Fargate (needs Docker); `make up` "
+                               "prepares the local PostgreSQL itself",
 }
 
 
