@@ -77,8 +77,9 @@ plan-azure: $(PY_STAMP)
 lint: $(PY_STAMP)
 	$(VENV)/bin/ruff check .
 
-# The booking API is a container's own package (services/selfnest_api/selfnest_api), imported by its tests as such.
-typecheck: export MYPYPATH := services/selfnest_api
+# The booking API is a container's own package (services/selfnest_api/selfnest_api), imported by its tests as such;
+# the deploy-time handlers are flat modules (services/selfnest_deploy), imported by theirs the same way.
+typecheck: export MYPYPATH := services/selfnest_api:services/selfnest_deploy
 typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
 		-p refarch.tools -p refarch.labs -p refarch.local -p tests
@@ -86,6 +87,7 @@ typecheck: $(PY_STAMP)
 	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
 	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
 	MYPYPATH=services/selfnest_identity $(VENV)/bin/mypy services/selfnest_identity
+	MYPYPATH=services/selfnest_deploy $(VENV)/bin/mypy services/selfnest_deploy
 	# The chat asset also holds the booking API's token verifier and the events' consumer helpers (shared modules).
 	MYPYPATH=services/selfnest_chat:services/selfnest_events:services/selfnest_api $(VENV)/bin/mypy services/selfnest_chat
 	$(VENV)/bin/mypy services/babybloom_functions

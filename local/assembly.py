@@ -34,6 +34,8 @@ NOT_EMULATED: dict[str, str] = {
                                    "on destroy)",
     "Custom::VpcRestrictDefaultSG": "a Node.js custom resource the emulator does not complete (no packets flow "
                                     "locally)",
+    "Custom::SchemaMigration": "would run the migrate task's container image on Fargate (needs Docker); `make up` "
+                               "prepares the local PostgreSQL itself",
 }
 
 
@@ -65,11 +67,12 @@ def localize(source: Path, target: Path, *, emulator_url: str) -> list[Omission]
     manifest_path = target / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     renamed: dict[str, str] = {}   # template asset hash -> the changed template's hash
-    for artifact in manifest["artifacts"].values():
+    for artifact_id, artifact in manifest["artifacts"].items():
         if artifact["type"] == "aws:cloudformation:stack":
             path = target / artifact["properties"]["templateFile"]
             template = json.loads(path.read_text(encoding="utf-8"))
-            omissions += _drop_unsupported(artifact["properties"]["stackName"], template)
+            # The manifest omits stackName when it equals the artifact id (a stack directly under the app).
+            omissions += _drop_unsupported(artifact["properties"].get("stackName", artifact_id), template)
             _point_functions_at(template, emulator_url)
             _allow_plain_http(template)
             text = json.dumps(template, indent=1)

@@ -193,6 +193,9 @@ NO_CHARGE_AWS = frozenset({
     "AWS::Budgets::Budget", "AWS::SES::EmailIdentity", "AWS::SES::ConfigurationSet",
     "AWS::CertificateManager::Certificate", "Custom::S3AutoDeleteObjects", "Custom::VpcRestrictDefaultSG",
     "Custom::AWS", "AWS::CloudFormation::WaitConditionHandle",
+    # The deploy-time schema migration: its waiter state machine runs only during a deploy (at most
+    # MigrationOnDeploy.TOTAL_TIMEOUT / QUERY_INTERVAL transitions, well inside Step Functions' free tier).
+    "Custom::SchemaMigration", "AWS::StepFunctions::StateMachine",
 })
 
 AwsRule = Callable[[CfnDeployment, CfnResource, LineMaker], None]

@@ -11,6 +11,7 @@ from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_l
 from refarch.constructs.aws.web import (
     AccessLogBucket,
     LoadBalancedService,
+    MigrationOnDeploy,
     MigrationTask,
     RegionalWebFirewall,
     ServiceShape,
@@ -61,7 +62,7 @@ class WebStack(cdk.Stack):
             logs_key=logs_key.key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
             retain_data=settings.retain_data)
         database.grant_read_credentials(self.api.task_role, secret=database.app_secret)
-        # Run once per schema change, before the service's new tasks (README: the run-task command).
+        # Run by the deploy itself, before the service starts: the service signs in as the login it creates.
         self.migration = MigrationTask(
             self, "Migration", image=self.api.image, cpu=256, memory_mib=512, log_group=self.api.logs,
             environment={"DB_HOST": database.endpoint.hostname, "DB_PORT": str(database.port),
@@ -72,9 +73,15 @@ class WebStack(cdk.Stack):
                          "SESSION_EVENTS_TOPIC_ARN": messaging.session_events.topic_arn})
         database.grant_read_credentials(self.migration.task_role, secret=database.secret)
         database.grant_read_credentials(self.migration.task_role, secret=database.app_secret)
+        self.migrate_on_deploy = MigrationOnDeploy(
+            self, "MigrateOnDeploy", migration=self.migration, cluster=self.api.cluster, vpc=tiers.vpc,
+            subnets=tiers.app_subnets, security_group=groups.app, assign_public_ip=tiers.app_tasks_need_public_ip,
+            logs_key=logs_key.key, log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
+        self.api.service.node.add_dependency(self.migrate_on_deploy.resource)
         cdk.CfnOutput(self, "MigrateTaskDefinition", value=self.migration.task.task_definition_arn,
-                      description="aws ecs run-task --launch-type FARGATE --task-definition <this> --cluster <cluster>"
-                                  " with the API service's subnets and security group")
+                      description="Run by every deploy that changes it; by hand: aws ecs run-task --launch-type "
+                                  "FARGATE --task-definition <this> --cluster <cluster> with the API service's "
+                                  "subnets and security group")
         cdk.CfnOutput(self, "Cluster", value=self.api.cluster.cluster_name)
         self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["sns:Publish"], resources=[messaging.session_events.topic_arn]))

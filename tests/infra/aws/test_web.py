@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .assembly import Assembly, service_task_definition
+from refarch.constructs.aws.web import MigrationOnDeploy
+
+from .assembly import Assembly, Resource, get_att, ref, service_task_definition
 
 
 def listeners(assembly: Assembly) -> dict[int, dict[str, Any]]:
@@ -136,3 +138,91 @@ def test_the_api_gets_its_abuse_limits_from_config(assembly: Assembly) -> None:
     assert (environment["MAX_OPEN_BOOKINGS"], environment["BOOKING_CHANGES_PER_HOUR"],
             environment["SESSIONS_PAGE_SIZE"]) == (str(web.max_open_bookings_per_client),
                                                   str(web.booking_changes_per_hour), str(web.sessions_page_size))
+
+
+def migrate_task_definition(assembly: Assembly) -> tuple[str, Resource]:
+    return assembly.at_path("web", "Migration/Task/Resource")
+
+
+def role_statements(assembly: Assembly, function_path: str) -> dict[str, dict[str, Any]]:
+    """The statements of the policies attached to the role of the function at `function_path`, by action."""
+    _, function = assembly.at_path("web", function_path)
+    role = ref(function["Properties"]["Role"]["Fn::GetAtt"][0])
+    return {json.dumps(statement["Action"]): statement
+            for policy in assembly.resources("web", "AWS::IAM::Policy").values()
+            if role in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]}
+
+
+def arn_text(arn: str | dict[str, Any]) -> str:
+    """An ARN as text, each token in it as its JSON (an account the stack knows is already spelled out)."""
+    if isinstance(arn, str):
+        return arn
+    return "".join(part if isinstance(part, str) else json.dumps(part) for part in arn["Fn::Join"][1])
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def test_every_deploy_migrates_the_schema_before_the_service_starts(assembly: Assembly) -> None:
+    """The API signs in as the login the migration creates: on a first deploy, a service started before the migrate
+    task would fail its health checks and the circuit breaker would roll the whole stack back."""
+    migration_id, migration = assembly.only("web", "Custom::SchemaMigration")
+    _, service = assembly.only("web", "AWS::ECS::Service")
+    assert migration_id in service["DependsOn"]
+    properties = migration["Properties"]
+    task_id, task = migrate_task_definition(assembly)
+    # Names the task definition revision: a new image or new migrations is a new revision, hence an update: a rerun.
+    assert properties["TaskDefinition"] == ref(task_id)
+    [container] = task["Properties"]["ContainerDefinitions"]
+    assert properties["ContainerName"] == container["Name"]
+    assert container["Command"] == ["python", "-m", "selfnest_api", "migrate"]
+    assert properties["Cluster"] == get_att(service["Properties"]["Cluster"]["Ref"], "Arn")
+    # Exactly the service's network: its app subnets, its security group, its public-IP setting.
+    network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert {key: properties[key] for key in network} == network
+    # The task reads the secrets under its roles' policies: they exist before it runs.
+    task_roles = [ref(task["Properties"][role]["Fn::GetAtt"][0]) for role in ("TaskRoleArn", "ExecutionRoleArn")]
+    policies_of_task_roles = {logical_id for logical_id, policy in assembly.resources("web", "AWS::IAM::Policy").items()
+                              if any(role in policy["Properties"]["Roles"] for role in task_roles)}
+    assert policies_of_task_roles and policies_of_task_roles <= set(migration["DependsOn"])
+
+
+def test_the_migration_fails_the_deploy_within_the_waiters_timeout(assembly: Assembly) -> None:
+    _, waiter = assembly.at_path("web", "MigrateOnDeploy/Provider/waiter-state-machine/Resource")
+    # The definition joins function ARNs into JSON text: any string stands in for them.
+    definition = "".join(part if isinstance(part, str) else "arn"
+                         for part in waiter["Properties"]["DefinitionString"]["Fn::Join"][1])
+    [retry] = json.loads(definition)["States"]["framework-isComplete-task"]["Retry"]
+    waited = retry["IntervalSeconds"] * retry["MaxAttempts"]
+    assert retry["IntervalSeconds"] == MigrationOnDeploy.QUERY_INTERVAL.to_seconds()
+    assert waited == MigrationOnDeploy.TOTAL_TIMEOUT.to_seconds()
+    assert waited <= 3600   # CloudFormation's custom resource timeout: the waiter must give up first
+
+
+def test_the_migration_runner_may_start_only_the_migrate_task_and_pass_only_its_roles(assembly: Assembly) -> None:
+    _, task = migrate_task_definition(assembly)
+    _, service = assembly.only("web", "AWS::ECS::Service")
+    cluster_arn = get_att(service["Properties"]["Cluster"]["Ref"], "Arn")
+    start = role_statements(assembly, "MigrateOnDeploy/Start/Function/Resource")
+    assert set(start) == {'"ecs:RunTask"', '"iam:PassRole"', '["xray:PutTelemetryRecords", "xray:PutTraceSegments"]'}
+    run_task = start['"ecs:RunTask"']
+    assert run_task["Condition"] == {"ArnEquals": {"ecs:cluster": cluster_arn}}
+    assert arn_text(run_task["Resource"]).endswith(f":task-definition/{task['Properties']['Family']}:*")
+    pass_role = start['"iam:PassRole"']
+    assert sorted(pass_role["Resource"], key=json.dumps) == sorted(
+        [task["Properties"]["TaskRoleArn"], task["Properties"]["ExecutionRoleArn"]], key=json.dumps)
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+
+    wait = role_statements(assembly, "MigrateOnDeploy/Wait/Function/Resource")
+    assert set(wait) == {'"ecs:DescribeTasks"', '["xray:PutTelemetryRecords", "xray:PutTraceSegments"]'}
+    describe = wait['"ecs:DescribeTasks"']
+    assert describe["Condition"] == {"ArnEquals": {"ecs:cluster": cluster_arn}}
+    assert arn_text(describe["Resource"]).endswith(f":task/{json.dumps(service['Properties']['Cluster'])}/*")
+    # Nothing else in the stack may start tasks or hand out roles.
+    granted = [statement for policy in assembly.resources("web", "AWS::IAM::Policy").values()
+               for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+               if {"ecs:RunTask", "iam:PassRole"} & set(actions(statement))]
+    assert sorted(map(json.dumps, granted)) == sorted(map(json.dumps, [run_task, pass_role]))
