@@ -95,7 +95,8 @@ def nacl_denies(*, first_rule: int, acl: str = "self.acl", blocks: list[str] | N
 
 
 CHAT = "constructs/aws/chat.py"
-INDEX_ANCHOR = '            projection_type=dynamodb.ProjectionType.INCLUDE, non_key_attributes=["user_id"])\n'
+INDEX_ANCHOR = ("        self.connections: dynamodb.Table = connections.table  # type: ignore[assignment]  # never "
+                "replicated\n")
 PROGRAM = "stacks/babybloom/program.py"
 CONTAINER_ANCHOR = '    ContainerSpec(name="weekly_content", partition_key="/week"),\n'
 SETTINGS_ANCHOR = '                "KEY_VAULT_URI": vault.vault_uri,\n'

@@ -134,10 +134,11 @@ def test_selection_takes_this_environments_tagged_database(assembly: Assembly) -
     assert {pattern.split(":")[2] for pattern in patterns} == {"rds", "dynamodb"}
 
 
-def test_dev_keeps_backups_in_region_and_destroyable(dev: Assembly) -> None:
-    assert "dr" not in dev.templates
+def test_dev_keeps_backups_destroyable_and_copies_them_only_to_a_configured_dr_region(dev: Assembly) -> None:
+    copied = dev.settings.dr.copy_region is not None
+    assert ("dr" in dev.templates) == copied
     _, bucket = backup_bucket(dev)
-    assert "ReplicationConfiguration" not in bucket["Properties"]
+    assert ("ReplicationConfiguration" in bucket["Properties"]) == copied
     assert bucket["DeletionPolicy"] == "Delete"
 
 
