@@ -22,6 +22,7 @@ from typing import Any
 from pycognito.aws_srp import AWSSRP  # type: ignore[import-untyped]
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from .babybloom import BabyBloomEndpoints, sign_in
 from .cognito import after_confirmation
@@ -29,6 +30,7 @@ from .processes import LocalError
 from .selfnest import Endpoints, aws_client
 
 THERAPISTS_GROUP = "therapists"
+CHAT_SUBPROTOCOL = Subprotocol("selfnest.v1")   # services/selfnest_chat/frames.py
 
 
 class StepFailedError(Exception):
@@ -93,7 +95,12 @@ class Scenario:
 
     # -- the chat --------------------------------------------------------------------------------------------------
     def chat(self, who: Person) -> ClientConnection:
-        return connect(f"{self.endpoints.chat}?token={who.access_token}", open_timeout=30)
+        return self.connect_chat(who.access_token)
+
+    def connect_chat(self, token: str) -> ClientConnection:
+        """As the app does (`new WebSocket(url, ["selfnest.v1", token])`): the token rides in Sec-WebSocket-Protocol
+        beside the chat's subprotocol, never in the URL."""
+        return connect(self.endpoints.chat, subprotocols=[CHAT_SUBPROTOCOL, Subprotocol(token)], open_timeout=30)
 
     @staticmethod
     def send(connection: ClientConnection, frame: dict[str, Any]) -> None:
@@ -216,7 +223,7 @@ def scenario_steps(s: Scenario) -> list[tuple[str, Callable[[dict[str, Any]], st
             answer = s.receive(socket_, wanted="joined")
         expect(answer.get("type") == "error", f"a third user must not join the chat, got {answer}")
         try:
-            with connect(f"{s.endpoints.chat}?token=not-a-token", open_timeout=30):
+            with s.connect_chat("not-a-token"):
                 raise StepFailedError("a connection without a valid token must be refused")
         except InvalidStatus as refusal:
             refused_with = refusal.response.status_code

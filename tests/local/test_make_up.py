@@ -21,7 +21,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 from botocore.exceptions import ClientError
 from refarch.local.processes import Registry
-from refarch.local.selfnest import ROOT, aws_client, role_credentials
+from refarch.local.selfnest import ROOT, role_credentials, web_task_definitions
 
 
 def local(*arguments: str, state: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -87,10 +87,8 @@ def test_iam_is_enforced_on_the_api_task_role(state: Path):
     what it was never granted is refused, as on AWS."""
     endpoints = json.loads((state / "endpoints.json").read_text())
     emulator, region = endpoints["emulator"], endpoints["region"]
-    ecs = aws_client("ecs", endpoint=emulator, region=region)
-    [family] = [arn for arn in ecs.list_task_definitions()["taskDefinitionArns"] if "web" in arn]
-    task_role = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskRoleArn"]
-    as_task = role_credentials(task_role, session="test", endpoint=emulator, region=region)
+    api_task, _ = web_task_definitions(endpoint=emulator, region=region)
+    as_task = role_credentials(api_task.task_role_arn, session="test", endpoint=emulator, region=region)
     sns = boto3.client("sns", endpoint_url=emulator, region_name=region, aws_access_key_id=as_task["AWS_ACCESS_KEY_ID"],
                        aws_secret_access_key=as_task["AWS_SECRET_ACCESS_KEY"],
                        aws_session_token=as_task["AWS_SESSION_TOKEN"])
