@@ -121,6 +121,21 @@ def _drop_foreign_extensions(asset: Path) -> list[Omission]:
     return [Omission(asset.name, name, "native extension", "built for the Lambda platform; the emulator's own "
                      "build is imported instead") for name in dropped]
 
+# Resource type -> (property, why): the emulator refuses these types only with this property set. Measured too.
+NOT_EMULATED_WITH: dict[str, tuple[str, str]] = {
+    "AWS::CloudWatch::Alarm": ("Metrics", "a metric-math alarm, refused by the emulator's CloudFormation"),
+}
+
+
+def _not_emulated(resource: dict[str, Any]) -> str | None:
+    """Why the emulator cannot create `resource`, or None when it can."""
+    if resource["Type"] in NOT_EMULATED:
+        return NOT_EMULATED[resource["Type"]]
+    refused = NOT_EMULATED_WITH.get(resource["Type"])
+    if refused is not None and refused[0] in resource.get("Properties", {}):
+        return refused[1]
+    return None
+
 
 def _rename(text: str, renamed: dict[str, str]) -> str:
     for old, new in renamed.items():
@@ -133,8 +148,8 @@ def _drop_unsupported(stack: str, template: dict[str, Any],
     """Drop what the emulator cannot create and whatever reads it, here or through another stack's output; return
     the omissions and the names of the outputs dropped with them."""
     resources: dict[str, dict[str, Any]] = template["Resources"]
-    dropped = {logical_id: NOT_EMULATED[resource["Type"]] for logical_id, resource in resources.items()
-               if resource["Type"] in NOT_EMULATED}
+    dropped = {logical_id: reason for logical_id, resource in resources.items()
+               if (reason := _not_emulated(resource)) is not None}
     dropped |= {logical_id: f"reads {output[0]}'s output {output[1]}, which is not emulated"
                 for logical_id, resource in resources.items()
                 for output in _stack_outputs_read(resource) & missing_outputs if logical_id not in dropped}
