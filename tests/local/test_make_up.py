@@ -112,7 +112,7 @@ def test_migrate_task_ran_with_the_master_secret_and_the_api_signs_in_as_its_own
     assert migration_task.environment["APP_DB_SECRET_ARN"] == api_task.environment["DB_SECRET_ARN"]
     assert app["username"] != master["username"]
     assert '"event": "migrations_done"' in (state / "logs" / "selfnest-migrate.log").read_text()
-    [server_socket] = (state / "postgres" / "socket").glob(".s.PGSQL.*")
+    [server_socket] = (state / "postgres" / "socket").glob(".s.PGSQL.*[0-9]")   # not its .lock file
     port = int(server_socket.name.rsplit(".", 1)[1])
     with psycopg.connect(host=str(server_socket.parent), port=port, user="postgres", dbname="postgres") as admin:
         login = admin.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = %s",
