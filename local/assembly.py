@@ -29,6 +29,9 @@ NOT_EMULATED: dict[str, str] = {
     "AWS::SecretsManager::RotationSchedule": "its rotation function is a Serverless application (not emulated)",
     "AWS::ApplicationAutoScaling::ScalableTarget": "refused by the emulator's CloudFormation",
     "AWS::ApplicationAutoScaling::ScalingPolicy": "refused by the emulator's CloudFormation",
+    "AWS::Cognito::ManagedLoginBranding": "unknown to the emulator's CloudFormation (the hosted sign-in pages' look)",
+    "AWS::CloudWatch::CompositeAlarm": "unknown to the emulator's CloudFormation (its member alarms are deployed)",
+    "AWS::Budgets::Budget": "unknown to the emulator's CloudFormation (no bill locally)",
     "AWS::ECS::Service": "would run the container image (needs Docker); the API runs as a local process instead",
     "Custom::S3AutoDeleteObjects": "a Node.js custom resource the emulator does not complete (only empties buckets "
                                    "on destroy)",
@@ -67,23 +70,33 @@ def localize(source: Path, target: Path, *, emulator_url: str) -> list[Omission]
     manifest_path = target / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     renamed: dict[str, str] = {}   # template asset hash -> the changed template's hash
-    for artifact_id, artifact in manifest["artifacts"].items():
-        if artifact["type"] == "aws:cloudformation:stack":
-            path = target / artifact["properties"]["templateFile"]
-            template = json.loads(path.read_text(encoding="utf-8"))
-            # The manifest omits stackName when it equals the artifact id (a stack directly under the app).
-            omissions += _drop_unsupported(artifact["properties"].get("stackName", artifact_id), template)
-            _point_functions_at(template, emulator_url)
-            _allow_plain_http(template)
-            text = json.dumps(template, indent=1)
-            path.write_text(text, encoding="utf-8")
-            # The CLI deploys as the emulator's root: MiniStack's IAM checks (AUTH=true) refuse the bootstrap's
-            # publishing roles on its staging bucket, and only the application's own roles are under test here.
-            for role in ("assumeRoleArn", "cloudFormationExecutionRoleArn", "lookupRole"):
-                artifact["properties"].pop(role, None)
-            # The CLI skips uploading an object key that exists: a changed template needs a key of its own.
-            old_key = artifact["properties"]["stackTemplateAssetObjectUrl"].rsplit("/", 1)[-1].split(".")[0]
-            renamed[old_key] = hashlib.sha256(text.encode()).hexdigest()
+    stacks = [(artifact, artifact["properties"].get("stackName", artifact_id),   # absent: named as its id
+               target / artifact["properties"]["templateFile"])
+              for artifact_id, artifact in manifest["artifacts"].items()
+              if artifact["type"] == "aws:cloudformation:stack"]
+    templates = {path: json.loads(path.read_text(encoding="utf-8")) for _, _, path in stacks}
+    missing_outputs: set[tuple[str, str]] = set()   # (stack, output) another stack may read (Fn::GetStackOutput)
+    while True:   # until no stack loses an output another one reads
+        before = len(missing_outputs)
+        for _, name, path in stacks:
+            found, lost = _drop_unsupported(name, templates[path], missing_outputs)
+            omissions += found
+            missing_outputs |= {(name, output) for output in lost}
+        if len(missing_outputs) == before:
+            break
+    for artifact, _, path in stacks:
+        template = templates[path]
+        _point_functions_at(template, emulator_url)
+        _allow_plain_http(template)
+        text = json.dumps(template, indent=1)
+        path.write_text(text, encoding="utf-8")
+        # The CLI deploys as the emulator's root: MiniStack's IAM checks (AUTH=true) refuse the bootstrap's
+        # publishing roles on its staging bucket, and only the application's own roles are under test here.
+        for role in ("assumeRoleArn", "cloudFormationExecutionRoleArn", "lookupRole"):
+            artifact["properties"].pop(role, None)
+        # The CLI skips uploading an object key that exists: a changed template needs a key of its own.
+        old_key = artifact["properties"]["stackTemplateAssetObjectUrl"].rsplit("/", 1)[-1].split(".")[0]
+        renamed[old_key] = hashlib.sha256(text.encode()).hexdigest()
     for artifact in manifest["artifacts"].values():
         if artifact["type"] == "cdk:asset-manifest":
             path = target / artifact["properties"]["file"]
@@ -110,6 +123,21 @@ def _drop_foreign_extensions(asset: Path) -> list[Omission]:
     return [Omission(asset.name, name, "native extension", "built for the Lambda platform; the emulator's own "
                      "build is imported instead") for name in dropped]
 
+# Resource type -> (property, why): the emulator refuses these types only with this property set. Measured too.
+NOT_EMULATED_WITH: dict[str, tuple[str, str]] = {
+    "AWS::CloudWatch::Alarm": ("Metrics", "a metric-math alarm, refused by the emulator's CloudFormation"),
+}
+
+
+def _not_emulated(resource: dict[str, Any]) -> str | None:
+    """Why the emulator cannot create `resource`, or None when it can."""
+    if resource["Type"] in NOT_EMULATED:
+        return NOT_EMULATED[resource["Type"]]
+    refused = NOT_EMULATED_WITH.get(resource["Type"])
+    if refused is not None and refused[0] in resource.get("Properties", {}):
+        return refused[1]
+    return None
+
 
 def _rename(text: str, renamed: dict[str, str]) -> str:
     for old, new in renamed.items():
@@ -117,10 +145,16 @@ def _rename(text: str, renamed: dict[str, str]) -> str:
     return text
 
 
-def _drop_unsupported(stack: str, template: dict[str, Any]) -> list[Omission]:
+def _drop_unsupported(stack: str, template: dict[str, Any],
+                      missing_outputs: set[tuple[str, str]]) -> tuple[list[Omission], list[str]]:
+    """Drop what the emulator cannot create and whatever reads it, here or through another stack's output; return
+    the omissions and the names of the outputs dropped with them."""
     resources: dict[str, dict[str, Any]] = template["Resources"]
-    dropped = {logical_id: NOT_EMULATED[resource["Type"]] for logical_id, resource in resources.items()
-               if resource["Type"] in NOT_EMULATED}
+    dropped = {logical_id: reason for logical_id, resource in resources.items()
+               if (reason := _not_emulated(resource)) is not None}
+    dropped |= {logical_id: f"reads {output[0]}'s output {output[1]}, which is not emulated"
+                for logical_id, resource in resources.items()
+                for output in _stack_outputs_read(resource) & missing_outputs if logical_id not in dropped}
     while True:   # whatever reads a dropped resource cannot be created either
         followers = {logical_id: f"references {sorted(_references(resource) & dropped.keys())[0]}"
                      for logical_id, resource in resources.items()
@@ -137,11 +171,24 @@ def _drop_unsupported(stack: str, template: dict[str, Any]) -> list[Omission]:
         if depends_on is not None:
             names = [depends_on] if isinstance(depends_on, str) else depends_on
             resource["DependsOn"] = [name for name in names if name not in dropped]
-    template["Outputs"] = {name: output for name, output in template.get("Outputs", {}).items()
-                           if not set(_walk_references(output)) & dropped.keys()}
+    outputs = template.get("Outputs", {})
+    lost = [name for name, output in outputs.items() if set(_walk_references(output)) & dropped.keys()]
+    template["Outputs"] = {name: output for name, output in outputs.items() if name not in lost}
     if not any(resource["Type"].startswith("AWS::Serverless::") for resource in resources.values()):
         template.pop("Transform", None)
-    return omissions
+    return omissions, lost
+
+
+def _stack_outputs_read(value: Any) -> set[tuple[str, str]]:
+    """(stack, output) pairs a resource reads with Fn::GetStackOutput (CDK's cross-stack references)."""
+    if isinstance(value, list):
+        return set().union(*(_stack_outputs_read(item) for item in value))
+    if isinstance(value, dict):
+        read = value.get("Fn::GetStackOutput")
+        if isinstance(read, dict):
+            return {(str(read.get("StackName")), str(read.get("OutputName")))}
+        return set().union(*(_stack_outputs_read(item) for item in value.values()))
+    return set()
 
 
 def _allow_plain_http(template: dict[str, Any]) -> None:

@@ -19,16 +19,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from pycognito.aws_srp import AWSSRP  # type: ignore[import-untyped]
+from pycognito.exceptions import SoftwareTokenMFAChallengeException  # type: ignore[import-untyped]
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from .babybloom import BabyBloomEndpoints, sign_in
-from .cognito import after_confirmation
+from .cognito import after_confirmation, confirmed_by_code
 from .processes import LocalError
 from .selfnest import Endpoints, aws_client
 
 THERAPISTS_GROUP = "therapists"
+CHAT_SUBPROTOCOL = Subprotocol("selfnest.v1")   # services/selfnest_chat/frames.py
 
 
 class StepFailedError(Exception):
@@ -64,20 +68,41 @@ class Scenario:
         """The person types the code Cognito emailed (MiniStack's is always 123456)."""
         self.cognito.confirm_sign_up(ClientId=self.endpoints.mobile_client_id, Username=username,
                                      ConfirmationCode="123456")
+        confirmed_by_code(self.cognito, pool_id=self.endpoints.user_pool_id, username=username)
         self.confirmed(username)
 
     def confirmed(self, username: str) -> None:
         after_confirmation(self.cognito, self._client("lambda"), pool_id=self.endpoints.user_pool_id,
                            client_id=self.endpoints.mobile_client_id, username=username, region=self.endpoints.region)
 
-    def sign_in(self, username: str, password: str) -> Person:
-        """Secure Remote Password sign-in through the mobile app client, as the app does."""
-        result = AWSSRP(username=username, password=password, pool_id=self.endpoints.user_pool_id,
-                        client_id=self.endpoints.mobile_client_id, client=self.cognito).authenticate_user()
+    def sign_in(self, username: str, password: str, *, authenticator: pyotp.TOTP | None = None) -> Person:
+        """Secure Remote Password sign-in through the mobile app client, as the app does; with an enrolled
+        authenticator app, the TOTP challenge that follows is answered with its current code."""
+        srp = AWSSRP(username=username, password=password, pool_id=self.endpoints.user_pool_id,
+                     client_id=self.endpoints.mobile_client_id, client=self.cognito)
+        try:
+            result = srp.authenticate_user()
+        except SoftwareTokenMFAChallengeException as challenge:
+            if authenticator is None:
+                raise StepFailedError(f"{username} was asked for an authenticator code but enrolled none") from None
+            result = self.cognito.respond_to_auth_challenge(
+                ClientId=self.endpoints.mobile_client_id, ChallengeName="SOFTWARE_TOKEN_MFA",
+                Session=challenge.get_tokens()["Session"],
+                ChallengeResponses={"USERNAME": username, "SOFTWARE_TOKEN_MFA_CODE": authenticator.now()})
         access_token = result["AuthenticationResult"]["AccessToken"]
         user = self.cognito.admin_get_user(UserPoolId=self.endpoints.user_pool_id, Username=username)
         sub = next(item["Value"] for item in user["UserAttributes"] if item["Name"] == "sub")
         return Person(username=username, password=password, sub=sub, access_token=access_token)
+
+    def enrol_authenticator(self, who: Person) -> pyotp.TOTP:
+        """The app's MFA set-up: associate a software token, verify a code from it, make it the preferred MFA."""
+        secret = self.cognito.associate_software_token(AccessToken=who.access_token)["SecretCode"]
+        authenticator = pyotp.TOTP(secret)
+        self.cognito.verify_software_token(AccessToken=who.access_token, UserCode=authenticator.now(),
+                                           FriendlyDeviceName="demo authenticator")
+        self.cognito.set_user_mfa_preference(AccessToken=who.access_token,
+                                             SoftwareTokenMfaSettings={"Enabled": True, "PreferredMfa": True})
+        return authenticator
 
     # -- the booking API -------------------------------------------------------------------------------------------
     def api(self, method: str, path: str, *, who: Person, body: Any = None) -> tuple[int, Any]:
@@ -93,7 +118,12 @@ class Scenario:
 
     # -- the chat --------------------------------------------------------------------------------------------------
     def chat(self, who: Person) -> ClientConnection:
-        return connect(f"{self.endpoints.chat}?token={who.access_token}", open_timeout=30)
+        return self.connect_chat(who.access_token)
+
+    def connect_chat(self, token: str) -> ClientConnection:
+        """As the app does (`new WebSocket(url, ["selfnest.v1", token])`): the token rides in Sec-WebSocket-Protocol
+        beside the chat's subprotocol, never in the URL."""
+        return connect(self.endpoints.chat, subprotocols=[CHAT_SUBPROTOCOL, Subprotocol(token)], open_timeout=30)
 
     @staticmethod
     def send(connection: ClientConnection, frame: dict[str, Any]) -> None:
@@ -158,14 +188,16 @@ def scenario_steps(s: Scenario) -> list[tuple[str, Callable[[dict[str, Any]], st
         expect(status == "UNCONFIRMED", f"a therapist must verify the email first, is {status}")
         pool = s.endpoints.user_pool_id
         s.confirm_email(name)
+        authenticator = s.enrol_authenticator(s.sign_in(name, password))
         s.cognito.admin_add_user_to_group(UserPoolId=pool, Username=name, GroupName=THERAPISTS_GROUP)
-        therapist = s.sign_in(name, password)
+        therapist = s.sign_in(name, password, authenticator=authenticator)
         status_code, body = s.api("PUT", "/therapists/me", who=therapist, body={
             "display_name": "Dr. Ada Calm", "bio": "Cognitive behavioural therapy.", "languages": ["en"],
             "specialties": ["anxiety"]})
         expect(status_code in (200, 201), f"publishing the profile should succeed, got {status_code} {body}")
         world["therapist"] = therapist
-        return f"{name} verified the email, was admitted to '{THERAPISTS_GROUP}' by an admin, published a profile"
+        return (f"{name} verified the email, enrolled an authenticator app (TOTP), was admitted to "
+                f"'{THERAPISTS_GROUP}' by an admin, signed in with SRP + TOTP, published a profile")
 
     def client_books(world: dict[str, Any]) -> str:
         client, therapist = world["client"], world["therapist"]
@@ -216,7 +248,7 @@ def scenario_steps(s: Scenario) -> list[tuple[str, Callable[[dict[str, Any]], st
             answer = s.receive(socket_, wanted="joined")
         expect(answer.get("type") == "error", f"a third user must not join the chat, got {answer}")
         try:
-            with connect(f"{s.endpoints.chat}?token=not-a-token", open_timeout=30):
+            with s.connect_chat("not-a-token"):
                 raise StepFailedError("a connection without a valid token must be refused")
         except InvalidStatus as refusal:
             refused_with = refusal.response.status_code

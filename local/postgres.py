@@ -1,20 +1,28 @@
 """The local PostgreSQL that plays the deployed RDS instance: a cluster under .local/postgres on 127.0.0.1.
 
-Its master login is the one the deployed secret holds (user name, generated password, database name), so the API
-signs in exactly as it would against RDS. As root, the cluster belongs to an unprivileged account (PostgreSQL
+Its master login is the one the deployed master secret holds (user name, generated password, database name), so
+the migrate task signs in exactly as it would against RDS, and creates the API's own login from the API's secret.
+Connections are TLS only, with a certificate for localhost/127.0.0.1 from a CA made here: clients verify it with
+sslmode verify-full, as the API verifies RDS's. As root, the cluster belongs to an unprivileged account (PostgreSQL
 refuses to run as root).
 """
 
 from __future__ import annotations
 
 import glob
+import ipaddress
 import os
 import pwd
 import shutil
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from psycopg import sql
 
 from .processes import LocalError, Registry, wait_for
@@ -40,6 +48,7 @@ class LocalPostgres:
         self.directory = directory
         self.port = port
         self.sockets = directory / "socket"
+        self.tls = directory / "tls"
         self.account = unprivileged_account() if os.geteuid() == 0 else None
 
     def start(self, registry: Registry) -> None:
@@ -51,9 +60,15 @@ class LocalPostgres:
             self._run(["mkdir", "-p", str(self.sockets)])
             self._run([str(find_binary("initdb")), "--pgdata", str(data), "--username", SUPERUSER,
                        "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync"])
+            # TCP only over TLS (as RDS with rds.force_ssl): a plain-text client is refused.
+            with (data / "pg_hba.conf").open("w") as rules:
+                rules.write("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+            self._own(data / "pg_hba.conf")
+            self._make_certificates()
         process = registry.spawn("postgres", self._as_owner([
             str(find_binary("postgres")), "-D", str(data), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-            "-c", f"unix_socket_directories={self.sockets}", "-c", "fsync=off"]),
+            "-c", f"unix_socket_directories={self.sockets}", "-c", "fsync=off", "-c", "ssl=on",
+            "-c", f"ssl_cert_file={self.tls / 'server.pem'}", "-c", f"ssl_key_file={self.tls / 'server.key'}"]),
             env={**os.environ, "LC_ALL": "C", "TZ": "UTC"})
         wait_for(lambda: (self.sockets / f".s.PGSQL.{self.port}").exists() and self._accepts(), what="PostgreSQL",
                  seconds=30, log=process.log)
@@ -65,8 +80,13 @@ class LocalPostgres:
                              "PostgreSQL runs as (it refuses root): choose a state directory under world-readable "
                              "parents")
 
-    def ensure_login(self, *, username: str, password: str, dbname: str) -> None:
-        """The deployed secret's master login and database (what RDS creates at launch), idempotent."""
+    def client_tls(self) -> dict[str, str]:
+        """Where and how a task reaches this cluster in place of RDS (the settings selfnest_api reads)."""
+        return {"DB_HOST": "127.0.0.1", "DB_PORT": str(self.port), "DB_SSLMODE": "verify-full",
+                "DB_SSLROOTCERT": str(self.tls / "ca.pem")}
+
+    def ensure_master_login(self, *, username: str, password: str, dbname: str) -> None:
+        """The master secret's login and database (what RDS creates at launch), idempotent."""
         with psycopg.connect(host=str(self.sockets), port=self.port, user=SUPERUSER, dbname="postgres",
                              autocommit=True) as admin:
             exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
@@ -76,6 +96,37 @@ class LocalPostgres:
             if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
                 admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(dbname),
                                                                             sql.Identifier(username)))
+
+    def _make_certificates(self) -> None:
+        """A CA (its certificate is the clients' root) and the server's certificate for localhost and 127.0.0.1."""
+        self.tls.mkdir(parents=True, exist_ok=True)
+        now = datetime.now(UTC)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "refarch local PostgreSQL CA")])
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+              .not_valid_after(now + timedelta(days=365))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        server = (x509.CertificateBuilder()
+                  .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+                  .issuer_name(ca_name).public_key(server_key.public_key())
+                  .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+                  .not_valid_after(now + timedelta(days=365))
+                  .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                              x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                 critical=False)
+                  .sign(ca_key, hashes.SHA256()))
+        (self.tls / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        (self.tls / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+        key_file = self.tls / "server.key"
+        key_file.touch(mode=0o600)   # PostgreSQL refuses a key file others can read
+        key_file.write_bytes(server_key.private_bytes(serialization.Encoding.PEM,
+                                                      serialization.PrivateFormat.TraditionalOpenSSL,
+                                                      serialization.NoEncryption()))
+        for path in (self.tls, self.tls / "ca.pem", self.tls / "server.pem", key_file):
+            self._own(path)
 
     def _accepts(self) -> bool:
         try:

@@ -68,11 +68,14 @@ class Registry:
                 _signal_group(process.pid, signal.SIGTERM)
                 stopped.append(process)
         deadline = time.monotonic() + grace_seconds
-        while any(_alive(process) for process in stopped) and time.monotonic() < deadline:
+        while any(_group_running(process.pid) for process in stopped) and time.monotonic() < deadline:
             time.sleep(0.1)
         for process in stopped:
-            if _alive(process):
+            if _group_running(process.pid):
                 _signal_group(process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + grace_seconds   # SIGKILL is delivered asynchronously too
+        while any(_group_running(process.pid) for process in stopped) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for process in stopped:   # reap our own children, so none is left as a zombie
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(process.pid, os.WNOHANG)
@@ -91,6 +94,19 @@ def _start_time(pid: int) -> str | None:
 
 def _alive(process: Process) -> bool:
     return _start_time(process.pid) == process.started and process.started != ""
+
+
+def _group_running(group: int) -> bool:
+    """Whether any process of the process group `group` (each spawned process leads its own) has not exited: what
+    a recorded process started lives on after it unless the whole group is gone."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        except OSError:
+            continue   # exited while we looked
+        if fields[2] == str(group) and fields[0] != "Z":   # fields 3 and 5 of stat: state, process group
+            return True
+    return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

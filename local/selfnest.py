@@ -16,7 +16,7 @@ import sys
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 
@@ -30,6 +30,7 @@ CDK = ROOT / "node_modules" / ".bin" / "cdk"
 EMULATOR_PYTHON = ROOT / ".venv-emulator" / "bin" / "python"
 ACCOUNT = "000000000000"   # MiniStack's default account
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+_Found = TypeVar("_Found")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,34 +110,81 @@ def deploy(assembly: Path, *, endpoint: str, region: str, log: Path) -> None:
             raise LocalError(f"`cdk {command[1]}` into the emulator failed; see {log}")
 
 
-def start_api(registry: Registry, *, environment: str, endpoint: str, region: str, database: LocalPostgres) -> str:
-    """The booking API as a local process, its environment the deployed task definition's."""
-    aws = aws_environment(endpoint, region)
+@dataclass(frozen=True, kw_only=True)
+class TaskDefinition:
+    """One deployed ECS task definition's single container: what ECS would run, and under which role."""
+
+    family: str
+    command: list[str]
+    environment: dict[str, str]
+    task_role_arn: str
+
+    @property
+    def is_migration(self) -> bool:
+        return self.command[-1:] == ["migrate"]
+
+
+def web_task_definitions(*, endpoint: str, region: str) -> tuple[TaskDefinition, TaskDefinition]:
+    """The web stack's two task definitions: the API service's and the one-off migrate task's (its command ends in
+    `migrate`, services/selfnest_api/__main__.py)."""
     ecs = aws_client("ecs", endpoint=endpoint, region=region)
-    family = _only([arn for arn in ecs.list_task_definitions()["taskDefinitionArns"]
-                    if "selfnest" in arn and "web" in arn], "the web stack's task definition")
-    task = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
-    container = task["containerDefinitions"][0]
-    task_environment = {item["name"]: item["value"] for item in container.get("environment", [])}
-    secret = json.loads(aws_client("secretsmanager", endpoint=endpoint, region=region)
-                        .get_secret_value(SecretId=task_environment["DB_SECRET_ARN"])["SecretString"])
-    database.ensure_login(username=secret["username"], password=secret["password"], dbname=secret["dbname"])
+    found = []
+    for arn in ecs.list_task_definitions()["taskDefinitionArns"]:
+        if "selfnest" not in arn or "web" not in arn:
+            continue
+        task = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        [container] = task["containerDefinitions"]
+        found.append(TaskDefinition(
+            family=task["family"], command=container.get("command") or ["python", "-m", "selfnest_api"],
+            environment={item["name"]: item["value"] for item in container.get("environment", [])},
+            task_role_arn=task["taskRoleArn"]))
+    api = _only([task for task in found if not task.is_migration], "the API service's task definition")
+    migration = _only([task for task in found if task.is_migration], "the migrate task definition")
+    return api, migration
+
+
+def start_api(registry: Registry, *, environment: str, endpoint: str, region: str, database: LocalPostgres) -> str:
+    """The booking API as a local process. First the one-off migrate task, as ECS runs it before the service: its
+    task definition's command, environment and role, signing in with the master secret; then the API with its own
+    task definition's environment and role, signing in with its own (least-privilege) secret."""
+    api_task, migration_task = web_task_definitions(endpoint=endpoint, region=region)
+    secrets = aws_client("secretsmanager", endpoint=endpoint, region=region)
+    master = json.loads(secrets.get_secret_value(SecretId=migration_task.environment["DB_SECRET_ARN"])["SecretString"])
+    database.ensure_master_login(username=master["username"], password=master["password"],
+                                 dbname=migration_task.environment.get("DB_NAME") or master["dbname"])
+    migrate_log = registry.state / "logs" / "selfnest-migrate.log"
+    migrate_log.parent.mkdir(parents=True, exist_ok=True)
+    with migrate_log.open("ab") as output:
+        finished = subprocess.run([sys.executable, *migration_task.command[1:]], cwd=ROOT, stdout=output,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False, timeout=300,
+                                  env=_task_environment(migration_task, database=database, endpoint=endpoint,
+                                                        region=region, session="selfnest-migrate"))
+    if finished.returncode != 0:
+        last = migrate_log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise LocalError(f"the migrate task failed (exit {finished.returncode}): {last[0]} (log: {migrate_log})")
     port = free_port()
-    pool_id = task_environment["USER_POOL_ID"]
-    api_environment = {
-        **aws, **task_environment, **role_credentials(task["taskRoleArn"], session="selfnest-api", endpoint=endpoint,
-                                                      region=region),
-        # What DNS and TLS give the container on AWS: the RDS endpoint's name resolves to the local cluster (no TLS
-        # locally), the pool's keys come from the emulator, and the port is a free one on this machine.
-        "DB_HOST": "127.0.0.1", "DB_PORT": str(database.port), "DB_SSLMODE": "disable", "PORT": str(port),
-        "COGNITO_JWKS_URL": f"{endpoint}/{pool_id}/.well-known/jwks.json",
-        "PYTHONPATH": str(ROOT / "services" / "selfnest_api"), "PYTHONUNBUFFERED": "1",
-    }
-    process = registry.spawn("selfnest-api", [sys.executable, "-m", "selfnest_api"], env=api_environment)
+    api_environment = {**_task_environment(api_task, database=database, endpoint=endpoint, region=region,
+                                           session="selfnest-api"), "PORT": str(port)}
+    process = registry.spawn("selfnest-api", [sys.executable, *api_task.command[1:]], env=api_environment)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: urllib.request.urlopen(f"{url}/readyz", timeout=2).status == 200,  # noqa: S310
              what="the booking API", seconds=60, log=process.log)
     return url
+
+
+def _task_environment(task: TaskDefinition, *, database: LocalPostgres, endpoint: str, region: str,
+                      session: str) -> dict[str, str]:
+    """A task definition's environment as its container gets it, under its task role's credentials, plus what DNS,
+    the image and TLS give the container on AWS: the RDS endpoint's name resolves to the local cluster, whose
+    certificate a local CA signed (verify-full, as against RDS), and the pool's keys come from the emulator."""
+    pool_id = task.environment["USER_POOL_ID"]
+    return {
+        **aws_environment(endpoint, region), **task.environment,
+        **role_credentials(task.task_role_arn, session=session, endpoint=endpoint, region=region),
+        **database.client_tls(),
+        "COGNITO_JWKS_URL": f"{endpoint}/{pool_id}/.well-known/jwks.json",
+        "PYTHONPATH": str(ROOT / "services" / "selfnest_api"), "PYTHONUNBUFFERED": "1",
+    }
 
 
 def role_credentials(role_arn: str, *, session: str, endpoint: str, region: str) -> dict[str, str]:
@@ -220,7 +268,7 @@ def aws_client(service: str, *, endpoint: str, region: str) -> Any:
                         aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
 
 
-def _only(found: list[str], what: str) -> str:
+def _only(found: list[_Found], what: str) -> _Found:
     if len(found) != 1:
         raise LocalError(f"expected one {what} in the emulator, found {len(found)}")
     return found[0]

@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 
 import boto3
+import psycopg
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 from botocore.exceptions import ClientError
 from refarch.local.processes import Registry
-from refarch.local.selfnest import ROOT, aws_client, role_credentials
+from refarch.local.selfnest import ROOT, aws_client, role_credentials, web_task_definitions
 
 
 def local(*arguments: str, state: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -87,10 +88,8 @@ def test_iam_is_enforced_on_the_api_task_role(state: Path):
     what it was never granted is refused, as on AWS."""
     endpoints = json.loads((state / "endpoints.json").read_text())
     emulator, region = endpoints["emulator"], endpoints["region"]
-    ecs = aws_client("ecs", endpoint=emulator, region=region)
-    [family] = [arn for arn in ecs.list_task_definitions()["taskDefinitionArns"] if "web" in arn]
-    task_role = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskRoleArn"]
-    as_task = role_credentials(task_role, session="test", endpoint=emulator, region=region)
+    api_task, _ = web_task_definitions(endpoint=emulator, region=region)
+    as_task = role_credentials(api_task.task_role_arn, session="test", endpoint=emulator, region=region)
     sns = boto3.client("sns", endpoint_url=emulator, region_name=region, aws_access_key_id=as_task["AWS_ACCESS_KEY_ID"],
                        aws_secret_access_key=as_task["AWS_SECRET_ACCESS_KEY"],
                        aws_session_token=as_task["AWS_SESSION_TOKEN"])
@@ -99,6 +98,35 @@ def test_iam_is_enforced_on_the_api_task_role(state: Path):
     with pytest.raises(ClientError) as refused:
         sns.create_topic(Name="not-granted")
     assert refused.value.response["Error"]["Code"] in ("AuthorizationError", "AccessDenied", "AccessDeniedException")
+
+
+def test_migrate_task_ran_with_the_master_secret_and_the_api_signs_in_as_its_own_login_over_tls(state: Path):
+    """As on AWS: the one-off migrate task (its own task definition, the master secret) created the API's login from
+    the API's secret; the API holds only connections of that login, each over TLS; plain text is refused."""
+    endpoints = json.loads((state / "endpoints.json").read_text())
+    emulator, region = endpoints["emulator"], endpoints["region"]
+    api_task, migration_task = web_task_definitions(endpoint=emulator, region=region)
+    secrets = aws_client("secretsmanager", endpoint=emulator, region=region)
+    app, master = (json.loads(secrets.get_secret_value(SecretId=task.environment["DB_SECRET_ARN"])["SecretString"])
+                   for task in (api_task, migration_task))
+    assert migration_task.environment["APP_DB_SECRET_ARN"] == api_task.environment["DB_SECRET_ARN"]
+    assert app["username"] != master["username"]
+    assert '"event": "migrations_done"' in (state / "logs" / "selfnest-migrate.log").read_text()
+    [server_socket] = (state / "postgres" / "socket").glob(".s.PGSQL.*[0-9]")   # not its .lock file
+    port = int(server_socket.name.rsplit(".", 1)[1])
+    with psycopg.connect(host=str(server_socket.parent), port=port, user="postgres", dbname="postgres") as admin:
+        login = admin.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = %s",
+                              (app["username"],)).fetchone()
+        connections = admin.execute(
+            "SELECT activity.usename, tls.ssl FROM pg_stat_activity activity JOIN pg_stat_ssl tls USING (pid) "
+            "WHERE activity.client_addr IS NOT NULL").fetchall()
+    assert login == (False, False, False)
+    assert connections, "the API holds no database connection"
+    assert {user for user, _ in connections} == {app["username"]}
+    assert all(over_tls for _, over_tls in connections)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host="127.0.0.1", port=port, user=app["username"], password=app["password"],
+                        dbname=api_task.environment["DB_NAME"], sslmode="disable", connect_timeout=5)
 
 
 def test_up_twice_says_it_is_already_up(state: Path):
