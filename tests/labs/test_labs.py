@@ -6,9 +6,12 @@
 - a different correct answer passes, and the typical wrong answer fails on the pinned checks with the concept in
   the hint.
 
-A lab whose answer is configuration is graded in this process against the copy's config (the graders read config
-from the root they are given): seconds, no new interpreter. A lab whose answer is code is graded by `refarch lab NN
---json` in the copy, with `PYTHONPATH` pointing `refarch.*` at the copy's `.typecheck/refarch` symlink tree.
+A copy whose code is this checkout's (a configuration answer, the untouched tree) is graded in this process against
+the copy's config (the graders read config from the root they are given): seconds, no new interpreter. A code answer
+is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH` pointing `refarch.*` at the copy's
+`.typecheck/refarch` symlink tree. Selfnest bills of such copies come from the run's shared synth of their config
+(tests/infra/aws/assembly.py), and each lab's cases are one unit of work for `make test`'s workers
+(tests/conftest.py), so the labs run side by side.
 """
 
 from __future__ import annotations
@@ -59,16 +62,17 @@ SUITES: dict[str, list[str]] = {
 }
 
 
-# What a Selfnest bill is made from besides config: the app, its context and locks, the calculator and its prices.
-BILL_CODE = (*(name for name in SYNTH_SOURCES if name != "config"), "tools", "pricing")
+# What a grade or a Selfnest bill is made from besides config: the app, its context and locks, the graders, the
+# calculator and its prices.
+CODE = (*(name for name in SYNTH_SOURCES if name != "config"), "labs", "tools", "pricing")
 
 
 def runs_our_code(repository: Path) -> bool:
-    """Whether `repository` holds this checkout's app and calculator (it differs from them only in config)."""
-    return files_digest([repository / name for name in BILL_CODE], root=repository) == CODE_HERE
+    """Whether `repository` holds this checkout's app, graders and calculator (it may differ in config only)."""
+    return files_digest([repository / name for name in CODE], root=repository) == CODE_HERE
 
 
-CODE_HERE = files_digest([ROOT / name for name in BILL_CODE])
+CODE_HERE = files_digest([ROOT / name for name in CODE])
 
 
 def bill(repository: Path, target: lab_costs.Target) -> dict[str, Any]:
@@ -109,7 +113,9 @@ def answer_is_code(number: str) -> bool:
 
 
 def checks_in(copy: Path, number: str) -> list[Check]:
-    if not answer_is_code(number):
+    """The lab's grade of `copy`: in this process when the copy's code is ours (a config answer, the untouched tree),
+    else by the copy's own grader in a new process."""
+    if not answer_is_code(number) or runs_our_code(copy):
         return grade(LABS[number], copy)
     graded = in_copy(copy, "-m", "refarch.tools.cli", "lab", number, "--json")
     assert graded.returncode in (0, 1), graded.stdout[-2000:] + graded.stderr[-4000:]
