@@ -35,8 +35,9 @@ CACHE_ROOT = ROOT / ".cache" / "tests"
 IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 COMPLETE = ".complete"
 KEY_LENGTH = 20
-# Entries kept per label: the committed tree's and every lab solution's variant of it, with room to spare.
-KEEP_PER_LABEL = 24
+# Entries kept per label: a warm run of the lab tests uses up to 10 under one label (the committed tree's `dev` and each
+# lab solution's); room to spare for more labs and a second branch, and at most ~0.4 GiB of synths a label.
+KEEP_PER_LABEL = 16
 
 
 def files_digest(paths: Iterable[Path], *, root: Path = ROOT) -> str:
