@@ -8,7 +8,6 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_sns as sns
 from refarch.constructs.aws.backup import select_for_backup
-from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
 from refarch.constructs.aws.messaging import EncryptedTopic, TopicConsumer
 from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
@@ -17,6 +16,7 @@ from constructs import Construct
 
 from .backup import backup_plan_name
 from .config import ConsumerTable, SelfnestSettings
+from .keys import tier_key
 
 CONSUMERS_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_events"
 EVENT_TYPE_ATTRIBUTE = "event_type"
@@ -29,13 +29,13 @@ class MessagingStack(cdk.Stack):
         super().__init__(scope, id, **kwargs)
         messaging, retain = settings.messaging, settings.retain_data
         # Two keys: the queues' key policy names the topic (SNS delivers into them), so the topic cannot use it.
-        self.topic_key = CustomerManagedKey(
-            self, "TopicKey", alias=f"alias/{settings.name('events-topics')}",
-            purpose="Selfnest session-event and alarm topics", retain_data=retain).key
-        key = CustomerManagedKey(
-            self, "Key", alias=f"alias/{settings.name('events-consumers')}",
-            purpose="Selfnest session-event queues, consumer tables and logs", retain_data=retain,
-            for_cloudwatch_logs=True).key
+        # (One environment key serves both: its policy names the topics by name, so it forms no cycle.)
+        self.topic_key = tier_key(
+            self, "TopicKey", settings=settings, alias=f"alias/{settings.name('events-topics')}",
+            purpose="Selfnest session-event and alarm topics")
+        key = tier_key(
+            self, "Key", settings=settings, alias=f"alias/{settings.name('events-consumers')}",
+            purpose="Selfnest session-event queues, consumer tables and logs", for_cloudwatch_logs=True)
         self.session_events = EncryptedTopic(self, "SessionEvents", topic_name=settings.name("session-events"),
                                              key=self.topic_key).topic
         alarms = EncryptedTopic(self, "Alarms", topic_name=settings.name("alarms"), key=self.topic_key)

@@ -16,7 +16,13 @@ from typing import Any, get_args
 
 import aws_cdk as cdk
 from refarch.stacks.selfnest.app import SelfnestEnvironment, build_app
-from refarch.stacks.selfnest.config import ChatTable, ConsumerTable, SelfnestSettings, load_settings
+from refarch.stacks.selfnest.config import (
+    ChatTable,
+    ConsumerTable,
+    SelfnestSettings,
+    available_environments,
+    load_settings,
+)
 
 from tests.run_cache import ROOT, RunCache, environment_values, files_digest, installed_distributions, node_version
 
@@ -222,16 +228,23 @@ def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None, ac
 
 # An account as the CLI would pass it (any 12 digits; no AWS call is made).
 DEPLOYER_ACCOUNT = "123456789012"
-# The variants every test tier shares: name -> (environment, DR tier, account). Each environment with its
-# configured DR tier, plus prod with the pilot-light tier (`DR_TIER=pilot_light`); prod's two tiers are named
-# explicitly, so the file's own dr.tier (lab 08 switches it) changes no variant. dev and prod synthesize
-# env-agnostic (offline `cdk synth`); prod-pilot_light for a concrete account, as `cdk deploy` with credentials does
-# (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
-VARIANTS: dict[str, tuple[str, str | None, str | None]] = {
-    "dev": ("dev", None, None),
-    "prod": ("prod", "backup_restore", None),
-    "prod-pilot_light": ("prod", "pilot_light", DEPLOYER_ACCOUNT),
-}
+# The variants every test tier shares: name -> (environment, DR tier, account), derived from config/ so a new
+# environment is gated without editing a list. Each environment with its configured DR tier; one with a DR region
+# also with both tiers named explicitly (its file's own dr.tier, which lab 08 switches, changes no variant), the
+# pilot-light one for a concrete account, as `cdk deploy` with credentials does (the CLI sets CDK_DEFAULT_ACCOUNT),
+# so both shapes pass every gate. The others synthesize env-agnostic (offline `cdk synth`).
+def _variants() -> dict[str, tuple[str, str | None, str | None]]:
+    variants: dict[str, tuple[str, str | None, str | None]] = {}
+    for environment in available_environments():
+        if load_settings(environment).dr.region is None:
+            variants[environment] = (environment, None, None)
+        else:
+            variants[environment] = (environment, "backup_restore", None)
+            variants[f"{environment}-pilot_light"] = (environment, "pilot_light", DEPLOYER_ACCOUNT)
+    return variants
+
+
+VARIANTS: dict[str, tuple[str, str | None, str | None]] = _variants()
 
 
 def provisioned_settings(environment: str = "dev") -> SelfnestSettings:
