@@ -29,7 +29,7 @@ EMULATOR_STAMP := $(EMULATOR_VENV)/.installed
 	postgres-server bench lab labs deploy destroy clean diagrams cost-tables lab-costs docs docs-serve graphviz chromium up down demo
 
 help:
-	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
+	@echo "make synth [ENV=dev|lab|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
 	@echo "make plan-azure [STACK=dev|prod]  BabyBloom offline plan (Pulumi mocks) into .plan/"
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
@@ -68,8 +68,11 @@ bootstrap: $(PY_STAMP) $(NODE_STAMP)
 synth: bootstrap
 	$(PY) -m refarch.tools.synth --env $(ENV) $(DR_TIER_ARGS)
 	@echo
-	@echo "BabyBloom $(ENV) (offline Pulumi plan; full listing: make plan-azure STACK=$(ENV)):"
-	@$(PY) -m refarch.tools.plan_azure --stack $(ENV) | tail -n 3
+	@# Selfnest environments (config/) and BabyBloom stacks (Pulumi.<stack>.yaml) need not match: lab is Selfnest's.
+	@if [ -f Pulumi.$(ENV).yaml ]; then \
+		echo "BabyBloom $(ENV) (offline Pulumi plan; full listing: make plan-azure STACK=$(ENV)):"; \
+		$(PY) -m refarch.tools.plan_azure --stack $(ENV) | tail -n 3; \
+	else echo "BabyBloom has no $(ENV) stack (no Pulumi.$(ENV).yaml): make plan-azure STACK=dev|prod"; fi
 
 plan-azure: $(PY_STAMP)
 	$(PY) -m refarch.tools.plan_azure --stack $(STACK)
