@@ -172,13 +172,19 @@ class LoadBalancedService(Construct):
             adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             scaling_steps=[appscaling.ScalingInterval(upper=0, change=-1),
                            appscaling.ScalingInterval(lower=1, change=0)])
-        # The balancer publishes no RequestCount in a minute without requests: missing data is idleness.
-        [sleep] = [node for node in self.service.node.find_all()
-                   if isinstance(node, appscaling.StepScalingPolicy) and node.node.id == "SleepWhenIdle"]
-        assert sleep.lower_alarm is not None
-        alarm = sleep.lower_alarm.node.default_child
-        assert isinstance(alarm, cloudwatch.CfnAlarm)
-        alarm.treat_missing_data = "breaching"
+        # The balancer publishes no metric in a minute without requests: missing data is idleness (no 503s to wake
+        # on; no requests, so sleep).
+        policies = {node.node.id: node for node in self.service.node.find_all()
+                    if isinstance(node, appscaling.StepScalingPolicy)}
+        for policy_id, alarm, missing in (("WakeOnRequest", policies["WakeOnRequest"].upper_alarm, "notBreaching"),
+                                          ("SleepWhenIdle", policies["SleepWhenIdle"].lower_alarm, "breaching")):
+            assert alarm is not None, policy_id
+            resource = alarm.node.default_child
+            assert isinstance(resource, cloudwatch.CfnAlarm)
+            resource.treat_missing_data = missing
+            resource.alarm_description = {
+                "WakeOnRequest": "The API has no task and the load balancer answered 503: start one.",
+                "SleepWhenIdle": "No request reached the API for 15 minutes: stop a task (down to none)."}[policy_id]
 
     def _listeners(self, certificate_arn: str | None) -> elbv2.ApplicationListener:
         if certificate_arn is None:

@@ -89,6 +89,20 @@ class Assembly:
             raise AssertionError(f"no export named {value['Fn::ImportValue']}")
         return value
 
+    def tier_key_arn(self, part: str) -> Any:
+        """The ARN, as its producing template gives it, of the one customer-managed key `part` encrypts with: its
+        own, or with `encryption.keys: per_environment` the keys stack's (compare with `resolve(reference)`)."""
+        [key_id] = self.resources(part, "AWS::KMS::Key") or self.resources("keys", "AWS::KMS::Key")
+        return {"Fn::GetAtt": [key_id, "Arn"]}
+
+    def key_for(self, reference: Any) -> Resource:
+        """The AWS::KMS::Key a key property (`{"Fn::GetAtt": [id, "Arn"]}`, or a cross-stack reference to one)
+        names, in whichever template of this region holds it."""
+        [key_id, _] = self.resolve(reference)["Fn::GetAtt"]
+        [key] = [template["Resources"][key_id] for template in self.templates.values()
+                 if template["Resources"].get(key_id, {}).get("Type") == "AWS::KMS::Key"]
+        return key
+
     def rules(self, group_id: str, direction: str) -> list[dict[str, Any]]:
         """Every ingress or egress rule of a network-stack security group: inline and standalone, in any stack."""
         inline_key, resource_type = {"ingress": ("SecurityGroupIngress", "AWS::EC2::SecurityGroupIngress"),
