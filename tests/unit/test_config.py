@@ -62,7 +62,8 @@ def test_shipped_environments_are_valid() -> None:
 def test_unknown_environment_lists_the_known_ones() -> None:
     known = ", ".join(available_environments())
     assert known.startswith("dev, ")
-    with pytest.raises(ConfigError, match=rf"unknown environment 'staging'.*config/staging.yaml.*available: {known}\)$"):
+    with pytest.raises(ConfigError,
+                       match=rf"unknown environment 'staging'.*config/staging.yaml.*available: {known}\)$"):
         load_settings("staging")
 
 

@@ -95,12 +95,15 @@ class Assembly:
         [key_id] = self.resources(part, "AWS::KMS::Key") or self.resources("keys", "AWS::KMS::Key")
         return {"Fn::GetAtt": [key_id, "Arn"]}
 
-    def key_for(self, reference: Any) -> Resource:
-        """The AWS::KMS::Key a key property (`{"Fn::GetAtt": [id, "Arn"]}`, or a cross-stack reference to one)
-        names, in whichever template of this region holds it."""
+    def key_for(self, part: str, reference: Any) -> Resource:
+        """The AWS::KMS::Key a key property of a `part` resource names: `{"Fn::GetAtt": [id, "Arn"]}` in `part`, or
+        a cross-stack reference to one in the producing stack."""
+        producer = part
+        if isinstance(reference, dict) and "Fn::GetStackOutput" in reference:
+            [producer] = [other for other in self.templates
+                          if self.settings.name(other) == reference["Fn::GetStackOutput"]["StackName"]]
         [key_id, _] = self.resolve(reference)["Fn::GetAtt"]
-        [key] = [template["Resources"][key_id] for template in self.templates.values()
-                 if template["Resources"].get(key_id, {}).get("Type") == "AWS::KMS::Key"]
+        key: Resource = self.resources(producer, "AWS::KMS::Key")[key_id]
         return key
 
     def rules(self, group_id: str, direction: str) -> list[dict[str, Any]]:
