@@ -297,7 +297,7 @@ def test_a_replicated_chat_history_may_be_provisioned(tmp_path: Path) -> None:
 def test_engine_version_is_a_constant_the_cdk_knows(tmp_path: Path) -> None:
     from refarch.constructs.aws.database import POSTGRES_VERSIONS
 
-    for environment in ("dev", "prod"):
+    for environment in available_environments():
         version = load_settings(environment).database.engine_version
         assert POSTGRES_VERSIONS[version].postgres_full_version == version
     message = error_for(write_config(tmp_path, {"database.engine_version": "17.99"}))
@@ -331,7 +331,7 @@ def test_deploy_refuses_placeholders_before_cdk_runs() -> None:
     preflight_line = next(i for i, line in enumerate(plan) if "refarch.tools.preflight --env prod" in line)
     deploy_line = next(i for i, line in enumerate(plan) if line.startswith("cdk deploy --all -c env=prod"))
     assert preflight_line < deploy_line
-    for environment in ("dev", "prod"):
+    for environment in available_environments():
         preflight = subprocess.run([sys.executable, "-m", "refarch.tools.preflight", "--env", environment], cwd=ROOT,
                                    capture_output=True, text=True, check=False)
         expected = load_settings(environment).placeholders()

@@ -7,8 +7,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from .assembly import Assembly, Resource
 
 # Which resource (type, attribute: "Ref" or a GetAtt name) each metric dimension names. A fact about CloudWatch.
@@ -202,9 +200,7 @@ def test_the_composite_alarm_pages_on_what_users_feel(assembly: Assembly) -> Non
         set() if idles_at_zero else {"AWS::ElasticLoadBalancingV2::TargetGroup"}) <= paged_targets
 
 
-@pytest.mark.parametrize("variant", ["dev", "prod"])
-def test_the_budget_follows_config(variant: str, request: pytest.FixtureRequest) -> None:
-    assembly: Assembly = request.getfixturevalue(variant)
+def test_the_budget_follows_config(assembly: Assembly) -> None:
     budget_settings = assembly.settings.operations.budget
     [(_, budget)] = assembly.resources("monitoring", "AWS::Budgets::Budget").items()
     data = budget["Properties"]["Budget"]
