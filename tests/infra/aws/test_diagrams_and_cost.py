@@ -125,11 +125,3 @@ def test_lab_idles_within_the_learner_budget_but_for_the_rotation_endpoint(assem
     # and the endpoint it keeps is the smallest one: one zone
     endpoints = [line for line in bill.lines if line.price_key in ROTATION_PATH_PRICE_KEYS]
     assert [line.quantity for line in endpoints] == [HOURS_PER_MONTH]
-
-
-@pytest.mark.xfail(strict=True, reason="the secret rotation functions need the Secrets Manager endpoint "
-                                       "($0.26/day); dropping it needs IAM database auth for the API's login and "
-                                       "RDS-managed rotation of the master secret (docs/cost.md)")
-def test_lab_idles_within_the_learner_budget(assemblies: Assemblies) -> None:
-    bill = cost.aws_bill(as_deployment(assemblies[LAB]))
-    assert bill.idle_per_day <= LEARNER_BUDGET_PER_DAY, cost.render(bill)
