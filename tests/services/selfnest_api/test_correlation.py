@@ -6,11 +6,13 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import boto3
 import pytest
 from selfnest_api import correlation
 from selfnest_api.outbox import MAX_MESSAGE_ATTRIBUTES
@@ -19,7 +21,7 @@ from tests.infra.aws.assembly import Assembly
 from tests.services.aws_template import MotoStack
 from tests.services.lambda_runtime import SqsEventSource, event_sources
 
-from .conftest import RunningApi
+from .conftest import ApiLauncher, RunningApi
 from .people import Identity, listed_therapist, slot, unique
 
 TRACE_ID = "1-67891233-abcdef012345678912345678"
@@ -157,6 +159,49 @@ def test_the_request_trace_id_rides_on_the_publish_call_as_the_x_ray_trace_heade
         sns.meta.events.unregister("before-send.sns.Publish", spy)
     assert reply.status == 201, reply.body
     assert sent == [f"Root={TRACE_ID}".encode()]
+
+
+def test_an_event_the_relay_publishes_after_an_outage_keeps_its_requests_correlation_id(
+        launcher: ApiLauncher, identity: Identity, capsys: pytest.CaptureFixture[str]) -> None:
+    # No such topic yet: the request's own publish fails and the background relay publishes later, from the row.
+    topic_name = unique("session-events-correlation")
+    topic_arn = f"arn:aws:sns:{identity.region}:123456789012:{topic_name}"
+    api = launcher.start(database="selfnest_correlation", topic_arn=topic_arn, retry_seconds=0.2)
+    therapist, client = listed_therapist(identity, api.client), identity.client(unique("client"))
+    correlation_id = f"relay-{uuid.uuid4()}"
+    reply = api.client.call("POST", "/sessions", token=client.access_token,
+                            json_body={"therapist_id": therapist.sub, "starts_at": slot(hours_ahead=33)},
+                            headers={correlation.HEADER: correlation_id})
+    assert reply.status == 201, reply.body
+
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=unique("relay-probe"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with api.service.database.connection() as connection, connection.transaction():
+        # Held so the relay cannot publish before the probe listens (it claims rows FOR UPDATE SKIP LOCKED).
+        connection.execute("SELECT event_id FROM outbox_events WHERE published_at IS NULL FOR UPDATE")
+        sns.create_topic(Name=topic_name)
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                      Attributes={"RawMessageDelivery": "true"})
+    deadline = time.monotonic() + 30
+    messages: list[Any] = []
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"],
+                                       WaitTimeSeconds=1).get("Messages", [])
+    [message] = messages
+    assert message["MessageAttributes"][correlation.MESSAGE_ATTRIBUTE]["StringValue"] == correlation_id
+    while time.monotonic() < deadline and pending(api):   # its log line is written before the relay commits
+        time.sleep(0.05)
+    relay_lines = [line for line in api_lines(capsys.readouterr().out)
+                   if line["event"] in ("session_event_publish_failed", "session_event_published")]
+    assert {line["event"] for line in relay_lines} == {"session_event_publish_failed", "session_event_published"}
+    assert all(line["correlation_id"] == correlation_id for line in relay_lines)
+
+
+def pending(api: RunningApi) -> int:
+    with api.service.database.connection() as connection:
+        row = connection.execute("SELECT count(*) AS n FROM outbox_events WHERE published_at IS NULL").fetchone()
+    return int(row["n"]) if row else 0
 
 
 @pytest.mark.parametrize("inbound", [
