@@ -33,7 +33,7 @@ ROUTINE_KEYS = frozenset({"time", "timestamp", "level", "event", "message", "loc
 @dataclass(frozen=True, kw_only=True)
 class LogLine:
     at: datetime
-    source: str                    # a process (selfnest-api) or a Lambda function (its name in the emulator)
+    source: str                    # a process (selfnest-api) or a Lambda function (its Powertools service name)
     text: str
     fields: dict[str, Any] | None  # the JSON object, for structured lines
 
@@ -63,9 +63,7 @@ def gather(state: Path) -> list[LogLine]:
 
 def follow(identifier: str, lines: Iterable[LogLine]) -> list[LogLine]:
     """The lines of the booking or request `identifier`, oldest first."""
-    if FOLLOWABLE_ID.fullmatch(identifier) is None:
-        raise LocalError(f"follow: {identifier!r} is not a booking id or a correlation id "
-                         "(8 to 128 letters, digits, '.', '_', ':' or '-')")
+    check_followable(identifier)
     every = list(lines)
     mentioning = [line for line in every if identifier in line.text]
     wanted = {identifier, *(str(line.fields["correlation_id"]) for line in mentioning
@@ -73,7 +71,14 @@ def follow(identifier: str, lines: Iterable[LogLine]) -> list[LogLine]:
     return sorted((line for line in every if any(one in line.text for one in wanted)), key=lambda line: line.at)
 
 
+def check_followable(identifier: str) -> None:
+    if FOLLOWABLE_ID.fullmatch(identifier) is None:
+        raise LocalError(f"follow: {identifier!r} is not a booking id or a correlation id "
+                         "(8 to 128 letters, digits, '.', '_', ':' or '-')")
+
+
 def print_followed(identifier: str, state: Path, *, say: Callable[[str], None] = print) -> int:
+    check_followable(identifier)   # before anything is read: a typo is one line even when nothing is up
     followed = follow(identifier, gather(state))
     if not followed:
         raise LocalError(f"no log line mentions {identifier} (looked in {state / 'logs'} and the emulator's "
@@ -99,26 +104,34 @@ def _file_lines(path: Path) -> list[LogLine]:
     return found
 
 
-def _function_lines(endpoints: Endpoints) -> dict[str, list[LogLine]]:
-    """Each deployed function's log lines from the emulator's CloudWatch Logs, keyed by function name."""
+def function_labels(endpoints: Endpoints) -> dict[str, tuple[str, str]]:
+    """Each deployed function's log group → (function name, the short label `follow` shows: its Powertools service
+    name, e.g. notificationsconsumer, else the function name)."""
     lambda_ = aws_client("lambda", endpoint=endpoints.emulator, region=endpoints.region)
-    logs = aws_client("logs", endpoint=endpoints.emulator, region=endpoints.region)
-    groups = {}
+    labels = {}
     for page in lambda_.get_paginator("list_functions").paginate():
         for function in page["Functions"]:
             name = function["FunctionName"]
-            groups[(function.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"] = name
+            variables = (function.get("Environment") or {}).get("Variables") or {}
+            group = (function.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"
+            labels[group] = (name, variables.get("POWERTOOLS_SERVICE_NAME") or name)
+    return labels
+
+
+def _function_lines(endpoints: Endpoints) -> dict[str, list[LogLine]]:
+    """Each deployed function's log lines from the emulator's CloudWatch Logs, keyed by function name."""
+    logs = aws_client("logs", endpoint=endpoints.emulator, region=endpoints.region)
     existing = {group["logGroupName"] for page in logs.get_paginator("describe_log_groups").paginate()
                 for group in page["logGroups"]}
     found: dict[str, list[LogLine]] = {}
-    for group, function in sorted(groups.items()):
+    for group, (function, label) in sorted(function_labels(endpoints).items()):
         if group not in existing:
             continue   # never invoked yet
         lines = found.setdefault(function, [])
         for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
             for event in page["events"]:
                 text = event["message"].rstrip("\n")
-                lines.append(LogLine(at=datetime.fromtimestamp(event["timestamp"] / 1000, UTC), source=function,
+                lines.append(LogLine(at=datetime.fromtimestamp(event["timestamp"] / 1000, UTC), source=label,
                                      text=text, fields=_json_object(text)))
     return found
 

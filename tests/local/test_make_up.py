@@ -22,8 +22,9 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 from botocore.exceptions import ClientError
+from refarch.local.logs import function_labels
 from refarch.local.processes import Registry
-from refarch.local.selfnest import ROOT, aws_client, role_credentials, web_task_definitions
+from refarch.local.selfnest import ROOT, Endpoints, aws_client, role_credentials, web_task_definitions
 
 
 def local(*arguments: str, state: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -62,8 +63,7 @@ def test_follow_prints_the_demo_bookings_lines_from_the_api_and_every_consumer_i
     and copies the functions' logs next to the processes' in .local/logs/."""
     demo = (state / "demo.out").read_text()
     [(session_id, correlation_id)] = re.findall(r"make follow ID=(\S+)\s+\(its request's correlation id: (\S+)\)", demo)
-    endpoints = json.loads((state / "endpoints.json").read_text())
-    consumers = _session_event_consumers(endpoints)
+    consumers = _session_event_consumers(Endpoints.load(state))
     deadline = time.monotonic() + 120
     while True:   # the emulator runs the consumers asynchronously; the demo itself waited for their tables
         followed = local("follow", session_id, state=state)
@@ -84,7 +84,8 @@ def test_follow_prints_the_demo_bookings_lines_from_the_api_and_every_consumer_i
     for source in ("selfnest-api", *consumers):
         assert any(correlation_id in line for line in lines if line.split()[1] == source), (source, followed.stdout)
     assert any("session_booked" in line and session_id in line for line in lines if " selfnest-api " in line)
-    assert {path.stem for path in (state / "logs" / "lambda").glob("*.log")} >= consumers
+    labels = {function: label for function, label in function_labels(Endpoints.load(state)).values()}
+    assert {labels[path.stem] for path in (state / "logs" / "lambda").glob("*.log")} >= consumers
     # A correlation id follows that one request; a malformed or unknown id gets one line.
     by_request = local("follow", correlation_id, state=state)
     assert by_request.returncode == 0 and correlation_id in by_request.stdout
@@ -97,18 +98,20 @@ def test_follow_prints_the_demo_bookings_lines_from_the_api_and_every_consumer_i
     assert "no log line mentions" in unknown.stderr
 
 
-def _session_event_consumers(endpoints: dict[str, str]) -> set[str]:
-    """The deployed functions fed by an SQS queue subscribed to the session-events topic (a fork's new consumer
-    is expected in `follow`'s output too)."""
-    emulator, region = endpoints["emulator"], endpoints["region"]
+def _session_event_consumers(endpoints: Endpoints) -> set[str]:
+    """The labels `follow` shows for the deployed functions fed by an SQS queue subscribed to the session-events
+    topic (a fork's new consumer is expected in its output too)."""
+    emulator, region = endpoints.emulator, endpoints.region
     sns, lambda_ = aws_client("sns", endpoint=emulator, region=region), aws_client("lambda", endpoint=emulator,
                                                                                   region=region)
     queues = {subscription["Endpoint"] for subscription in sns.list_subscriptions_by_topic(
-        TopicArn=endpoints["session_events_topic_arn"])["Subscriptions"] if subscription["Protocol"] == "sqs"}
+        TopicArn=endpoints.session_events_topic_arn)["Subscriptions"] if subscription["Protocol"] == "sqs"}
     mappings = lambda_.list_event_source_mappings()["EventSourceMappings"]
-    found = {mapping["FunctionArn"].rsplit(":", 1)[-1] for mapping in mappings if mapping["EventSourceArn"] in queues}
-    assert found, "no function consumes the session-events topic"
-    return found
+    consuming = {mapping["FunctionArn"].rsplit(":", 1)[-1] for mapping in mappings
+                 if mapping["EventSourceArn"] in queues}
+    assert consuming, "no function consumes the session-events topic"
+    labels = dict(function_labels(endpoints).values())
+    return {labels[function] for function in consuming}
 
 
 def test_babybloom_queue_trigger_runs_reminders_and_poisons_bad_messages(state: Path):
