@@ -47,9 +47,14 @@ def session_event_consumer(apply: Callable[[SessionEvent], None], *, logger: Log
         logger.set_correlation_id(correlation_id_of(record))
         logger.remove_keys(["event_id", "event_type", "session_id"])   # the batch's previous record's
         logger.append_keys(message_id=record.message_id)
-        event = SessionEvent.from_body(record.body)   # malformed: raises, so this record alone is retried
-        logger.append_keys(event_id=event.event_id, event_type=event.type, session_id=event.session_id)
-        apply_once(event=event.document())
+        try:
+            event = SessionEvent.from_body(record.body)   # malformed: raises, so this record alone is retried
+            logger.append_keys(event_id=event.event_id, event_type=event.type, session_id=event.session_id)
+            apply_once(event=event.document())
+        except Exception as error:
+            # The class only: a message's text can quote the record's values. The record goes back to its queue.
+            logger.warning("session event not applied; it returns to the queue", extra={"error": type(error).__name__})
+            raise
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

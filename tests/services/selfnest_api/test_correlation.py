@@ -121,6 +121,29 @@ def test_one_bookings_correlation_id_is_on_every_log_line_from_the_api_to_each_c
     assert "behavioural" not in everything
 
 
+def test_a_consumer_logs_a_failed_record_under_its_correlation_id_and_drops_a_malformed_one(
+        every_consumer: list[SqsEventSource], messaging_stack: MotoStack, session_events_topic: str) -> None:
+    drain_quietly(every_consumer)
+    [notifications] = [source for source in every_consumer if source.function.handler_name == "notifications.handler"]
+    good, forged = f"poison-{uuid.uuid4()}", 'forged" id\\n{"level": "error"}'
+    sns = messaging_stack.client("sns")
+    try:
+        for correlation_id in (good, forged):
+            sns.publish(TopicArn=session_events_topic, Message=json.dumps({"not": "a session event"}),
+                        MessageAttributes={"event_type": {"DataType": "String", "StringValue": "session.booked"},
+                                           correlation.MESSAGE_ATTRIBUTE: {"DataType": "String",
+                                                                           "StringValue": correlation_id}})
+        with consumer_lines(notifications) as captured:
+            result = notifications.poll()
+        assert len(result.failed) == len(result.delivered) == 2
+        failures = [line for line in captured.lines if line.get("error") == "MalformedEventError"]
+        assert sorted(str(line.get("correlation_id")) for line in failures) == sorted([good, "None"])
+        assert "forged" not in json.dumps(captured.lines)   # a malformed id is dropped, never logged
+    finally:
+        for source in every_consumer:   # the poison stays out of other tests' queues
+            source.stack.client("sqs").purge_queue(QueueUrl=source.queue_url)
+
+
 def test_the_event_carries_the_correlation_id_as_a_message_attribute_within_the_raw_delivery_limit(
         api: RunningApi, identity: Identity, raw_probe: str, messaging_stack: MotoStack) -> None:
     therapist, client = listed_therapist(identity, api.client), identity.client(unique("client"))
