@@ -253,3 +253,18 @@ def test_a_well_formed_inbound_correlation_id_is_kept(api: RunningApi) -> None:
     for inbound in (str(uuid.uuid4()), "01HZY3J6W4N3S5T6V7X8Y9Z0AB", f"Root={TRACE_ID}"[5:], "mobile.retry:42-ab"):
         assert api.client.call("GET", "/healthz", headers={correlation.HEADER: inbound}).headers[
             correlation.HEADER] == inbound
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (f"Root={TRACE_ID}", TRACE_ID),                                                   # the ALB made it
+    (f"Self=1-67891233-12456789abcdef012345678;Root={TRACE_ID}", TRACE_ID),          # the ALB extended the caller's
+    (f"Self=1-67891233-12456789abcdef012345678;Root={TRACE_ID};CalledFrom=app", TRACE_ID),
+    (f"Root={TRACE_ID};Parent=53995c3f42cd8ad8;Sampled=1", TRACE_ID),
+    ("Root=1-67891233-ABCDEF012345678912345678", None),                               # not lower-case hex
+    ("Root=1-6789123-abcdef012345678912345678", None),                                # 7 digits of time
+    (f"XRoot={TRACE_ID}", None),
+    (f"Root={TRACE_ID}" + ";Custom=" + "x" * 300, None),                              # too long to read
+    (None, None),
+])
+def test_the_trace_id_is_the_root_of_a_well_formed_trace_header(header: str | None, expected: str | None) -> None:
+    assert correlation.trace_root(header) == expected
