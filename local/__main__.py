@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "up":
             return _up(arguments.env, arguments.port, state)
         if arguments.command == "down":
+            _keep_function_logs(state)
             stopped = Registry(state).stop_all()
             (state / "endpoints.json").unlink(missing_ok=True)
             print(f"stopped {len(stopped)} process(es): {', '.join(p.name for p in stopped) or 'nothing was running'}")
@@ -76,6 +77,20 @@ def _up(environment: str, port: int | None, state: Path) -> int:
     print(f"  logs                      {_short(state)}/logs/ (functions' too, after `make follow ID=...`)")
     print("next: make demo   ·   make follow ID=<booking id>   ·   make down")
     return 0
+
+
+def _keep_function_logs(state: Path) -> None:
+    """The emulator keeps the functions' logs in memory: copy them to .local/logs/lambda/ before it stops."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .logs import save_function_logs
+
+    if not (state / "endpoints.json").is_file() or not Registry(state).running():
+        return
+    try:
+        save_function_logs(state)
+    except (BotoCoreError, ClientError, LocalError) as error:   # stopping matters more than the copy
+        print(f"note: the functions' logs were not kept ({type(error).__name__}); stopping anyway", file=sys.stderr)
 
 
 def _short(path: Path) -> str:

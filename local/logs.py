@@ -2,10 +2,12 @@
 
 `make up`'s logs are in two places: the processes it starts write to `.local/logs/<name>.log` (the booking API's
 JSON lines among them), and MiniStack writes what each Lambda function logs to its CloudWatch Logs group, as AWS
-does. `gather` brings both together — it also copies each function's group into `.local/logs/lambda/<function>.log`,
-so everything is in one folder for grep — and `follow` picks the lines of one booking: given a booking (session) id
-it finds the correlation ids of the requests that booked or cancelled it, and prints every line carrying any of
-them, from the API and from each consumer, oldest first. Given a correlation id, the lines of that one request.
+does. `gather` brings both together — it also copies each function's group into `.local/logs/lambda/<function>.log`
+(so does `make down`, before it stops the emulator, whose logs live in memory), so everything is in one folder for
+grep and can still be followed after `make down` — and `follow` picks the lines of one booking: given a booking
+(session) id it finds the correlation ids of the requests that booked or cancelled it, and prints every line
+carrying any of them, from the API and from each consumer, oldest first. Given a correlation id, the lines of that
+one request.
 """
 
 from __future__ import annotations
@@ -47,16 +49,28 @@ class LogLine:
 
 
 def gather(state: Path) -> list[LogLine]:
-    """Every line `make up`'s processes and the emulator's functions have logged so far; the functions' groups are
-    also written to `.local/logs/lambda/`."""
+    """Every line `make up`'s processes and the emulator's functions have logged. While it is up, the functions'
+    groups are read from the emulator and copied to `.local/logs/lambda/`; after `make down`, from that copy."""
     logs = state / "logs"
     lines = [line for path in sorted(logs.glob("*.log")) for line in _file_lines(path)]
-    endpoints = Endpoints.load(state)
-    functions = _function_lines(endpoints)
-    (logs / LAMBDA_LOGS).mkdir(parents=True, exist_ok=True)
-    for function, function_lines in functions.items():
-        (logs / LAMBDA_LOGS / f"{function}.log").write_text(
-            "".join(f"{line.at.isoformat()} {line.text}\n" for line in function_lines), encoding="utf-8")
+    if (state / "endpoints.json").is_file():
+        return lines + save_function_logs(state)
+    saved = sorted((logs / LAMBDA_LOGS).glob("*.log"))
+    if not saved:
+        raise LocalError("nothing is running here and no function logs were kept: `make up` and `make demo` first")
+    return lines + [line for path in saved for line in _saved_function_lines(path)]
+
+
+def save_function_logs(state: Path) -> list[LogLine]:
+    """The functions' lines from the emulator, also written to `.local/logs/lambda/<function>.log` (one line each:
+    time, the label `follow` shows, the line as logged)."""
+    folder = state / "logs" / LAMBDA_LOGS
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for function, function_lines in _function_lines(Endpoints.load(state)).items():
+        (folder / f"{function}.log").write_text(
+            "".join(f"{line.at.isoformat()} {line.source} {line.text}\n" for line in function_lines),
+            encoding="utf-8")
         lines += function_lines
     return lines
 
@@ -116,6 +130,17 @@ def function_labels(endpoints: Endpoints) -> dict[str, tuple[str, str]]:
             group = (function.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"
             labels[group] = (name, variables.get("POWERTOOLS_SERVICE_NAME") or name)
     return labels
+
+
+def _saved_function_lines(path: Path) -> list[LogLine]:
+    found = []
+    for saved in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        at, source, text = [*saved.split(" ", 2), "", ""][:3]
+        try:
+            found.append(LogLine(at=datetime.fromisoformat(at), source=source, text=text, fields=_json_object(text)))
+        except ValueError:
+            continue   # not a line this module wrote
+    return found
 
 
 def _function_lines(endpoints: Endpoints) -> dict[str, list[LogLine]]:

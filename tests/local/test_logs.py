@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from refarch.local.logs import LogLine, follow
+from refarch.local.logs import LogLine, follow, gather
 from refarch.local.processes import LocalError
 
 BOOKING = "6b676c1e-cd87-4e17-bcf1-cf789f22d18b"
@@ -55,3 +56,23 @@ def test_a_line_prints_its_event_and_the_fields_that_matter() -> None:
     shown = line(0, "audit", level="INFO", message="audit record written", correlation_id=BOOKED_BY,
                  service="auditconsumer", cold_start=True, session_id=BOOKING).describe()
     assert shown == f"info    audit record written  correlation_id={BOOKED_BY} session_id={BOOKING}"
+
+
+def test_after_make_down_the_kept_function_logs_are_followed(tmp_path: Path) -> None:
+    state = tmp_path / ".local"
+    (state / "logs" / "lambda").mkdir(parents=True)
+    api_line = json.dumps({"time": START.isoformat(), "level": "info", "event": "session_booked",
+                           "correlation_id": BOOKED_BY, "session_id": BOOKING})
+    (state / "logs" / "selfnest-api.log").write_text(f"{api_line}\nnot json, no time\n")
+    consumer_line = json.dumps({"level": "INFO", "message": "audit record written", "correlation_id": BOOKED_BY})
+    (state / "logs" / "lambda" / "selfnest-dev-messaging-AuditConsumerFunction.log").write_text(
+        f"{(START + timedelta(seconds=3)).isoformat()} auditconsumer {consumer_line}\n")
+    followed = follow(BOOKING, gather(state))
+    assert [(item.source, item.fields and item.fields.get("correlation_id")) for item in followed] == [
+        ("selfnest-api", BOOKED_BY), ("auditconsumer", BOOKED_BY)]
+
+
+def test_with_nothing_up_and_nothing_kept_follow_says_so(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    with pytest.raises(LocalError, match="nothing is running here and no function logs were kept"):
+        gather(tmp_path)

@@ -64,6 +64,7 @@ def test_follow_prints_the_demo_bookings_lines_from_the_api_and_every_consumer_i
     demo = (state / "demo.out").read_text()
     [(session_id, correlation_id)] = re.findall(r"make follow ID=(\S+)\s+\(its request's correlation id: (\S+)\)", demo)
     consumers = _session_event_consumers(Endpoints.load(state))
+    (state / "consumers.json").write_text(json.dumps(sorted(consumers)))   # for the follow after `make down`
     deadline = time.monotonic() + 120
     while True:   # the emulator runs the consumers asynchronously; the demo itself waited for their tables
         followed = local("follow", session_id, state=state)
@@ -204,6 +205,12 @@ def test_down_stops_every_process_it_started(state: Path):
     assert stopped.returncode == 0, stopped.stderr
     assert Registry(state).running() == []   # each recorded PID is gone, or now belongs to another program
     assert "ministack" in stopped.stdout and "selfnest-api" in stopped.stdout
+    # The emulator kept the functions' logs in memory; `make down` copied them first, so the booking still follows.
+    [session_id] = re.findall(r"make follow ID=(\S+)", (state / "demo.out").read_text())
+    followed = local("follow", session_id, state=state)
+    assert followed.returncode == 0, followed.stderr
+    consumers = json.loads((state / "consumers.json").read_text())
+    assert {"selfnest-api", *consumers} <= {line.split()[1] for line in followed.stdout.strip().splitlines()[:-1]}
 
 
 def test_demo_without_up_says_so(tmp_path: Path):
