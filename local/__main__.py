@@ -85,7 +85,8 @@ def _keep_function_logs(state: Path) -> None:
 
     from .logs import save_function_logs
 
-    if not (state / "endpoints.json").is_file() or not Registry(state).running():
+    emulator_running = any(process.name == "ministack" for process in Registry(state).running())
+    if not (state / "endpoints.json").is_file() or not emulator_running:
         return
     try:
         save_function_logs(state)
