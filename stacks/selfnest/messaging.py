@@ -18,7 +18,11 @@ from .backup import backup_plan_name
 from .config import ConsumerTable, SelfnestSettings
 from .keys import tier_key
 
-CONSUMERS_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_events"
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+CONSUMERS_DIRECTORY = SERVICES / "selfnest_events"
+# The booking API's package, for its correlation-id rule (selfnest_api/correlation.py): the API and the consumers
+# agree on what a well-formed id is from one piece of code.
+CONSUMER_SHARED_MODULES = (SERVICES / "selfnest_api" / "selfnest_api",)
 EVENT_TYPE_ATTRIBUTE = "event_type"
 NOTIFIED_EVENT_TYPES = ["session.booked", "session.cancelled"]
 AUDITED_EVENT_PREFIX = "session."
@@ -58,6 +62,7 @@ class MessagingStack(cdk.Stack):
 
         def consumer(id: str, *, handler: str, description: str, environment: dict[str, str]) -> BundledPythonFunction:
             function = BundledPythonFunction(self, id, source=CONSUMERS_DIRECTORY, logs_key=key, retain_data=retain,
+                                             include=CONSUMER_SHARED_MODULES,
                                              shape=FunctionShape(
                                                  handler=handler, description=description,
                                                  timeout_seconds=messaging.consumer_timeout_seconds,
