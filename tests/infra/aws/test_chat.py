@@ -60,7 +60,7 @@ def test_only_connect_has_the_token_authorizer(assembly: Assembly) -> None:
     assert function_by_handler(assembly)["authorizer.handler"] in uri
     routes = {route["Properties"]["RouteKey"]: route["Properties"]
               for route in resources(assembly, "AWS::ApiGatewayV2::Route").values()}
-    assert set(routes) == {"$connect", "$disconnect", "$default", "joinSession", "sendMessage"}
+    assert set(routes) == {"$connect", "$disconnect", "$default", "joinSession", "sendMessage", "fetchHistory"}
     assert routes["$connect"]["AuthorizationType"] == "CUSTOM"
     assert routes["$connect"]["AuthorizerId"] == ref(authorizer_id)
     assert all(route["AuthorizationType"] == "NONE" for key, route in routes.items() if key != "$connect")
@@ -90,7 +90,7 @@ def test_stage_is_throttled_and_writes_access_logs_without_client_addresses(asse
 
 def test_tables_expire_items_recover_to_any_second_and_use_the_chat_key(assembly: Assembly) -> None:
     name = assembly.settings.name
-    [key_id] = resources(assembly, "AWS::KMS::Key")
+    key_arn = assembly.tier_key_arn("chat")
     tables = {name: resources(assembly, table["Type"])[logical_id] for name, logical_id in tables_by_name(assembly)
               .items() for table in [assembly.templates["chat"]["Resources"][logical_id]]}
     for table_name in (name("chat-connections"), name("chat-messages"), name("chat-sessions")):
@@ -98,8 +98,9 @@ def test_tables_expire_items_recover_to_any_second_and_use_the_chat_key(assembly
         assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
         assert properties["SSESpecification"]["SSEEnabled"] is True and properties["SSESpecification"][
             "SSEType"] == "KMS"
-        assert protection(tables[table_name], assembly.settings.region) == {
-            "pitr": {"PointInTimeRecoveryEnabled": True}, "key": get_att(key_id, "Arn")}
+        table_protection = protection(tables[table_name], assembly.settings.region)
+        assert table_protection == {"pitr": {"PointInTimeRecoveryEnabled": True}, "key": table_protection["key"]}
+        assert assembly.resolve(table_protection["key"]) == key_arn
         assert tables[table_name]["DeletionPolicy"] == ("Retain" if assembly.settings.retain_data else "Delete")
     # The index the send handler queries (others, such as lab 13's by-user index, may sit beside it).
     [index] = [index for index in tables[name("chat-connections")]["Properties"]["GlobalSecondaryIndexes"]
@@ -123,7 +124,7 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
     name, stage = assembly.settings.name, assembly.settings.environment
     tables = tables_by_name(assembly)
     [api_id] = resources(assembly, "AWS::ApiGatewayV2::Api")
-    [key_id] = resources(assembly, "AWS::KMS::Key")
+    key_arn = assembly.tier_key_arn("chat")
     sessions, connections, messages, idempotency = (
         get_att(tables[name(f"chat-{suffix}")], "Arn") for suffix in ("sessions", "connections", "messages",
                                                                       "idempotency"))
@@ -141,12 +142,17 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
                                                         "dynamodb:DeleteItem"},
                               json.dumps(by_session): {"dynamodb:Query"},
                               json.dumps(messages): {"dynamodb:PutItem"}},
+        # Read-only on messages: older history is queried, never written.
+        "chat.fetch_history": {json.dumps(sessions): {"dynamodb:GetItem"},
+                               json.dumps(connections): {"dynamodb:GetItem", "dynamodb:UpdateItem",
+                                                         "dynamodb:DeleteItem"},
+                               json.dumps(messages): {"dynamodb:Query"}},
         "chat.default": {json.dumps(connections): {"dynamodb:DeleteItem"}},
         "sessions.handler": {json.dumps(sessions): {"dynamodb:UpdateItem"},
                              json.dumps(idempotency): {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                                        "dynamodb:DeleteItem"}},
     }
-    posting = {"chat.join_session", "chat.send_message", "chat.default"}
+    posting = {"chat.join_session", "chat.send_message", "chat.fetch_history", "chat.default"}
     account = assembly.accounts["chat"]
 
     def connections_arn_for(method: str) -> dict[str, Any]:
@@ -169,7 +175,7 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
             if any(action.startswith("dynamodb:") for action in actions):
                 dynamodb.setdefault(json.dumps(statement["Resource"]), set()).update(actions)
             elif any(action.startswith("kms:") for action in actions):
-                assert statement["Resource"] == get_att(key_id, "Arn")
+                assert assembly.resolve(statement["Resource"]) == key_arn
             elif any(action.startswith("execute-api:") for action in actions):
                 assert (actions, statement["Resource"]) == (["execute-api:ManageConnections"], connections_arn)
                 assert handler in posting
@@ -202,3 +208,17 @@ def test_the_sessions_consumer_hears_only_bookings_and_cancellations(assembly: A
     topic = assembly.resolve(subscription["Properties"]["TopicArn"])
     assert assembly.templates["messaging"]["Resources"][topic["Ref"]]["Properties"]["TopicName"] == \
         assembly.settings.name("session-events")
+
+
+def test_older_history_has_its_own_route_function_and_page_limits(assembly: Assembly) -> None:
+    chat = assembly.settings.chat
+    handlers = function_by_handler(assembly)
+    [route] = [route["Properties"] for route in resources(assembly, "AWS::ApiGatewayV2::Route").values()
+               if route["Properties"]["RouteKey"] == "fetchHistory"]
+    integration_id = route["Target"]["Fn::Join"][1][1]["Ref"]
+    integration = resources(assembly, "AWS::ApiGatewayV2::Integration")[integration_id]["Properties"]
+    assert handlers["chat.fetch_history"] in json.dumps(integration["IntegrationUri"])
+    environment = resources(assembly, "AWS::Lambda::Function")[handlers["chat.fetch_history"]]["Properties"][
+        "Environment"]["Variables"]
+    assert (environment["HISTORY_PAGE_MESSAGES"], environment["HISTORY_PAGES_PER_MINUTE"]) == (
+        str(chat.history_page_messages), str(chat.history_pages_per_minute_per_connection))
