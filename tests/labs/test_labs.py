@@ -60,6 +60,7 @@ SUITES: dict[str, list[str]] = {
     "12": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
     "13": ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"],
 }
+SUITES["14"] = ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"]
 
 
 # What a grade or a Selfnest bill is made from besides config: the app, its context and locks, the graders, the
