@@ -155,7 +155,8 @@ class LoadBalancedService(Construct):
         """No task while idle: the balancer answers a request with 503 (no registered target), which starts one
         (about two minutes to healthy); fifteen minutes without a request routed to it stop it again. CPU target
         tracking cannot do either: a service with no task reports no CPU. RequestCount counts only requests the
-        balancer routed to a target, hence the 503s to wake and RequestCount to sleep."""
+        balancer routed to a target, hence the 503s to wake; and the 503s count as activity for sleep too, or the
+        sleep alarm (still in ALARM while the service sat at zero) would stop the task the wake-up just started."""
         def balancer_metric(metric_name: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(namespace="AWS/ApplicationELB", metric_name=metric_name, statistic="Sum",
                                      period=cdk.Duration.minutes(1),
@@ -168,7 +169,12 @@ class LoadBalancedService(Construct):
             scaling_steps=[appscaling.ScalingInterval(upper=0, change=0),
                            appscaling.ScalingInterval(lower=1, change=+1)])
         scaling.scale_on_metric(
-            "SleepWhenIdle", metric=balancer_metric("RequestCount"), evaluation_periods=15, datapoints_to_alarm=15,
+            "SleepWhenIdle", metric=cloudwatch.MathExpression(
+                expression="FILL(requests, 0) + FILL(refused, 0)", label="requests, routed or refused",
+                using_metrics={"requests": balancer_metric("RequestCount"),
+                               "refused": balancer_metric("HTTPCode_ELB_503_Count")},
+                period=cdk.Duration.minutes(1)),
+            evaluation_periods=15, datapoints_to_alarm=15,
             adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             scaling_steps=[appscaling.ScalingInterval(upper=0, change=-1),
                            appscaling.ScalingInterval(lower=1, change=0)])

@@ -226,3 +226,35 @@ def test_the_migration_runner_may_start_only_the_migrate_task_and_pass_only_its_
                for statement in policy["Properties"]["PolicyDocument"]["Statement"]
                if {"ecs:RunTask", "iam:PassRole"} & set(actions(statement))]
     assert sorted(map(json.dumps, granted)) == sorted(map(json.dumps, [run_task, pass_role]))
+
+
+def scaling_alarms(assembly: Assembly) -> dict[str, Resource]:
+    """The web stack's alarms that drive a step-scaling policy, by the policy's construct id."""
+    step_policies = assembly.resources("web", "AWS::ApplicationAutoScaling::ScalingPolicy").items()
+    policies = {logical_id: policy["Metadata"]["aws:cdk:path"].split("/")[-3]   # .../<id>/UpperPolicy/Resource
+                for logical_id, policy in step_policies if policy["Properties"]["PolicyType"] == "StepScaling"}
+    alarms = {}
+    for alarm in assembly.resources("web", "AWS::CloudWatch::Alarm").values():
+        for action in alarm["Properties"].get("AlarmActions", []):
+            if isinstance(action, dict) and action.get("Ref") in policies:
+                alarms[policies[action["Ref"]]] = alarm
+    return alarms
+
+
+def test_a_service_idling_at_zero_wakes_on_refused_requests_and_sleeps_only_when_none_arrive(
+        assembly: Assembly) -> None:
+    alarms = scaling_alarms(assembly)
+    if assembly.settings.web.min_tasks > 0:
+        assert not {"WakeOnRequest", "SleepWhenIdle"} & set(alarms)
+        return
+    wake = alarms["WakeOnRequest"]["Properties"]
+    assert (wake["MetricName"], wake["TreatMissingData"]) == ("HTTPCode_ELB_503_Count", "notBreaching")
+    sleep = alarms["SleepWhenIdle"]["Properties"]
+    [expression] = [metric["Expression"] for metric in sleep["Metrics"] if "Expression" in metric]
+    counted = {metric["Id"]: metric["MetricStat"]["Metric"]["MetricName"] for metric in sleep["Metrics"]
+               if "MetricStat" in metric}
+    # While the service sits at zero every request is refused (503): those count as activity, or the sleep alarm,
+    # in ALARM all along, would stop the task the wake-up has just started.
+    assert set(counted.values()) == {"RequestCount", "HTTPCode_ELB_503_Count"}
+    assert all(f"FILL({metric_id}, 0)" in expression for metric_id in counted)
+    assert sleep["ComparisonOperator"] in ("LessThanOrEqualToThreshold", "LessThanThreshold")
