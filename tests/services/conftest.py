@@ -70,9 +70,9 @@ def chat_stack(selfnest_assembly: Assembly, moto_endpoint: str, identity_stack: 
 
 
 @pytest.fixture(scope="session")
-def identity(identity_stack: MotoStack, selfnest_assembly: Assembly) -> Iterator[Identity]:
+def identity(identity_stack: MotoStack) -> Iterator[Identity]:
     with applying_client_write_attributes():
-        yield Identity(identity_stack, outdir=selfnest_assembly.outdir)
+        yield Identity(identity_stack)
 
 
 @pytest.fixture(scope="session")
