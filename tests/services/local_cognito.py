@@ -9,13 +9,19 @@ PostConfirmation, is invoked in the emulator by refarch.local.cognito, as `make 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
+import jwt
 import pyotp
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from refarch.constructs.aws.identity import ADMINS_GROUP, THERAPISTS_GROUP
 from refarch.local.demo import Person, Scenario
 
 from tests.local_deployment import LocalDeployment
+from tests.services.tokens import forged_under
 
 PASSWORD = "Calm-Harbour-Morning-42"   # meets the strongest configured policy (14+, all classes)
 
@@ -93,3 +99,30 @@ class DeployedIdentity:
     def groups_of(self, username: str) -> list[str]:
         listed = self.cognito.admin_list_groups_for_user(UserPoolId=self.pool_id, Username=username)
         return sorted(group["GroupName"] for group in listed["Groups"])
+
+
+# -- tokens a legitimate sign-in never produces, built from the deployed pool's real ones -------------------------
+
+def _kid(public_key: rsa.RSAPublicKey) -> str:
+    """MiniStack's key id: the base64 SHA-256 of the public key's DER encoding."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def _pool_key(deployment: LocalDeployment) -> rsa.RSAPrivateKey:
+    """The key the deployed pool signs access tokens with (the emulator keeps it in its state folder)."""
+    pem = (deployment.state / "ministack" / "cognito-pool-keys" /
+           f"{deployment.endpoints.user_pool_id}-access.pem").read_bytes()
+    key = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+def signed_with_pool_key(deployment: LocalDeployment, claims: dict[str, Any]) -> str:
+    """What only Cognito could issue: signed with the deployed pool's own key."""
+    key = _pool_key(deployment)
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": _kid(key.public_key())})
+
+
+def forged(deployment: LocalDeployment, claims: dict[str, Any]) -> str:
+    return forged_under(_kid(_pool_key(deployment).public_key()), claims)
