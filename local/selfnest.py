@@ -239,7 +239,9 @@ def up(*, environment: str, state: Path, port: int | None, say: Any = print, wit
     if registry.load() or (state / "endpoints.json").exists():
         say(f"cleaning up {state} left by a run that did not stop cleanly")
         registry.stop_all()
-        shutil.rmtree(state)
+    # Every `make up` deploys afresh: a previous run's database cluster (its logins hold the old secrets' passwords,
+    # which the migrate task never resets) and emulator state would refuse the new deployment.
+    shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True, exist_ok=True)
     region = load_settings(environment).region
     if port is not None and not port_is_free(port):
