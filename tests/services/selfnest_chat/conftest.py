@@ -234,10 +234,16 @@ class Pair:
     therapist: Socket
 
 
+@pytest.fixture(scope="module")
+def regulars(identity: DeployedIdentity) -> tuple[Tokens, Tokens]:
+    """A therapist and a client who book one session per test of a module (signing people up takes seconds)."""
+    return identity.therapist(unique("therapist")), identity.client(unique("client"))
+
+
 @pytest.fixture
-def pair(identity: DeployedIdentity, bookings: Bookings, chat: Chat) -> Iterator[Pair]:
+def pair(regulars: tuple[Tokens, Tokens], bookings: Bookings, chat: Chat) -> Iterator[Pair]:
     """A session booked now, its client and therapist connected and joined."""
-    booking = bookings.book(identity.therapist(unique("therapist")), identity.client(unique("client")))
+    booking = bookings.book(*regulars)
     client, therapist = (connected(chat, tokens) for tokens in (booking.client, booking.therapist))
     for socket in (client, therapist):
         [joined] = socket.send({"action": "joinSession", "sessionId": booking.session_id})
