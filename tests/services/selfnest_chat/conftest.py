@@ -5,6 +5,7 @@ through the deployed topic and the sessions consumer's event source mapping."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import time
 import uuid
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import jwt
 import pytest
@@ -96,6 +97,8 @@ class Chat:
         self.dynamodb = deployment.client("dynamodb")
         self.functions = deployment.client("lambda")
         environment = self.environment("chat.send_message")
+        self._lock: IO[str] | None = None
+        self._changing = 0
         templates = [json.loads(path.read_text()) for path in (deployment.state / "cdk.out").glob("*.template.json")]
         self.tables = Tables(*(chat_table(self.dynamodb, environment[variable], templates)
                                for variable in ("SESSIONS_TABLE", "CONNECTIONS_TABLE", "MESSAGES_TABLE")))
@@ -112,16 +115,36 @@ class Chat:
         return dict(configuration["Environment"]["Variables"])
 
     @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        """While a test talks to the chat: a shared lock, across xdist workers, on the chat functions' settings."""
+        with (self.deployment.state / "chat-settings.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            self._lock, self._changing = lock, 0
+            try:
+                yield
+            finally:
+                self._lock = None
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
     def configured(self, handler: str, **settings: str) -> Iterator[None]:
-        """The deployed function runs with `settings` changed (an operator's configuration change), then as before.
-        Only test_chat.py uses it, one test at a time, for limits too large to reach otherwise."""
+        """The deployed function runs with `settings` changed (an operator's configuration change), then as before,
+        for limits too large to reach otherwise. Chat tests of other workers wait meanwhile: the test's shared lock
+        becomes exclusive until every change it made is undone."""
+        assert self._lock is not None, "configured() needs the chat in use (the autouse fixture)"
+        if self._changing == 0:
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._changing += 1
         name = self.function(handler)["FunctionName"]
         before = self.environment(handler)
-        self._update(name, {**before, **settings})
         try:
+            self._update(name, {**before, **settings})
             yield
         finally:
             self._update(name, before)
+            self._changing -= 1
+            if self._changing == 0:
+                fcntl.flock(self._lock, fcntl.LOCK_SH)
 
     def _update(self, name: str, variables: dict[str, str]) -> None:
         self.functions.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
@@ -155,6 +178,12 @@ def _sub_of(token: str | None) -> str | None:
 @pytest.fixture(scope="session")
 def chat(local_deployment: LocalDeployment) -> Chat:
     return Chat(local_deployment)
+
+
+@pytest.fixture(autouse=True)
+def chat_in_use(chat: Chat) -> Iterator[None]:
+    with chat.in_use():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
 SUBPROTOCOL = Subprotocol("selfnest.v1")
-ANSWERS = ("joined", "sent", "error")   # the frame that ends the handlers' answer to a client's frame
+ANSWERS = ("joined", "sent", "historyPage", "error")   # the frame that ends the answer to a client's frame
 QUIET_SECONDS = 0.7     # a handler posts to the other participants before it answers the sender
 ANSWER_SECONDS = 30
 
@@ -39,7 +39,8 @@ class Socket:
 
     def send(self, frame: dict[str, Any] | str) -> list[dict[str, Any]]:
         """Send a frame (a dict is JSON-encoded, a str goes as is); returns the frames that answer it, up to and
-        including the one that ends the answer (joined, sent or error). Messages from others wait for `received`."""
+        including the one that ends the answer (joined, sent, historyPage or error). Messages from others wait for
+        `received`."""
         self.connection.send(frame if isinstance(frame, str) else json.dumps(frame, ensure_ascii=False))
         answer: list[dict[str, Any]] = []
         deadline = time.monotonic() + ANSWER_SECONDS

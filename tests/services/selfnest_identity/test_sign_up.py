@@ -118,18 +118,55 @@ def withheld(answer: dict[str, Any]) -> list[str] | None:
     return None if override is None else list(override["groupOverrideDetails"]["groupsToOverride"])
 
 
-def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_with_it(
+def admitted_before_mfa(identity: DeployedIdentity, name: str) -> None:
+    """A therapist admitted before pairing an authenticator (out of order), not yet signed in since."""
+    identity.sign_up(name, {"custom:account_type": "therapist", "email": f"{name}@practice.example"})
+    identity.confirm_email(name)
+    identity.admit(name, THERAPISTS_GROUP)
+
+
+def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_only_by_a_new_admission(
         identity: DeployedIdentity, local_deployment: LocalDeployment) -> None:
     name = unique("dr-bo")
-    identity.therapist(name, mfa=False)
-    assert identity.groups_of(name) == [THERAPISTS_GROUP]
+    admitted_before_mfa(identity, name)
     event = token_event(identity, name, source="TokenGeneration_Authentication")
     # The version-2 response: Cognito applies its group override to the ID and the access token alike.
     assert withheld(invoke_pre_token_trigger(identity, local_deployment, event)) == []
+    assert identity.groups_of(name) == []           # the admission ended with it (under the trigger's own role)
 
-    identity.enable_totp(name)
+    identity.enable_totp(name)                      # pairing alone proves nothing about who paired
+    event = token_event(identity, name, source="TokenGeneration_Authentication")
+    assert THERAPISTS_GROUP not in event["request"]["groupConfiguration"]["groupsToOverride"]
+    assert withheld(invoke_pre_token_trigger(identity, local_deployment, event)) is None
+
+    identity.admit(name, THERAPISTS_GROUP)          # the admin saw this authenticator work: admitted again
     event = token_event(identity, name, source="TokenGeneration_Authentication")
     assert withheld(invoke_pre_token_trigger(identity, local_deployment, event)) is None   # untouched: therapist
+
+
+def test_signing_in_without_mfa_ends_the_admission(identity: DeployedIdentity) -> None:
+    # The emulator runs the deployed trigger on the real sign-in: the admission is gone afterwards.
+    name = unique("dr-signs-in")
+    identity.therapist(name, mfa=False)
+    assert identity.groups_of(name) == []
+
+
+def test_an_authenticator_paired_after_an_mfa_reset_does_not_inherit_the_admission(
+        identity: DeployedIdentity, local_deployment: LocalDeployment) -> None:
+    # The threat: MFA is reset (lost phone) or turned off while the therapist stays admitted; someone holding the
+    # password signs in without a second factor and pairs their own authenticator before the therapist does.
+    name = unique("dr-eve-target")
+    identity.therapist(name)
+    event = token_event(identity, name, source="TokenGeneration_Authentication")
+    assert withheld(invoke_pre_token_trigger(identity, local_deployment, event)) is None
+    identity.disable_totp(name)
+
+    identity.sign_in(name)                          # the intruder: password only, no second factor asked
+    assert identity.groups_of(name) == []
+    identity.enable_totp(name)                      # the intruder's authenticator
+    event = token_event(identity, name, source="TokenGeneration_Authentication")
+    assert THERAPISTS_GROUP not in event["request"]["groupConfiguration"]["groupsToOverride"]
+    assert identity.groups_of(name) == []
 
 
 def test_therapist_rights_need_a_verified_email_too(identity: DeployedIdentity,
@@ -143,6 +180,7 @@ def test_therapist_rights_need_a_verified_email_too(identity: DeployedIdentity,
                                       token_event(identity, name, source="TokenGeneration_Authentication"))
     assert withheld(answer) == []
     assert "claimsOverrideDetails" not in answer["response"]     # the version-1 field would spare the access token
+    assert identity.groups_of(name) == [THERAPISTS_GROUP]   # withheld only: MFA alone vouches for admission
 
 
 @pytest.mark.parametrize("source", ["TokenGeneration_RefreshTokens", "TokenGeneration_HostedAuth"])
@@ -160,7 +198,8 @@ def test_every_kind_of_token_issue_rechecks_therapist_rights(identity: DeployedI
                                        "accessTokenGeneration/idTokenGeneration (see the note above)")
 def test_sign_in_tokens_lose_withheld_rights(identity: DeployedIdentity) -> None:
     name = unique("dr-unprotected")
-    tokens = identity.therapist(name, mfa=False)
+    admitted_before_mfa(identity, name)
+    tokens = identity.sign_in(name)
     assert THERAPISTS_GROUP not in groups_in(tokens.access_token) + groups_in(tokens.id_token)
 
 
