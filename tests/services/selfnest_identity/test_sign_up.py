@@ -197,9 +197,14 @@ def test_every_kind_of_token_issue_rechecks_therapist_rights(identity: DeployedI
 @pytest.mark.xfail(strict=True, reason="MiniStack applies a version-2 groupOverrideDetails only under "
                                        "accessTokenGeneration/idTokenGeneration (see the note above)")
 def test_sign_in_tokens_lose_withheld_rights(identity: DeployedIdentity) -> None:
-    name = unique("dr-unprotected")
-    admitted_before_mfa(identity, name)
+    # An unverified email withholds the rights without ending the admission: only the override can keep the group
+    # out of these tokens.
+    name = unique("dr-unverified")
+    identity.therapist(name)
+    identity.cognito.admin_update_user_attributes(
+        UserPoolId=identity.pool_id, Username=name, UserAttributes=[{"Name": "email_verified", "Value": "false"}])
     tokens = identity.sign_in(name)
+    assert identity.groups_of(name) == [THERAPISTS_GROUP]
     assert THERAPISTS_GROUP not in groups_in(tokens.access_token) + groups_in(tokens.id_token)
 
 
