@@ -7,7 +7,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
+from refarch.constructs.aws.encryption import own_function_logs
 from refarch.constructs.aws.web import (
     AccessLogBucket,
     LoadBalancedService,
@@ -22,6 +22,7 @@ from constructs import Construct
 from .config import SelfnestSettings
 from .data import DataStack
 from .identity import IdentityStack
+from .keys import tier_key
 from .messaging import MessagingStack
 from .network import NetworkStack
 
@@ -34,9 +35,9 @@ class WebStack(cdk.Stack):
                  **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         web, tiers, groups, database = settings.web, network.tiers, network.security_groups, data.database
-        logs_key = CustomerManagedKey(
-            self, "LogsKey", alias=f"alias/{settings.name('web-logs')}", purpose="Selfnest API container logs",
-            retain_data=settings.retain_data, for_cloudwatch_logs=True)
+        logs_key = tier_key(
+            self, "LogsKey", settings=settings, alias=f"alias/{settings.name('web-logs')}",
+            purpose="Selfnest API container logs", for_cloudwatch_logs=True)
         access_logs = AccessLogBucket(self, "AccessLogs", retain_data=settings.retain_data,
                                       expire_after_days=web.log_retention_days)
         self.api = LoadBalancedService(
@@ -59,7 +60,7 @@ class WebStack(cdk.Stack):
                     "SESSIONS_PAGE_SIZE": str(web.sessions_page_size),
                 },
             ),
-            logs_key=logs_key.key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
+            logs_key=logs_key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
             retain_data=settings.retain_data)
         database.grant_read_credentials(self.api.task_role, secret=database.app_secret)
         # Run by the deploy itself, before the service starts: the service signs in as the login it creates.
@@ -76,7 +77,7 @@ class WebStack(cdk.Stack):
         self.migrate_on_deploy = MigrationOnDeploy(
             self, "MigrateOnDeploy", migration=self.migration, cluster=self.api.cluster, vpc=tiers.vpc,
             subnets=tiers.app_subnets, security_group=groups.app, assign_public_ip=tiers.app_tasks_need_public_ip,
-            logs_key=logs_key.key, log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
+            logs_key=logs_key, log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
         self.api.service.node.add_dependency(self.migrate_on_deploy.resource)
         cdk.CfnOutput(self, "MigrateTaskDefinition", value=self.migration.task.task_definition_arn,
                       description="Run by every deploy that changes it; by hand: aws ecs run-task --launch-type "
@@ -92,10 +93,10 @@ class WebStack(cdk.Stack):
         self.api.task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["cognito-idp:ListUsersInGroup", "cognito-idp:AdminGetUser"],
             resources=[identity.directory.pool.user_pool_arn]))
-        own_function_logs(self, key=logs_key.key, retention_days=web.log_retention_days,
+        own_function_logs(self, key=logs_key, retention_days=web.log_retention_days,
                           retain_data=settings.retain_data)
         if web.waf:
             RegionalWebFirewall(self, "Firewall", resource_arn=self.api.load_balancer.load_balancer_arn,
                                 requests_per_5_minutes_per_ip=web.waf_requests_per_5_minutes_per_ip,
-                                metric_prefix=settings.name("web"), logs_key=logs_key.key,
+                                metric_prefix=settings.name("web"), logs_key=logs_key,
                                 log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
