@@ -189,9 +189,11 @@ demo: $(PY_STAMP)
 
 ID ?=
 # `make follow ID=<booking id or correlation id>`: the API's and every function's lines for it, oldest first.
+# ID reaches the command through the environment, never pasted into the shell line (a quote in it stays data).
+follow: export ID := $(ID)
 follow: $(PY_STAMP)
-	@test -n "$(ID)" || { echo "usage: make follow ID=<booking id or correlation id> (make demo prints one)" >&2; exit 2; }
-	@$(PY) -m refarch.local follow '$(ID)'
+	@test -n "$$ID" || { echo "usage: make follow ID=<booking id or correlation id> (make demo prints one)" >&2; exit 2; }
+	@$(PY) -m refarch.local follow "$$ID"
 
 clean:
 	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache site .local

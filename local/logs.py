@@ -31,6 +31,13 @@ ROUTINE_KEYS = frozenset({"time", "timestamp", "level", "event", "message", "loc
                           "function_name", "function_memory_size", "function_arn", "function_request_id",
                           "sampling_rate", "xray_trace_id"})
 
+# Control characters a logged value may carry (JSON decodes escapes): shown escaped, never sent to the terminal.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    return CONTROL_CHARACTERS.sub(lambda found: repr(found.group())[1:-1], text)
+
 
 @dataclass(frozen=True, kw_only=True)
 class LogLine:
@@ -99,7 +106,7 @@ def print_followed(identifier: str, state: Path, *, say: Callable[[str], None] =
                          "function logs); `make demo` prints a booking to follow")
     width = max(len(line.source) for line in followed)
     for line in followed:
-        say(f"{line.at.strftime('%H:%M:%S.%f')[:-3]}  {line.source:<{width}}  {line.describe()}")
+        say(f"{line.at.strftime('%H:%M:%S.%f')[:-3]}  {line.source:<{width}}  {printable(line.describe())}")
     correlation_ids = sorted({str(line.fields["correlation_id"]) for line in followed
                               if line.fields and line.fields.get("correlation_id")})
     say(f"{len(followed)} lines from {len({line.source for line in followed})} sources; correlation ids: "

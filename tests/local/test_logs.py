@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from refarch.local.logs import LogLine, follow, gather
+from refarch.local.logs import LogLine, follow, gather, printable
 from refarch.local.processes import LocalError
 
 BOOKING = "6b676c1e-cd87-4e17-bcf1-cf789f22d18b"
@@ -76,3 +76,7 @@ def test_with_nothing_up_and_nothing_kept_follow_says_so(tmp_path: Path) -> None
     (tmp_path / "logs").mkdir()
     with pytest.raises(LocalError, match="nothing is running here and no function logs were kept"):
         gather(tmp_path)
+
+
+def test_control_characters_a_logged_value_carries_are_shown_escaped() -> None:
+    assert printable("booked \x1b[2J\x07 done\ttab") == "booked \\x1b[2J\\x07 done\ttab"

@@ -8,11 +8,11 @@ from typing import Any
 
 import yaml
 from refarch.stacks.selfnest.config import CONFIG_DIR, load_settings
+from refarch.tools.update_safety import physical_names
 
 from .assembly import Assembly, synthesize
 from .test_backup import joined
 from .test_data import customer_managed_key
-from .updates import physical_names
 
 
 def replica(assembly: Assembly) -> tuple[str, dict[str, Any]]:
