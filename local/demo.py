@@ -46,6 +46,8 @@ class Person:
     password: str
     sub: str
     access_token: str
+    id_token: str = ""
+    refresh_token: str = ""
 
 
 class Scenario:
@@ -91,10 +93,11 @@ class Scenario:
                 ClientId=self.endpoints.mobile_client_id, ChallengeName="SOFTWARE_TOKEN_MFA",
                 Session=challenge.get_tokens()["Session"],
                 ChallengeResponses={"USERNAME": username, "SOFTWARE_TOKEN_MFA_CODE": authenticator.now()})
-        access_token = result["AuthenticationResult"]["AccessToken"]
+        tokens = result["AuthenticationResult"]
         user = self.cognito.admin_get_user(UserPoolId=self.endpoints.user_pool_id, Username=username)
         sub = next(item["Value"] for item in user["UserAttributes"] if item["Name"] == "sub")
-        return Person(username=username, password=password, sub=sub, access_token=access_token)
+        return Person(username=username, password=password, sub=sub, access_token=tokens["AccessToken"],
+                      id_token=tokens.get("IdToken", ""), refresh_token=tokens.get("RefreshToken", ""))
 
     def enrol_authenticator(self, who: Person) -> pyotp.TOTP:
         """The app's MFA set-up: associate a software token, verify a code from it, make it the preferred MFA."""

@@ -73,10 +73,12 @@ def start_emulator(registry: Registry, *, port: int, region: str) -> str:
     if not EMULATOR_PYTHON.is_file():
         raise LocalError(f"the emulator's environment is missing ({EMULATOR_PYTHON}): run `make up`, which creates it")
     # Its Lambda workers run our handlers with this interpreter (local/emulator-requirements.lock).
+    # Never the caller's AWS settings (a profile, keys, an endpoint): its Lambda workers inherit this environment.
+    own = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "CDK_DEFAULT_"))}
     process = registry.spawn("ministack", [str(EMULATOR_PYTHON), "-m", "ministack"], env={
         # AUTH=true: requests are checked against the caller's identity policies; each Lambda function runs under
         # a session of its own execution role, the API under its task role (role_credentials).
-        **os.environ, "GATEWAY_PORT": str(port), "BIND_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "AUTH": "true",
+        **own, "GATEWAY_PORT": str(port), "BIND_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", "AUTH": "true",
         "STATE_DIR": str(registry.state / "ministack"), "MINISTACK_REGION": region})
     endpoint = f"http://localhost:{port}"
     wait_for(lambda: urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=2).status == 200,  # noqa: S310
@@ -221,8 +223,12 @@ def describe(*, environment: str, endpoint: str, region: str, api: str,
                                    for item in omissions])
 
 
-def up(*, environment: str, state: Path, port: int | None, say: Any = print) -> Endpoints:
-    """Both apps: Selfnest into MiniStack, then BabyBloom (local/babybloom.py); everything stops if any part fails."""
+def up(*, environment: str, state: Path, port: int | None, say: Any = print, with_babybloom: bool = True,
+       synthesized: Path | None = None) -> Endpoints:
+    """Both apps: Selfnest into MiniStack, then BabyBloom (local/babybloom.py); everything stops if any part fails.
+
+    The service tests deploy Selfnest alone (`with_babybloom=False`) from the synth they already hold
+    (`synthesized`: a cdk.out of the same environment, never changed here); `make up` synthesizes its own."""
     from refarch.stacks.selfnest.config import load_settings
 
     registry = Registry(state)
@@ -233,7 +239,9 @@ def up(*, environment: str, state: Path, port: int | None, say: Any = print) -> 
     if registry.load() or (state / "endpoints.json").exists():
         say(f"cleaning up {state} left by a run that did not stop cleanly")
         registry.stop_all()
-        shutil.rmtree(state)
+    # Every `make up` deploys afresh: a previous run's database cluster (its logins hold the old secrets' passwords,
+    # which the migrate task never resets) and emulator state would refuse the new deployment.
+    shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True, exist_ok=True)
     region = load_settings(environment).region
     if port is not None and not port_is_free(port):
@@ -242,17 +250,20 @@ def up(*, environment: str, state: Path, port: int | None, say: Any = print) -> 
     database = LocalPostgres(state / "postgres", port=free_port())
     database.check_reachable()
     try:
-        say(f"synthesizing Selfnest {environment} ...")
-        synthesize(environment, state / "synth")
+        if synthesized is None:
+            say(f"synthesizing Selfnest {environment} ...")
+            synthesize(environment, state / "synth")
         endpoint = start_emulator(registry, port=port or free_port(), region=region)
         say(f"MiniStack on {endpoint}; deploying with the CDK CLI (log: {state / 'deploy.log'}) ...")
-        omissions = localize(state / "synth", state / "cdk.out", emulator_url=endpoint)
+        omissions = localize(synthesized or state / "synth", state / "cdk.out", emulator_url=endpoint)
         deploy(state / "cdk.out", endpoint=endpoint, region=region, log=state / "deploy.log")
         database.start(registry)
         api = start_api(registry, environment=environment, endpoint=endpoint, region=region, database=database)
         endpoints = describe(environment=environment, endpoint=endpoint, region=region, api=api,
                              omissions=omissions)
         endpoints.save(state)
+        if not with_babybloom:
+            return endpoints
         # Selfnest's environments (config/) and BabyBloom's stacks (Pulumi.<stack>.yaml) need not match: lab has no
         # BabyBloom stack, so it runs beside BabyBloom's dev.
         stack = environment if (ROOT / f"Pulumi.{environment}.yaml").is_file() else "dev"

@@ -230,6 +230,21 @@ def test_a_port_in_use_is_one_line(tmp_path: Path):
                                       "another with `make up LOCAL_PORT=...`")
 
 
+def test_up_after_down_starts_from_a_clean_state(tmp_path: Path):
+    """`make down` leaves .local/ (logs, the database cluster, the emulator's state); the next `make up` deploys
+    afresh, so it must not start on the previous run's cluster, whose logins hold the previous secrets' passwords."""
+    state = tmp_path / ".local"
+    leftover = state / "postgres" / "data" / "PG_VERSION"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("17\n")
+    with socket.socket() as holder:   # stops `up` right after it has prepared its state folder
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        started = local("up", "--port", str(holder.getsockname()[1]), state=state)
+    assert started.returncode == 1 and "is in use" in started.stderr
+    assert not leftover.exists()
+
+
 def test_ctrl_c_half_way_leaves_nothing_running_and_the_next_up_cleans_a_stale_state():
     parent = Path(tempfile.mkdtemp(prefix="refarch-local-"))
     parent.chmod(0o755)   # PostgreSQL runs as an unprivileged account when the tests run as root

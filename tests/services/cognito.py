@@ -1,8 +1,9 @@
-"""The Selfnest user pool as built from the identity template, with its Lambda triggers run the way Cognito runs them.
+"""The Selfnest user pool as built in moto from the identity template, for the booking API's tests.
 
-moto's Cognito does not invoke Lambda triggers, so this harness calls the synthesized trigger handlers at the points
-Cognito would (before sign-up, after confirmation) with the event shapes Cognito sends. Everything else — the pool,
-its password policy, groups, app clients and the tokens — is moto's, created from the template.
+moto's Cognito runs no Lambda triggers, and this harness plays none: people are made the way an admin would make
+them (AdminCreateUser with the attributes a sign-up leaves, group membership as an admission), then sign in through
+the mobile client. The triggers themselves are tested where the emulator runs them from their deployed assets
+(tests/services/selfnest_identity, on the run's local deployment).
 """
 
 from __future__ import annotations
@@ -11,18 +12,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jwt
 from moto.cognitoidp.exceptions import NotAuthorizedError
 from moto.cognitoidp.models import CognitoIdpBackend
-from refarch.constructs.aws.identity import ADMINS_GROUP, THERAPISTS_GROUP
-
-from tests.infra.aws.assembly import pool_triggers
+from refarch.constructs.aws.identity import ADMINS_GROUP, CLIENTS_GROUP, THERAPISTS_GROUP
 
 from .aws_template import MotoStack
-from .lambda_runtime import DeployedFunction, load_function
 
 PASSWORD = "Calm-Harbour-Morning-42"   # meets the strongest configured policy (14+, all classes)
 
@@ -35,24 +32,17 @@ class Tokens:
     id_token: str
 
 
-class SignUpRefusedError(Exception):
-    """What Cognito answers when the pre-sign-up trigger raises (UserLambdaValidationException)."""
-
-
 class Identity:
-    """Sign-up, confirmation and sign-in against the template-built pool (the `identity` fixture)."""
+    """People in the template-built pool, and their sign-in (the `identity` fixture of the API tests)."""
 
-    def __init__(self, stack: MotoStack, *, outdir: Path) -> None:
+    def __init__(self, stack: MotoStack) -> None:
         self.stack = stack
         self.cognito = stack.client("cognito-idp")
-        pool_id, pool = stack.only("AWS::Cognito::UserPool")
+        pool_id, _ = stack.only("AWS::Cognito::UserPool")
         self.pool_id = stack.ref(pool_id)
         self.region = stack.region
         self.issuer = f"https://cognito-idp.{self.region}.amazonaws.com/{self.pool_id}"
         self.jwks_url = f"{stack.endpoint}/{self.pool_id}/.well-known/jwks.json"
-        self.triggers: dict[str, DeployedFunction] = {
-            trigger: load_function(stack, outdir=outdir, logical_id=function_id)
-            for trigger, (function_id, _) in pool_triggers(pool["Properties"]["LambdaConfig"]).items()}
         clients = {logical_id: resource["Properties"]
                    for logical_id, resource in stack.resources("AWS::Cognito::UserPoolClient").items()}
         self.api_client_ids = [stack.ref(logical_id) for logical_id in clients]
@@ -61,28 +51,15 @@ class Identity:
         self.mobile_client_id = stack.ref(public[0])
         self.mobile_auth_flows: list[str] = clients[public[0]]["ExplicitAuthFlows"]
 
-    # -- what a person does in the app -----------------------------------------------------------------------------
-    def sign_up(self, username: str, attributes: dict[str, str]) -> dict[str, Any]:
-        """Cognito's SignUp: pre-sign-up trigger, create, auto-confirm if the trigger says so, post-confirmation."""
-        event = self._event("PreSignUp_SignUp", username, attributes,
-                            response={"autoConfirmUser": False, "autoVerifyEmail": False, "autoVerifyPhone": False})
-        try:
-            event = self.triggers["PreSignUp"](event)
-        except Exception as error:  # Cognito turns any trigger exception into a refusal carrying its message
-            raise SignUpRefusedError(f"PreSignUp failed with error {error}") from error
-        self.cognito.sign_up(ClientId=self.mobile_client_id, Username=username, Password=PASSWORD,
-                             UserAttributes=[{"Name": name, "Value": value} for name, value in attributes.items()])
-        if event["response"]["autoConfirmUser"]:
-            self.cognito.admin_confirm_sign_up(UserPoolId=self.pool_id, Username=username)
-            self._after_confirmation(username)
-        return self.user(username)
-
-    def confirm_email(self, username: str) -> None:
-        """The person types the code Cognito emailed: the account is confirmed and the email counts as verified."""
-        self.cognito.confirm_sign_up(ClientId=self.mobile_client_id, Username=username, ConfirmationCode="123456")
-        self.cognito.admin_update_user_attributes(UserPoolId=self.pool_id, Username=username,
-                                                  UserAttributes=[{"Name": "email_verified", "Value": "true"}])
-        self._after_confirmation(username)
+    # -- what a person ends up as (made administratively: no trigger runs here) -----------------------------------
+    def create(self, username: str, attributes: dict[str, str], *, groups: tuple[str, ...] = ()) -> None:
+        self.cognito.admin_create_user(UserPoolId=self.pool_id, Username=username, MessageAction="SUPPRESS",
+                                       UserAttributes=[{"Name": name, "Value": value}
+                                                       for name, value in attributes.items()])
+        self.cognito.admin_set_user_password(UserPoolId=self.pool_id, Username=username, Password=PASSWORD,
+                                             Permanent=True)
+        for group in groups:
+            self.admit(username, group)
 
     def sign_in(self, username: str) -> Tokens:
         """Secure Remote Password sign-in through the mobile client (moto does not check the SRP proof)."""
@@ -117,14 +94,15 @@ class Identity:
 
     # -- shortcuts the API tests use -------------------------------------------------------------------------------
     def client(self, pseudonym: str) -> Tokens:
-        self.sign_up(pseudonym, {"custom:account_type": "client"})
+        """A client as sign-up leaves one: a pseudonym, confirmed, in the clients group."""
+        self.create(pseudonym, {"custom:account_type": "client"}, groups=(CLIENTS_GROUP,))
         return self.sign_in(pseudonym)
 
     def therapist(self, username: str, *, approved: bool = True, mfa: bool = True) -> Tokens:
         """A therapist who verified their email and (unless `mfa` is False) paired an authenticator before an admin
         admitted them — the admission procedure docs/security.md describes."""
-        self.sign_up(username, {"custom:account_type": "therapist", "email": f"{username}@practice.example"})
-        self.confirm_email(username)
+        self.create(username, {"custom:account_type": "therapist", "email": f"{username}@practice.example",
+                               "email_verified": "true"})
         if mfa:
             self.enable_totp(username)
         if approved:
@@ -132,9 +110,8 @@ class Identity:
         return self.sign_in(username)
 
     def admin(self, username: str) -> Tokens:
-        self.sign_up(username, {"custom:account_type": "therapist", "email": f"{username}@selfnest.example"})
-        self.confirm_email(username)
-        self.admit(username, ADMINS_GROUP)
+        self.create(username, {"custom:account_type": "therapist", "email": f"{username}@selfnest.example",
+                               "email_verified": "true"}, groups=(ADMINS_GROUP,))
         return self.sign_in(username)
 
     def user(self, username: str) -> dict[str, Any]:
@@ -145,29 +122,6 @@ class Identity:
     def groups_of(self, username: str) -> list[str]:
         listed = self.cognito.admin_list_groups_for_user(UserPoolId=self.pool_id, Username=username)
         return sorted(group["GroupName"] for group in listed["Groups"])
-
-    def _after_confirmation(self, username: str) -> None:
-        user = self.user(username)
-        self.triggers["PostConfirmation"](self._event(
-            "PostConfirmation_ConfirmSignUp", username,
-            {name: value for name, value in user.items() if name not in ("status", "mfa")}, response={}))
-
-    def _event(self, source: str, username: str, attributes: dict[str, str], *,
-               response: dict[str, Any], version: str = "1") -> dict[str, Any]:
-        return {"version": version, "triggerSource": source, "region": self.region, "userPoolId": self.pool_id,
-                "userName": username, "callerContext": {"awsSdkVersion": "test", "clientId": self.mobile_client_id},
-                "request": {"userAttributes": dict(attributes)}, "response": response}
-
-    def token_event(self, username: str) -> dict[str, Any]:
-        """The version-2 pre-token-generation event Cognito sends when it issues tokens to `username` (the pool
-        configures the trigger as V2_0; shape from the Cognito developer guide's pre token generation page)."""
-        user = self.user(username)
-        event = self._event("TokenGeneration_Authentication", username,
-                            {name: value for name, value in user.items() if name not in ("status", "mfa")},
-                            response={"claimsAndScopeOverrideDetails": None}, version="2")
-        event["request"]["groupConfiguration"] = {"groupsToOverride": self.groups_of(username),
-                                                  "iamRolesToOverride": [], "preferredRole": None}
-        return event
 
 
 @contextmanager

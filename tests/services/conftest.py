@@ -1,4 +1,8 @@
-"""Session-wide AWS stand-ins for service tests: moto in server mode, holding resources built from the dev templates."""
+"""Session-wide AWS stand-ins for the booking API's tests: moto in server mode, holding the identity and messaging
+resources built from the dev templates (the API runs in-process against them).
+
+What the emulator of the run's local deployment runs — Cognito triggers, event source mappings, the chat's routes —
+is tested there instead (tests/local_deployment.py, the `local_deployment` fixture)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,6 @@ from tests.infra.aws.assembly import Assembly, shared_assembly
 
 from .aws_template import MotoStack, deploy, outputs_of
 from .cognito import Identity, applying_client_write_attributes
-from .lambda_runtime import SqsEventSource, event_sources
 
 ENVIRONMENT = "dev"
 
@@ -63,22 +66,9 @@ def messaging_stack(selfnest_assembly: Assembly, moto_endpoint: str) -> MotoStac
 
 
 @pytest.fixture(scope="session")
-def chat_stack(selfnest_assembly: Assembly, moto_endpoint: str, identity_stack: MotoStack,
-               messaging_stack: MotoStack) -> MotoStack:
-    """The chat template's tables, queues and subscription in moto (API Gateway itself is played by the tests)."""
-    return _deploy_part(selfnest_assembly, moto_endpoint, "chat", reads=(identity_stack, messaging_stack))
-
-
-@pytest.fixture(scope="session")
-def identity(identity_stack: MotoStack, selfnest_assembly: Assembly) -> Iterator[Identity]:
+def identity(identity_stack: MotoStack) -> Iterator[Identity]:
     with applying_client_write_attributes():
-        yield Identity(identity_stack, outdir=selfnest_assembly.outdir)
-
-
-@pytest.fixture(scope="session")
-def consumers(messaging_stack: MotoStack, selfnest_assembly: Assembly) -> dict[str, SqsEventSource]:
-    """The messaging template's SQS-fed functions by logical id, ready to poll their queues."""
-    return event_sources(messaging_stack, outdir=selfnest_assembly.outdir)
+        yield Identity(identity_stack)
 
 
 @dataclass

@@ -1,6 +1,5 @@
-"""Tokens a legitimate sign-in never produces — expired, forged, from another pool — built from real moto tokens.
-
-Shared by every test of a Cognito token check (the booking API's and the chat authorizer's).
+"""Tokens a legitimate sign-in never produces — expired, forged, from another pool — built from real moto tokens
+(the booking API's tests; tests/services/local_cognito.py builds them from the local deployment's pool).
 """
 
 from __future__ import annotations
@@ -28,10 +27,13 @@ def signed_with_pool_key(claims: dict[str, Any]) -> str:
 
 
 def forged(claims: dict[str, Any]) -> str:
-    """Same claims, same key id, but signed by a key the attacker made up."""
+    return forged_under(load_resource("cognitoidp/resources/jwks-private.json")["kid"], claims)
+
+
+def forged_under(kid: str, claims: dict[str, Any]) -> str:
+    """The claims, under the pool's key id `kid`, signed by a key the attacker made up."""
     attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private_jwk = load_resource("cognitoidp/resources/jwks-private.json")
-    return jwt.encode(claims, attacker_key, algorithm="RS256", headers={"kid": private_jwk["kid"]})
+    return jwt.encode(claims, attacker_key, algorithm="RS256", headers={"kid": kid})
 
 
 def signed_in_through(*, pool_id: str, client_id: str, username: str, groups: list[str]) -> str:

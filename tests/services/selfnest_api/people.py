@@ -10,10 +10,16 @@ from .api_client import ApiClient
 
 
 class Tokens(Protocol):
-    username: str
-    sub: str
-    access_token: str
-    id_token: str
+    """A signed-in person (the moto harness's Tokens, or the local deployment's refarch.local.demo.Person)."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def sub(self) -> str: ...
+    @property
+    def access_token(self) -> str: ...
+    @property
+    def id_token(self) -> str: ...
 
 
 class Identity(Protocol):

@@ -1,70 +1,34 @@
 """One booking's correlation id, followed end to end: API request → outbox → SNS message attribute → SQS (raw
-delivery) → the notifications and audit consumers and the chat's sessions consumer, on every log line of each hop."""
+delivery) → the notifications and audit consumers and the chat's sessions consumer, on every log line of each hop.
+The end-to-end tests read the run's local deployment (the API process and the consumers the emulator runs, through
+`make follow`'s gathering of their logs); the API's own behaviour is tested in-process against moto."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import logging
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import pytest
+from refarch.local.logs import gather
 from selfnest_api import correlation
 from selfnest_api.outbox import MAX_MESSAGE_ATTRIBUTES
 
-from tests.infra.aws.assembly import Assembly
+from tests.local_deployment import LocalDeployment
 from tests.services.aws_template import MotoStack
-from tests.services.lambda_runtime import SqsEventSource, event_sources
+from tests.services.local_cognito import DeployedIdentity
 
+from .api_client import ApiClient
 from .conftest import ApiLauncher, RunningApi
-from .people import Identity, listed_therapist, slot, unique
+from .people import Identity, listed_therapist, profile, slot, unique
 
 TRACE_ID = "1-67891233-abcdef012345678912345678"
 
 
-class Lines(logging.Handler):
-    """The JSON lines a consumer's Powertools Logger writes, formatted by its own formatter."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
-@contextmanager
-def consumer_lines(source: SqsEventSource) -> Iterator[Lines]:
-    """Every line the function's module logger writes while inside."""
-    module_name = source.function.handler_name.rsplit(".", 1)[0]
-    logger = importlib.import_module(module_name).logger   # loaded already, from the function's asset
-    lines = Lines()
-    lines.setFormatter(logger.registered_formatter)
-    logger.addHandler(lines)
-    try:
-        yield lines
-    finally:
-        logger.removeHandler(lines)
-
-
 def api_lines(captured: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
-
-
-@pytest.fixture(scope="module")
-def every_consumer(consumers: dict[str, SqsEventSource], chat_stack: MotoStack,
-                   selfnest_assembly: Assembly) -> list[SqsEventSource]:
-    """Every SQS-fed function of the messaging and chat templates (a fork's new consumer is followed too)."""
-    chat_consumers = event_sources(chat_stack, outdir=selfnest_assembly.outdir)
-    found = [*consumers.values(), *chat_consumers.values()]
-    assert {source.function.handler_name for source in found} >= {"notifications.handler", "audit.handler",
-                                                                   "sessions.handler"}
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -79,42 +43,62 @@ def raw_probe(messaging_stack: MotoStack, session_events_topic: str) -> str:
     return str(queue_url)
 
 
-def drain_quietly(sources: list[SqsEventSource]) -> None:
-    """What other tests left in the queues, so that the lines captured next are this test's only."""
-    for source in sources:
-        source.drain()
+# -- on the run's local deployment: the API process and the consumers the emulator runs, their real log lines ------
+
+def consumer_services(deployment: LocalDeployment) -> set[str]:
+    """The Powertools service names of every function an event source mapping feeds (a fork's new consumer too)."""
+    functions = deployment.client("lambda")
+    fed = {mapping["FunctionArn"] for mapping in functions.list_event_source_mappings()["EventSourceMappings"]}
+    return {function["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+            for page in functions.get_paginator("list_functions").paginate() for function in page["Functions"]
+            if function["FunctionArn"] in fed}
+
+
+def lines_of(deployment: LocalDeployment, identifier: str, *, sources: set[str],
+             seconds: float = 90) -> dict[str, list[dict[str, Any]]]:
+    """Log lines (`make follow`'s gathering) mentioning `identifier`, by source, once every source in `sources`
+    has written one."""
+    deadline = time.monotonic() + seconds
+    while True:
+        by_source: dict[str, list[dict[str, Any]]] = {}
+        for line in gather(deployment.state):
+            if line.fields is not None and identifier in line.text:
+                by_source.setdefault(line.source, []).append(line.fields)
+        if sources <= by_source.keys() or time.monotonic() > deadline:
+            return by_source
+        time.sleep(1)
 
 
 def test_one_bookings_correlation_id_is_on_every_log_line_from_the_api_to_each_consumer(
-        api: RunningApi, identity: Identity, every_consumer: list[SqsEventSource],
-        capsys: pytest.CaptureFixture[str]) -> None:
-    drain_quietly(every_consumer)
-    therapist, client = listed_therapist(identity, api.client), identity.client(unique("client"))
+        local_deployment: LocalDeployment) -> None:
+    identity, api = DeployedIdentity(local_deployment), ApiClient(local_deployment.endpoints.api)
+    therapist, client = identity.therapist(unique("therapist")), identity.client(unique("client"))
+    assert api.put("/therapists/me", profile(), token=therapist.access_token).status == 201
     correlation_id = f"booking-{uuid.uuid4()}"
-    capsys.readouterr()
 
-    reply = api.client.call("POST", "/sessions", token=client.access_token,
-                            json_body={"therapist_id": therapist.sub, "starts_at": slot(hours_ahead=30)},
-                            headers={correlation.HEADER: correlation_id,
-                                     "X-Amzn-Trace-Id": f"Self=1-67891233-12456789abcdef012345678;Root={TRACE_ID}"})
+    reply = api.call("POST", "/sessions", token=client.access_token,
+                     json_body={"therapist_id": therapist.sub, "starts_at": slot(hours_ahead=30)},
+                     headers={correlation.HEADER: correlation_id,
+                              "X-Amzn-Trace-Id": f"Self=1-67891233-12456789abcdef012345678;Root={TRACE_ID}"})
     assert reply.status == 201, reply.body
     assert reply.headers[correlation.HEADER] == correlation_id
     session_id = reply.body["id"]
 
-    hop_lines = {"api": api_lines(capsys.readouterr().out)}
-    for source in every_consumer:
-        with consumer_lines(source) as captured:
-            assert all(not result.failed for result in source.drain())
-        hop_lines[source.function.handler_name] = captured.lines
-
-    events = {line["event"] for line in hop_lines["api"]}
-    assert {"request", "session_booked", "session_event_published"} <= events, hop_lines["api"]
+    consumers = consumer_services(local_deployment)
+    assert len(consumers) >= 3    # notifications, audit and the chat's sessions consumer at least
+    hop_lines = lines_of(local_deployment, correlation_id, sources={"selfnest-api", *consumers})
+    assert hop_lines.keys() >= {"selfnest-api", *consumers}, sorted(hop_lines)
+    events = {line.get("event") for line in hop_lines["selfnest-api"]}
+    assert {"request", "session_booked", "session_event_published"} <= events, hop_lines["selfnest-api"]
     for hop, lines in hop_lines.items():
-        assert lines, f"{hop}: wrote no log line for the booking"
-        assert [line for line in lines if line.get("correlation_id") != correlation_id] == [], hop
+        assert all(line.get("correlation_id") == correlation_id for line in lines), hop
         # The booking's id is on a line of every hop, so `follow <booking id>` finds its correlation id anywhere.
         assert any(line.get("session_id") == session_id for line in lines), hop
-    assert all(line["trace_id"] == TRACE_ID for line in hop_lines["api"])
+    assert all(line["trace_id"] == TRACE_ID for line in hop_lines["selfnest-api"])
+    # Every line about the booking carries the request's correlation id.
+    about_booking = lines_of(local_deployment, session_id, sources=set(), seconds=0)
+    assert all(line.get("correlation_id") == correlation_id for lines in about_booking.values() for line in lines
+               if line.get("session_id") == session_id)
     # Ids only: neither the client's pseudonym nor the therapist's profile text reaches a log line.
     everything = json.dumps(hop_lines)
     assert client.username not in everything
@@ -122,26 +106,20 @@ def test_one_bookings_correlation_id_is_on_every_log_line_from_the_api_to_each_c
 
 
 def test_a_consumer_logs_a_failed_record_under_its_correlation_id_and_drops_a_malformed_one(
-        every_consumer: list[SqsEventSource], messaging_stack: MotoStack, session_events_topic: str) -> None:
-    drain_quietly(every_consumer)
-    [notifications] = [source for source in every_consumer if source.function.handler_name == "notifications.handler"]
-    good, forged = f"poison-{uuid.uuid4()}", 'forged" id\\n{"level": "error"}'
-    sns = messaging_stack.client("sns")
-    try:
-        for correlation_id in (good, forged):
-            sns.publish(TopicArn=session_events_topic, Message=json.dumps({"not": "a session event"}),
-                        MessageAttributes={"event_type": {"DataType": "String", "StringValue": "session.booked"},
-                                           correlation.MESSAGE_ATTRIBUTE: {"DataType": "String",
-                                                                           "StringValue": correlation_id}})
-        with consumer_lines(notifications) as captured:
-            result = notifications.poll()
-        assert len(result.failed) == len(result.delivered) == 2
-        failures = [line for line in captured.lines if line.get("error") == "MalformedEventError"]
-        assert sorted(str(line.get("correlation_id")) for line in failures) == sorted([good, "None"])
-        assert "forged" not in json.dumps(captured.lines)   # a malformed id is dropped, never logged
-    finally:
-        for source in every_consumer:   # the poison stays out of other tests' queues
-            source.stack.client("sqs").purge_queue(QueueUrl=source.queue_url)
+        local_deployment: LocalDeployment) -> None:
+    sns = local_deployment.client("sns")
+    good, forged = f"poison-{uuid.uuid4()}", f'forged-{uuid.uuid4().hex[:8]}" id\\n{{"level": "error"}}'
+    for correlation_id in (good, forged):
+        sns.publish(TopicArn=local_deployment.endpoints.session_events_topic_arn,
+                    Message=json.dumps({"not": "a session event"}),
+                    MessageAttributes={"event_type": {"DataType": "String", "StringValue": "session.booked"},
+                                       correlation.MESSAGE_ATTRIBUTE: {"DataType": "String",
+                                                                       "StringValue": correlation_id}})
+    notifications = local_deployment.function_environment("notifications.handler")["POWERTOOLS_SERVICE_NAME"]
+    lines = lines_of(local_deployment, good, sources={notifications})
+    assert any(line.get("error") == "MalformedEventError" for line in lines[notifications]), lines
+    # A malformed id is dropped, never logged, by any consumer.
+    assert all(forged.split('"')[0] not in line.text for line in gather(local_deployment.state))
 
 
 def test_the_event_carries_the_correlation_id_as_a_message_attribute_within_the_raw_delivery_limit(

@@ -1,43 +1,50 @@
-"""A booking made through the API, followed through the template-built topic, queues and consumers."""
+"""A booking made through the booking API of the run's local deployment — the process `make up` starts from the API
+task definition's command, environment and task role (IAM enforced), on the database its migrate task prepared —
+followed through the deployed topic, the filter policies and the consumers the emulator runs."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from tests.services.aws_template import MotoStack
-from tests.services.lambda_runtime import SqsEventSource
+from tests.local_deployment import LocalDeployment
+from tests.services.local_cognito import DeployedIdentity
 
-from .conftest import RunningApi
-from .people import Identity, book, listed_therapist, slot, unique
-
-
-def consumer(consumers: dict[str, SqsEventSource], handler: str) -> SqsEventSource:
-    [source] = [source for source in consumers.values() if source.function.handler_name == handler]
-    return source
+from .api_client import ApiClient
+from .people import book, profile, slot, unique
 
 
-def items(stack: MotoStack, source: SqsEventSource, table_variable: str, key: str, value: str) -> list[Any]:
-    return list(stack.client("dynamodb").query(
-        TableName=source.function.environment[table_variable], KeyConditionExpression=f"{key} = :v",
-        ExpressionAttributeValues={":v": {"S": value}})["Items"])
+def eventually(check: Callable[[], list[Any]], *, count: int, seconds: float = 90) -> list[Any]:
+    deadline = time.monotonic() + seconds
+    while len(found := check()) < count and time.monotonic() < deadline:
+        time.sleep(0.3)
+    return found
 
 
 def test_a_booking_and_its_cancellation_reach_both_inboxes_and_the_audit_trail(
-        api: RunningApi, identity: Identity, consumers: dict[str, SqsEventSource], messaging_stack: MotoStack) -> None:
-    notifications, audit = consumer(consumers, "notifications.handler"), consumer(consumers, "audit.handler")
-    therapist, client = listed_therapist(identity, api.client), identity.client(unique("client"))
-    session = book(api.client, who=client, therapist=therapist, starts_at=slot(hours_ahead=40)).body
-    assert api.client.delete(f"/sessions/{session['id']}", token=client.access_token).status == 200
+        local_deployment: LocalDeployment) -> None:
+    identity, api = DeployedIdentity(local_deployment), ApiClient(local_deployment.endpoints.api)
+    dynamodb = local_deployment.client("dynamodb")
+    inbox_table = local_deployment.function_environment("notifications.handler")["INBOX_TABLE"]
+    audit_table = local_deployment.function_environment("audit.handler")["AUDIT_TABLE"]
 
-    for source in (notifications, audit):
-        assert all(not result.failed for result in source.drain())
+    def items(table: str, key: str, value: str) -> list[Any]:
+        return list(dynamodb.query(TableName=table, KeyConditionExpression=f"{key} = :v", ConsistentRead=True,
+                                   ExpressionAttributeValues={":v": {"S": value}})["Items"])
+
+    therapist, client = identity.therapist(unique("therapist")), identity.client(unique("client"))
+    assert api.put("/therapists/me", profile(), token=therapist.access_token).status == 201
+    session = book(api, who=client, therapist=therapist, starts_at=slot(hours_ahead=40)).body
+    assert api.delete(f"/sessions/{session['id']}", token=client.access_token).status == 200
+
     for person in (therapist, client):
-        inbox = items(messaging_stack, notifications, "INBOX_TABLE", "recipient_id", person.sub)
-        assert [(item["kind"]["S"], item["session_id"]["S"]) for item in inbox] == [
+        inbox = eventually(partial(items, inbox_table, "recipient_id", person.sub), count=2)
+        assert sorted((item["kind"]["S"], item["session_id"]["S"]) for item in inbox) == [
             ("session.booked", session["id"]), ("session.cancelled", session["id"])]
-    trail = items(messaging_stack, audit, "AUDIT_TABLE", "session_id", session["id"])
-    assert [(item["type"]["S"], item["cancelled_by"].get("S")) for item in trail] == [
+    trail = eventually(lambda: items(audit_table, "session_id", session["id"]), count=2)
+    assert sorted((item["type"]["S"], item["cancelled_by"].get("S")) for item in trail) == [
         ("session.booked", None), ("session.cancelled", "client")]
     # Anonymity holds downstream too: the trail and inboxes carry Cognito subs, never the pseudonym.
-    assert client.username not in str(trail) + str(items(messaging_stack, notifications, "INBOX_TABLE",
-                                                         "recipient_id", therapist.sub))
+    assert client.username not in str(trail) + str(items(inbox_table, "recipient_id", therapist.sub))

@@ -5,18 +5,19 @@ another session."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from refarch.stacks.selfnest.config import WEBSOCKET_FRAME_LIMIT_BYTES
 
-from tests.services.cognito import Identity
+from tests.services.local_cognito import DeployedIdentity
 
-from .conftest import Bookings, Pair, Tables, connected, unique
+from .conftest import Bookings, Chat, Pair, Tables, connected, unique
 from .test_chat import expire_token_of, join, message
-from .websocket import Socket, WebSocketGateway
+from .websocket import Socket
 
 BAD_CURSOR = ("malformed_frame", "before must be the cursor a joined or historyPage frame of this session gave (or "
                                  "left out for the newest page)")
@@ -26,10 +27,12 @@ def fetch(session_id: str, before: object = None) -> dict[str, Any]:
     return {"action": "fetchHistory", "sessionId": session_id, **({} if before is None else {"before": before})}
 
 
-def page_size(gateway: WebSocketGateway, size: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pages of `size` messages, on join and on fetch alike."""
-    for route in ("joinSession", "fetchHistory"):
-        monkeypatch.setitem(gateway.routes[route].function.environment, "HISTORY_PAGE_MESSAGES", str(size))
+@contextlib.contextmanager
+def page_size(chat: Chat, size: int) -> Iterator[None]:
+    """Pages of `size` messages, on join and on fetch alike (the deployed functions, for one test)."""
+    with chat.configured("chat.join_session", HISTORY_PAGE_MESSAGES=str(size)), \
+            chat.configured("chat.fetch_history", HISTORY_PAGE_MESSAGES=str(size)):
+        yield
 
 
 def texts(frames: list[dict[str, Any]]) -> list[str]:
@@ -51,12 +54,15 @@ def encoded(document: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
 
 
-def test_older_history_comes_page_by_page_until_none_is_left(pair: Pair, gateway: WebSocketGateway,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    page_size(gateway, 2, monkeypatch)
+def test_older_history_comes_page_by_page_until_none_is_left(pair: Pair, chat: Chat) -> None:
+    with page_size(chat, 2):
+        older_history_page_by_page(pair, chat)
+
+
+def older_history_page_by_page(pair: Pair, chat: Chat) -> None:
     session_id = pair.booking.session_id
     say(pair.client, session_id, "one", "two", "three", "four", "five")
-    later = connected(gateway, pair.booking.therapist)
+    later = connected(chat, pair.booking.therapist)
     *history, joined = later.send(join(session_id))
     assert (texts(history), joined["type"], joined["olderHistory"]) == (["four", "five"], "joined", True)
 
@@ -71,42 +77,46 @@ def test_older_history_comes_page_by_page_until_none_is_left(pair: Pair, gateway
     assert (texts(history), newest["olderHistory"]) == (["four", "five"], True)
 
 
-def test_a_page_bigger_than_one_query_response_arrives_whole(pair: Pair, gateway: WebSocketGateway,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_page_bigger_than_one_query_response_arrives_whole(pair: Pair, chat: Chat) -> None:
     # DynamoDB answers a query with at most 1 MB: a page of large messages needs several calls, and stopping after
     # the first would silently drop the rest (and claim there is nothing older).
     query_response_bytes = 1024 * 1024
-    send = gateway.routes["sendMessage"].function.environment
-    monkeypatch.setitem(send, "MAX_FRAME_BYTES", str(WEBSOCKET_FRAME_LIMIT_BYTES))   # the largest messages there are
     envelope = len(json.dumps(message(pair.booking.session_id, "")).encode())
     text_bytes = WEBSOCKET_FRAME_LIMIT_BYTES - envelope
     count = query_response_bytes // text_bytes + 2
-    monkeypatch.setitem(send, "MESSAGES_PER_MINUTE", str(count))
-    monkeypatch.setitem(send, "MAX_MESSAGES_PER_SESSION", str(count))
-    page_size(gateway, count, monkeypatch)
+    with chat.configured("chat.send_message", MAX_FRAME_BYTES=str(WEBSOCKET_FRAME_LIMIT_BYTES),  # the largest
+                         MESSAGES_PER_MINUTE=str(count), MAX_MESSAGES_PER_SESSION=str(count)), page_size(chat, count):
+        a_page_bigger_than_one_query_response(pair, chat, count=count, text_bytes=text_bytes)
+
+
+def a_page_bigger_than_one_query_response(pair: Pair, chat: Chat, *, count: int, text_bytes: int) -> None:
     sent = [f"{n:04d}" + "x" * (text_bytes - 4) for n in range(count)]
     say(pair.client, pair.booking.session_id, *sent)
 
-    *history, joined = connected(gateway, pair.booking.client).send(join(pair.booking.session_id))
+    *history, joined = connected(chat, pair.booking.client).send(join(pair.booking.session_id))
     assert texts(history) == sent
     assert (joined["olderHistory"], joined["before"]) == (False, None)
     # Every history frame stays below post_to_connection's 128 KB payload limit.
     assert all(len(json.dumps(frame, separators=(",", ":")).encode()) < 128 * 1024 for frame in history)
 
 
-def test_a_cursor_cannot_reach_into_another_session(pair: Pair, identity: Identity, bookings: Bookings,
-                                                    gateway: WebSocketGateway,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    page_size(gateway, 1, monkeypatch)
+def test_a_cursor_cannot_reach_into_another_session(pair: Pair, identity: DeployedIdentity, bookings: Bookings,
+                                                    chat: Chat) -> None:
+    with page_size(chat, 1):
+        a_cursor_cannot_reach_into_another_session(pair, identity, bookings, chat)
+
+
+def a_cursor_cannot_reach_into_another_session(pair: Pair, identity: DeployedIdentity, bookings: Bookings,
+                                               chat: Chat) -> None:
     mine = pair.booking.session_id
     say(pair.client, mine, "mine, older", "mine, newer")
     *_, joined = pair.client.send(join(mine))
 
     other = bookings.book(identity.therapist(unique("therapist")), identity.client(unique("client")))
-    stranger = connected(gateway, other.client)
+    stranger = connected(chat, other.client)
     stranger.send(join(other.session_id))
     say(stranger, other.session_id, "theirs, older", "theirs, newer")
-    *_, theirs = connected(gateway, other.therapist).send(join(other.session_id))
+    *_, theirs = connected(chat, other.therapist).send(join(other.session_id))
 
     # Their cursor, as is: named for their session, refused in mine.
     assert pair.client.send(fetch(mine, theirs["before"])) == [{"type": "error", "code": BAD_CURSOR[0],
@@ -148,30 +158,32 @@ def test_bad_cursors_are_refused_naming_the_field(pair: Pair) -> None:
 
 
 def test_only_a_joined_participant_of_an_open_session_with_a_live_token_fetches_history(
-        pair: Pair, identity: Identity, bookings: Bookings, gateway: WebSocketGateway, tables: Tables) -> None:
+        pair: Pair, identity: DeployedIdentity, bookings: Bookings, chat: Chat, tables: Tables) -> None:
     session_id = pair.booking.session_id
     say(pair.client, session_id, "private")
     pair.therapist.received()
     not_joined = {"type": "error", "code": "not_joined",
                   "detail": f"join session {session_id} (joinSession) before fetching its history"}
-    assert connected(gateway, identity.client(unique("outsider"))).send(fetch(session_id)) == [not_joined]
-    assert connected(gateway, pair.booking.client).send(fetch(session_id)) == [not_joined]   # connected, not joined
+    assert connected(chat, identity.client(unique("outsider"))).send(fetch(session_id)) == [not_joined]
+    assert connected(chat, pair.booking.client).send(fetch(session_id)) == [not_joined]   # connected, not joined
 
     expire_token_of(tables, pair.therapist)
     assert pair.therapist.send(fetch(session_id)) == [{
         "type": "error", "code": "token_expired", "detail": "your sign-in has expired; sign in again and reconnect"}]
-    assert pair.therapist.connection_id in gateway.deleted
+    assert pair.therapist.closed_by_the_server()     # DeleteConnection: the emulator closed the socket
 
     bookings.cancel(pair.booking)
     assert pair.client.send(fetch(session_id)) == [{"type": "error", "code": "session_cancelled",
                                                     "detail": "this session was cancelled; its chat is closed"}]
 
 
-def test_fetching_history_is_rate_limited_per_connection_apart_from_messages(
-        pair: Pair, gateway: WebSocketGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetching_history_is_rate_limited_per_connection_apart_from_messages(pair: Pair, chat: Chat) -> None:
     per_minute = 2
-    monkeypatch.setitem(gateway.routes["fetchHistory"].function.environment, "HISTORY_PAGES_PER_MINUTE",
-                        str(per_minute))
+    with chat.configured("chat.fetch_history", HISTORY_PAGES_PER_MINUTE=str(per_minute)):
+        history_rate_limited(pair, per_minute)
+
+
+def history_rate_limited(pair: Pair, per_minute: int) -> None:
     session_id = pair.booking.session_id
     replies = [pair.client.send(fetch(session_id)) for _ in range(per_minute + 1)]
     if replies[-1][-1]["type"] == "historyPage":   # the minute turned during the loop: one more try is refused
@@ -184,16 +196,15 @@ def test_fetching_history_is_rate_limited_per_connection_apart_from_messages(
     assert ack["type"] == "sent"
 
 
-def test_joining_again_counts_against_the_history_page_rate(
-        pair: Pair, gateway: WebSocketGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_joining_again_counts_against_the_history_page_rate(pair: Pair, chat: Chat) -> None:
     per_minute = 2
-    for route in ("joinSession", "fetchHistory"):
-        monkeypatch.setitem(gateway.routes[route].function.environment, "HISTORY_PAGES_PER_MINUTE", str(per_minute))
-    session_id = pair.booking.session_id
-    within_one_minute()
-    for _ in range(per_minute):
-        pair.client.send(join(session_id))
-    assert pair.client.send(fetch(session_id))[-1]["code"] == "rate_limited"
+    with chat.configured("chat.join_session", HISTORY_PAGES_PER_MINUTE=str(per_minute)), \
+            chat.configured("chat.fetch_history", HISTORY_PAGES_PER_MINUTE=str(per_minute)):
+        session_id = pair.booking.session_id
+        within_one_minute()
+        for _ in range(per_minute):
+            pair.client.send(join(session_id))
+        assert pair.client.send(fetch(session_id))[-1]["code"] == "rate_limited"
 
 
 def within_one_minute(room_seconds: float = 10) -> None:
