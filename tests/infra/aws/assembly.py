@@ -223,14 +223,15 @@ def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None, ac
 # An account as the CLI would pass it (any 12 digits; no AWS call is made).
 DEPLOYER_ACCOUNT = "123456789012"
 # The variants every test tier shares: name -> (environment, DR tier, account). Each environment with its
-# configured DR tier, plus prod with the pilot-light tier (`DR_TIER=pilot_light`); prod's two tiers are named
+# configured DR tier, plus prod with the pilot-light and warm-standby tiers (`DR_TIER=...`); prod's tiers are named
 # explicitly, so the file's own dr.tier (lab 08 switches it) changes no variant. dev and prod synthesize
-# env-agnostic (offline `cdk synth`); prod-pilot_light for a concrete account, as `cdk deploy` with credentials does
+# env-agnostic (offline `cdk synth`); the replica tiers for a concrete account, as `cdk deploy` with credentials does
 # (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
 VARIANTS: dict[str, tuple[str, str | None, str | None]] = {
     "dev": ("dev", None, None),
     "prod": ("prod", "backup_restore", None),
     "prod-pilot_light": ("prod", "pilot_light", DEPLOYER_ACCOUNT),
+    "prod-warm_standby": ("prod", "warm_standby", DEPLOYER_ACCOUNT),
 }
 
 
