@@ -51,8 +51,11 @@ class Objectives:
 TIER_OBJECTIVES: dict[str, Objectives] = {
     "backup_restore": Objectives(rpo_minutes=24 * 60, rto_minutes=24 * 60,
                                  why="the newest daily backup copy; redeploy every tier and restore the data"),
+    # Tens of minutes once the app tier deploys from code into the DR region; today's runbook takes hours there.
     "pilot_light": Objectives(rpo_minutes=5, rto_minutes=60,
                               why="replication lag; promote the replica, deploy the app tier, switch DNS by hand"),
+    # Identity is the exception: Cognito user pools are regional and not replicated (docs/dr.md), so sign-in needs the
+    # primary region's Cognito; the web and data tiers recover within these bounds without it.
     "warm_standby": Objectives(rpo_minutes=5, rto_minutes=15,
                                why="replication lag; DNS fails over on its own, promote the replica, scale out"),
 }
