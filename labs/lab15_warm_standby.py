@@ -76,7 +76,8 @@ def grade(root: Path) -> list[Check]:
         check(f"prod's DR tier is {TIER}", tier == TIER,
               "set dr.tier in config/prod.yaml. Pilot light keeps only the data live in the DR region; warm standby "
               "also runs a scaled-down but working copy of the app there, so failover is a DNS change and a "
-              "scale-out, not a deployment (whitepaper: Disaster Recovery of Workloads on AWS).", found=f"dr.tier {tier}"),
+              "scale-out, not a deployment (whitepaper: Disaster Recovery of Workloads on AWS).",
+              found=f"dr.tier {tier}"),
         check("a scaled-down copy of the API runs in the DR region (at least 1 task behind its own load balancer)",
               bool(services) and all(service.get("DesiredCount", 0) >= 1 for service in services) and bool(balancers),
               "warm standby is scaled-down, not switched off: at least one task serves behind the DR region's own "
