@@ -107,8 +107,8 @@ def grade(root: Path) -> list[Check]:
               bool(probe) and probe.get("ResourcePath") == HEALTH_CHECK_PATH
               and (probe.get("Type"), probe.get("Port")) == (("HTTPS", 443) if https else ("HTTP", 80)),
               "Route 53 counts any 2xx or 3xx answer as healthy: with HTTPS configured, port 80 only redirects, so an "
-              "HTTP check would stay healthy while the API is down. Probe HTTPS on 443 (Route 53 does not validate "
-              "the certificate).",
+              "HTTP check would stay healthy while the API is down. Probe HTTPS on 443 (the load balancer's own DNS "
+              "name, without SNI: the load balancer answers with its default certificate).",
               found=f"{probe.get('Type')} port {probe.get('Port')} path {probe.get('ResourcePath')}" if probe
               else "no health check"),
         check(f"Route 53 calls the primary unhealthy within {DETECTION_BUDGET_SECONDS} s, and not on one lost probe",

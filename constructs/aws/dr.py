@@ -207,9 +207,10 @@ class CrossRegionReadReplica(Construct):
 class PrimaryHealthCheck(Construct):
     """A Route 53 health check of the primary region's load balancer, probing the API's health path.
 
-    HTTPS when the load balancer serves it: port 80 then only redirects, and Route 53 counts a 3xx as healthy, so an
-    HTTP check would pass while the API behind the load balancer is down. Route 53 does not validate the certificate,
-    so probing the load balancer's own DNS name is fine.
+    HTTPS when the load balancer serves it: port 80 then only redirects, and Route 53 counts any status from 200 to
+    399 as healthy, so an HTTP check would pass while the API behind the load balancer is down. The probe names the
+    load balancer's own DNS name, which the certificate does not carry: without SNI the load balancer answers with
+    its default certificate (Route 53 would otherwise retry the handshake without SNI after a name mismatch).
     """
 
     def __init__(self, scope: Construct, id: str, *, load_balancer: elbv2.IApplicationLoadBalancer, https: bool,
@@ -219,7 +220,7 @@ class PrimaryHealthCheck(Construct):
             self, "HealthCheck",
             type=route53.HealthCheckType.HTTPS if https else route53.HealthCheckType.HTTP,
             fqdn=load_balancer.load_balancer_dns_name, port=443 if https else 80, resource_path=HEALTH_CHECK_PATH,
-            enable_sni=True if https else None, request_interval=cdk.Duration.seconds(interval_seconds),
+            enable_sni=False if https else None, request_interval=cdk.Duration.seconds(interval_seconds),
             failure_threshold=failure_threshold)
 
 
