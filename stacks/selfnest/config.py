@@ -455,7 +455,8 @@ class DrSettings(_Settings):
         if self.tier == "warm_standby" and self.failover is None:
             raise ValueError("tier warm_standby needs dr.failover (hosted_zone_id, zone_name, record_name): the "
                              "Route 53 records that move clients to the standby")
-        if self.certificate_arn is not None and self.certificate_arn.split(":")[3] != self.region:
+        if (self.tier == "warm_standby" and self.certificate_arn is not None
+                and self.certificate_arn.split(":")[3] != self.region):
             raise ValueError(f"certificate_arn: {self.certificate_arn} is not in dr.region {self.region} (a load "
                              "balancer can only use an ACM certificate of its own region)")
         return self

@@ -239,8 +239,8 @@ def test_dr_settings_and_replica_regions() -> None:
 
 
 @pytest.mark.parametrize(("environment", "tier", "expected"), [
-    ("prod", "warm_standby", "config/prod.yaml with dr_tier=warm_standby: dr.tier: 'warm_standby' is not allowed "
-                             "(allowed: 'backup_restore' or 'pilot_light')"),
+    ("prod", "multi_site", "config/prod.yaml with dr_tier=multi_site: dr.tier: 'multi_site' is not allowed "
+                           "(allowed: 'backup_restore', 'pilot_light' or 'warm_standby')"),
     # What dev lacks for a replica (a DR region, or its network once lab 11 adds the region): one line either way.
     ("dev", "pilot_light", "config/dev.yaml with dr_tier=pilot_light: dr: tier pilot_light needs dr."),
 ])
