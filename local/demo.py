@@ -235,7 +235,12 @@ def scenario_steps(s: Scenario) -> list[tuple[str, Callable[[dict[str, Any]], st
         s.send(therapist_socket, {"action": "sendMessage", "sessionId": session_id, "text": "Welcome."})
         got = s.receive(client_socket, wanted="message")
         expect(got.get("text") == "Welcome.", f"the client should receive the reply, got {got}")
-        return "client and therapist joined over WebSocket and exchanged two messages"
+        s.send(client_socket, {"action": "fetchHistory", "sessionId": session_id})
+        history, page = s.receive(client_socket, wanted="history"), s.receive(client_socket, wanted="historyPage")
+        texts = [item.get("text") for item in history.get("messages", [])]
+        expect(texts == ["Hello, I'm here.", "Welcome."] and page.get("olderHistory") is False,
+               f"fetching the history should return both messages, got {history} then {page}")
+        return "client and therapist joined over WebSocket, exchanged two messages and fetched them as history"
 
     def third_user_refused(world: dict[str, Any]) -> str:
         name = f"curious-fox-{s.run_id}"

@@ -56,6 +56,7 @@ class ChatShape:
     messages_per_minute_per_connection: int = 30
     max_messages_per_session: int = 2000
     history_page_messages: int = 200
+    history_pages_per_minute_per_connection: int = 20
 
 
 @jsii.implements(apigatewayv2.IAccessLogSettings)
@@ -126,6 +127,7 @@ class SessionChat(Construct):
             "MESSAGES_PER_MINUTE": str(shape.messages_per_minute_per_connection),
             "MAX_MESSAGES_PER_SESSION": str(shape.max_messages_per_session),
             "HISTORY_PAGE_MESSAGES": str(shape.history_page_messages),
+            "HISTORY_PAGES_PER_MINUTE": str(shape.history_pages_per_minute_per_connection),
         }
 
         def function(id: str, *, handler: str, description: str,
@@ -147,6 +149,8 @@ class SessionChat(Construct):
                              description="Selfnest chat: join a booked session and receive its history")
         self.send = function("SendMessage", handler="chat.send_message", environment=settings,
                              description="Selfnest chat: store a message and pass it to the other participant")
+        self.fetch_history = function("FetchHistory", handler="chat.fetch_history", environment=settings,
+                                      description="Selfnest chat: send a joined participant older history")
         self.default = function("Unrouted", handler="chat.default", environment=settings,
                                 description="Selfnest chat: answer frames without a known action")
 
@@ -164,7 +168,8 @@ class SessionChat(Construct):
                     "TokenAuthorizer", self.authorizer.function, identity_source=[TOKEN_IDENTITY_SOURCE])),
             disconnect_route_options=route(self.disconnect),
             default_route_options=route(self.default))
-        for route_key, handler in (("joinSession", self.join), ("sendMessage", self.send)):
+        for route_key, handler in (("joinSession", self.join), ("sendMessage", self.send),
+                                   ("fetchHistory", self.fetch_history)):
             self.api.add_route(route_key, integration=route(handler).integration)
 
         self.access_logs = EncryptedLogGroup(self, "AccessLogs", key=key, retention_days=shape.log_retention_days,
@@ -197,6 +202,10 @@ class SessionChat(Construct):
                          (connections, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")),
                          (by_session, ("dynamodb:Query",)),
                          (messages, ("dynamodb:PutItem",))], True),
+            # Reads history only; updates its connection's page counter, forgets a gone or expired connection.
+            (self.fetch_history, [(sessions, ("dynamodb:GetItem",)),
+                                  (connections, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")),
+                                  (messages, ("dynamodb:Query",))], True),
             # Refusals only: never reads a table, but forgets a connection that turns out to be gone.
             (self.default, [(connections, ("dynamodb:DeleteItem",))], True),
         ]

@@ -125,11 +125,13 @@ class UserDirectory(Construct):
                               triggers["pre_token_generation"].function, cognito.LambdaVersion.V2_0)
         # A separate policy, not the functions' default one: the pool depends on its triggers, so the triggers'
         # roles can only name the pool once it exists.
-        for trigger, action in (("post_confirmation", "cognito-idp:AdminAddUserToGroup"),
-                                ("pre_token_generation", "cognito-idp:AdminGetUser")):
+        # Pre-token-generation reads MFA settings and ends the admission of a therapist found without MFA.
+        for trigger, actions in (("post_confirmation", ["cognito-idp:AdminAddUserToGroup"]),
+                                 ("pre_token_generation", ["cognito-idp:AdminGetUser",
+                                                           "cognito-idp:AdminRemoveUserFromGroup"])):
             permission = iam.Policy(
                 self, f"{trigger.title().replace('_', '')}Permission", roles=[triggers[trigger].role],
-                statements=[iam.PolicyStatement(actions=[action], resources=[self.pool.user_pool_arn])])
+                statements=[iam.PolicyStatement(actions=actions, resources=[self.pool.user_pool_arn])])
             acknowledge(permission, GRANTS_POLICY)
 
         self.groups = {

@@ -1,9 +1,10 @@
-"""WebSocket route handlers: `$connect`, `$disconnect`, `joinSession`, `sendMessage` and `$default`.
+"""WebSocket route handlers: `$connect`, `$disconnect`, `joinSession`, `sendMessage`, `fetchHistory` and `$default`.
 
 Rules: only the client and the therapist of a booked, uncancelled session may join it, and only from
-JOIN_MINUTES_BEFORE_START before its start to JOIN_MINUTES_AFTER_END after its end; a message is accepted only on
-a connection that joined that session, and reaches the session's other connections. A frame that is too large or
-malformed gets one error frame and nothing is stored. Logs carry ids only — never message text or usernames.
+JOIN_MINUTES_BEFORE_START before its start to JOIN_MINUTES_AFTER_END after its end; a message is accepted, and
+older history is served, only on a connection that joined that session, under the same checks; a message reaches
+the session's other connections. A frame that is too large or malformed gets one error frame and nothing is stored.
+Logs carry ids only — never message text or usernames.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from delivery import Delivery
-from frames import JOIN_SESSION, SEND_MESSAGE, SUBPROTOCOL, ChatError, Frame, encode, parse_frame
+from frames import (
+    FETCH_HISTORY,
+    JOIN_SESSION,
+    SEND_MESSAGE,
+    SUBPROTOCOL,
+    ChatError,
+    Frame,
+    encode,
+    history_cursor,
+    parse_frame,
+)
 from store import BookedSession, Connection, Connections, Messages, Sessions, now_utc
 
 logger = Logger()
@@ -99,15 +110,35 @@ def open_session(session_id: str, connection: Connection, now: datetime) -> tupl
 def join(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
     session, role = open_session(frame.session_id, connection, now)
     Connections.attach(connection.connection_id, session_id=session.session_id)
-    items, has_older = Messages.history(session.session_id, now=now,
-                                        newest=int(os.environ["HISTORY_PAGE_MESSAGES"]))
-    for chunk in history_chunks([message_frame(item) for item in items]):
-        delivery.post(connection.connection_id, {"type": "history", "sessionId": session.session_id,
-                                                 "messages": chunk})
+    older = post_history(delivery, connection.connection_id, session.session_id, now=now, before=None)
     delivery.post(connection.connection_id, {"type": "joined", "sessionId": session.session_id, "role": role,
                                              "startsAt": session.starts_at.isoformat(),
-                                             "endsAt": session.ends_at.isoformat(), "olderHistory": has_older})
+                                             "endsAt": session.ends_at.isoformat(), **older})
     logger.info("joined session", extra={"session_id": session.session_id, "role": role})
+
+
+def fetch_older(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
+    """The page of history before the frame's cursor, to a joined participant still holding their role."""
+    if connection.session_id != frame.session_id:
+        raise ChatError("not_joined", f"join session {frame.session_id} (joinSession) before fetching its history")
+    session, _ = open_session(frame.session_id, connection, now)
+    Connections.count_history_page(connection.connection_id, now=now,
+                                   per_minute=int(os.environ["HISTORY_PAGES_PER_MINUTE"]))
+    older = post_history(delivery, connection.connection_id, session.session_id, now=now, before=frame.before)
+    delivery.post(connection.connection_id, {"type": "historyPage", "sessionId": session.session_id, **older})
+    logger.info("history page sent", extra={"session_id": session.session_id})
+
+
+def post_history(delivery: Delivery, connection_id: str, session_id: str, *, now: datetime,
+                 before: str | None) -> dict[str, Any]:
+    """Post one page of history (before the message keyed `before`, else the newest) in `history` frames; returns
+    what the closing frame says: whether older messages exist and the cursor that fetches them."""
+    items, has_older = Messages.history(session_id, now=now, newest=int(os.environ["HISTORY_PAGE_MESSAGES"]),
+                                        before=before)
+    for chunk in history_chunks([message_frame(item) for item in items]):
+        delivery.post(connection_id, {"type": "history", "sessionId": session_id, "messages": chunk})
+    return {"olderHistory": has_older,
+            "before": history_cursor(session_id, items[0]["message_key"]) if has_older else None}
 
 
 def send(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
@@ -159,4 +190,5 @@ def refuse_unrouted(frame: Frame, connection: Connection, delivery: Delivery, no
 
 join_session = frame_route(JOIN_SESSION, join)
 send_message = frame_route(SEND_MESSAGE, send)
+fetch_history = frame_route(FETCH_HISTORY, fetch_older)
 default = frame_route(None, refuse_unrouted)

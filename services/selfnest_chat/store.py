@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import ConditionBase, Key
 from botocore.exceptions import ClientError
 from frames import ChatError
 
@@ -170,27 +170,45 @@ class Connections:
     @classmethod
     def count_message(cls, connection_id: str, *, now: datetime, per_minute: int) -> None:
         """One more message from this connection in the current minute, refused beyond `per_minute`."""
+        cls._count(connection_id, counter="rate", now=now, per_minute=per_minute, refusal=ChatError(
+            "rate_limited", f"at most {per_minute} messages a minute on one connection; wait a moment and send "
+            "again"))
+
+    @classmethod
+    def count_history_page(cls, connection_id: str, *, now: datetime, per_minute: int) -> None:
+        """One more page of older history for this connection in the current minute, refused beyond `per_minute`
+        (counted apart from messages: scrolling back does not eat into what one may say)."""
+        cls._count(connection_id, counter="history", now=now, per_minute=per_minute, refusal=ChatError(
+            "rate_limited", f"at most {per_minute} history pages a minute on one connection; wait a moment and ask "
+            "again"))
+
+    @classmethod
+    def _count(cls, connection_id: str, *, counter: str, now: datetime, per_minute: int,
+               refusal: ChatError) -> None:
+        """Count against `<counter>_count` within the minute in `<counter>_minute`; raise `refusal` beyond
+        `per_minute` (atomic conditional updates, so concurrent invocations cannot both slip through)."""
         minute = epoch_seconds(now) // 60
         table, key = cls.table(), {cls.KEY: connection_id}
+        names = {"#minute": f"{counter}_minute", "#count": f"{counter}_count"}
         try:
-            table.update_item(Key=key, UpdateExpression="ADD rate_count :one",
-                              ConditionExpression="rate_minute = :minute AND rate_count < :limit",
+            table.update_item(Key=key, UpdateExpression="ADD #count :one",
+                              ConditionExpression="#minute = :minute AND #count < :limit",
+                              ExpressionAttributeNames=names,
                               ExpressionAttributeValues={":one": 1, ":minute": minute, ":limit": per_minute})
             return
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
         try:   # a new minute: start counting again
-            table.update_item(Key=key, UpdateExpression="SET rate_minute = :minute, rate_count = :one",
-                              ConditionExpression="attribute_exists(#key) AND (attribute_not_exists(rate_minute) "
-                                                  "OR rate_minute <> :minute)",
-                              ExpressionAttributeNames={"#key": cls.KEY},
+            table.update_item(Key=key, UpdateExpression="SET #minute = :minute, #count = :one",
+                              ConditionExpression="attribute_exists(#key) AND (attribute_not_exists(#minute) "
+                                                  "OR #minute <> :minute)",
+                              ExpressionAttributeNames={**names, "#key": cls.KEY},
                               ExpressionAttributeValues={":one": 1, ":minute": minute})
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            raise ChatError("rate_limited", f"at most {per_minute} messages a minute on one connection; wait a "
-                            "moment and send again") from None
+            raise refusal from None
 
     @classmethod
     def in_session(cls, session_id: str) -> Iterator[Connection]:
@@ -225,12 +243,23 @@ class Messages:
         return item
 
     @classmethod
-    def history(cls, session_id: str, *, now: datetime, newest: int) -> tuple[list[dict[str, Any]], bool]:
-        """The session's `newest` messages, oldest first, and whether older ones exist; TTL deletes lazily, so
-        expired ones are left out here."""
-        page = cls.table().query(KeyConditionExpression=Key("session_id").eq(session_id), ConsistentRead=True,
-                                 ScanIndexForward=False, Limit=newest + 1)
-        items = [item for item in page.get("Items", []) if int(item["expires_at"]) > epoch_seconds(now)]
+    def history(cls, session_id: str, *, now: datetime, newest: int,
+                before: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Up to `newest` of the session's messages sent before the message keyed `before` (else its newest), oldest
+        first, and whether older ones exist. The query never leaves `session_id`'s partition, whatever `before`
+        says. A query call returns at most 1 MB, so a page of large messages takes several calls; TTL deletes
+        lazily, so expired messages are left out here."""
+        condition: ConditionBase = Key(cls.KEY[0]).eq(session_id)
+        if before is not None:
+            condition = condition & Key(cls.KEY[1]).lt(before)
+        query = {"KeyConditionExpression": condition, "ConsistentRead": True, "ScanIndexForward": False,
+                 "Limit": newest + 1}
+        items: list[dict[str, Any]] = []
+        for item in _pages(cls.table(), query):
+            if int(item["expires_at"]) > epoch_seconds(now):
+                items.append(item)
+                if len(items) > newest:
+                    break
         return list(reversed(items[:newest])), len(items) > newest
 
 

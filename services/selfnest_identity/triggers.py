@@ -2,7 +2,7 @@
 
 Clients stay anonymous: a client account is a pseudonym and a password. Therapists give an email Cognito verifies,
 are admitted by an admin (group membership), and keep therapist rights only while the email is verified and MFA is
-on. Event shapes: https://docs.aws.amazon.com/cognito/latest/developerguide/cognito-user-pools-working-with-lambda-triggers.html
+on; a token issued without MFA ends the admission itself. Event shapes: https://docs.aws.amazon.com/cognito/latest/developerguide/cognito-user-pools-working-with-lambda-triggers.html
 """
 
 from __future__ import annotations
@@ -74,7 +74,18 @@ def pre_token_generation(event: Event, context: object) -> Event:
         kept = [group for group in groups if group != therapists]
         event["response"]["claimsAndScopeOverrideDetails"] = {"groupOverrideDetails": {"groupsToOverride": kept}}
         _log("therapist rights withheld", event, missing=missing)
+    if MISSING_MFA in missing:
+        # Admission vouches for the authenticator the admin saw working. Once none is set up (never paired, a lost
+        # phone reset, MFA turned off), whoever pairs one next (anyone holding the password) must not inherit the
+        # rights: the admission itself ends, and only an admin's new check restores it. Failing here fails the
+        # sign-in (closed), never grants.
+        _cognito().admin_remove_user_from_group(UserPoolId=event["userPoolId"], Username=event["userName"],
+                                                GroupName=therapists)
+        _log("therapist admission ended: no MFA", event, group=therapists)
     return event
+
+
+MISSING_MFA = "MFA (authenticator app)"
 
 
 def _therapist_requirements_missing(event: Event) -> list[str]:
@@ -84,7 +95,7 @@ def _therapist_requirements_missing(event: Event) -> list[str]:
         missing.append("verified email")
     user = _cognito().admin_get_user(UserPoolId=event["userPoolId"], Username=event["userName"])
     if TOTP_MFA not in user.get("UserMFASettingList", []):
-        missing.append("MFA (authenticator app)")
+        missing.append(MISSING_MFA)
     return missing
 
 

@@ -497,10 +497,12 @@ class ChatSettings(_Settings):
     handler_timeout_seconds: Annotated[int, Field(ge=3, le=29)]
     log_retention_days: LogRetentionDays
     # Abuse limits, answered with an error frame: messages one connection may send per minute, messages one session
-    # may hold, and how many of the newest messages a join sends as history.
+    # may hold, how many messages a page of history holds (a join sends the newest page; `fetchHistory` older ones)
+    # and how many older pages one connection may fetch per minute.
     messages_per_minute_per_connection: Annotated[int, Field(ge=1, le=600)] = 30
     max_messages_per_session: Annotated[int, Field(ge=1, le=100_000)] = 2000
     history_page_messages: Annotated[int, Field(ge=1, le=1000)] = 200
+    history_pages_per_minute_per_connection: Annotated[int, Field(ge=1, le=600)] = 20
     # Tables listed here use provisioned capacity; every other chat table stays on demand (the default).
     provisioned_tables: dict[ChatTable, ProvisionedCapacity] = Field(default_factory=dict)
 

@@ -60,7 +60,7 @@ def test_only_connect_has_the_token_authorizer(assembly: Assembly) -> None:
     assert function_by_handler(assembly)["authorizer.handler"] in uri
     routes = {route["Properties"]["RouteKey"]: route["Properties"]
               for route in resources(assembly, "AWS::ApiGatewayV2::Route").values()}
-    assert set(routes) == {"$connect", "$disconnect", "$default", "joinSession", "sendMessage"}
+    assert set(routes) == {"$connect", "$disconnect", "$default", "joinSession", "sendMessage", "fetchHistory"}
     assert routes["$connect"]["AuthorizationType"] == "CUSTOM"
     assert routes["$connect"]["AuthorizerId"] == ref(authorizer_id)
     assert all(route["AuthorizationType"] == "NONE" for key, route in routes.items() if key != "$connect")
@@ -141,12 +141,17 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
                                                         "dynamodb:DeleteItem"},
                               json.dumps(by_session): {"dynamodb:Query"},
                               json.dumps(messages): {"dynamodb:PutItem"}},
+        # Read-only on messages: older history is queried, never written.
+        "chat.fetch_history": {json.dumps(sessions): {"dynamodb:GetItem"},
+                               json.dumps(connections): {"dynamodb:GetItem", "dynamodb:UpdateItem",
+                                                         "dynamodb:DeleteItem"},
+                               json.dumps(messages): {"dynamodb:Query"}},
         "chat.default": {json.dumps(connections): {"dynamodb:DeleteItem"}},
         "sessions.handler": {json.dumps(sessions): {"dynamodb:UpdateItem"},
                              json.dumps(idempotency): {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
                                                        "dynamodb:DeleteItem"}},
     }
-    posting = {"chat.join_session", "chat.send_message", "chat.default"}
+    posting = {"chat.join_session", "chat.send_message", "chat.fetch_history", "chat.default"}
     account = assembly.accounts["chat"]
 
     def connections_arn_for(method: str) -> dict[str, Any]:
@@ -202,3 +207,17 @@ def test_the_sessions_consumer_hears_only_bookings_and_cancellations(assembly: A
     topic = assembly.resolve(subscription["Properties"]["TopicArn"])
     assert assembly.templates["messaging"]["Resources"][topic["Ref"]]["Properties"]["TopicName"] == \
         assembly.settings.name("session-events")
+
+
+def test_older_history_has_its_own_route_function_and_page_limits(assembly: Assembly) -> None:
+    chat = assembly.settings.chat
+    handlers = function_by_handler(assembly)
+    [route] = [route["Properties"] for route in resources(assembly, "AWS::ApiGatewayV2::Route").values()
+               if route["Properties"]["RouteKey"] == "fetchHistory"]
+    integration_id = route["Target"]["Fn::Join"][1][1]["Ref"]
+    integration = resources(assembly, "AWS::ApiGatewayV2::Integration")[integration_id]["Properties"]
+    assert handlers["chat.fetch_history"] in json.dumps(integration["IntegrationUri"])
+    environment = resources(assembly, "AWS::Lambda::Function")[handlers["chat.fetch_history"]]["Properties"][
+        "Environment"]["Variables"]
+    assert (environment["HISTORY_PAGE_MESSAGES"], environment["HISTORY_PAGES_PER_MINUTE"]) == (
+        str(chat.history_page_messages), str(chat.history_pages_per_minute_per_connection))

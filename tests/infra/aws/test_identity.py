@@ -102,7 +102,7 @@ def test_each_trigger_may_do_one_thing_to_this_pool_and_pre_sign_up_nothing(asse
                 if ref(role) in policy["Properties"]["Roles"]:
                     granted[trigger].append(statement["Action"])
     assert granted == {"PreSignUp": [], "PostConfirmation": ["cognito-idp:AdminAddUserToGroup"],
-                       "PreTokenGeneration": ["cognito-idp:AdminGetUser"]}
+                       "PreTokenGeneration": [["cognito-idp:AdminGetUser", "cognito-idp:AdminRemoveUserFromGroup"]]}
 
 
 def test_the_api_accepts_tokens_from_this_pools_clients(assembly: Assembly) -> None:

@@ -62,7 +62,7 @@ def test_joining_returns_the_history_to_a_participant(pair: Pair, gateway: WebSo
                                                                                      ("client", "second")]
     assert joined == {"type": "joined", "sessionId": pair.booking.session_id, "role": "therapist",
                       "startsAt": pair.booking.starts_at.isoformat(), "endsAt": pair.booking.ends_at.isoformat(),
-                      "olderHistory": False}
+                      "olderHistory": False, "before": None}
 
 
 def test_a_third_user_can_neither_join_nor_send_nor_read(pair: Pair, identity: Identity, gateway: WebSocketGateway,
@@ -127,9 +127,10 @@ def test_malformed_frames_are_refused_with_a_reason_and_nothing_is_stored(pair: 
     cases = {
         "not json": ("malformed_frame", "the frame is not JSON; send a JSON object with an 'action'"),
         "[1, 2]": ("malformed_frame", "the frame must be a JSON object with an 'action'"),
-        json.dumps({"text": "hi"}): ("unknown_action", "action None is not one of joinSession, sendMessage"),
+        json.dumps({"text": "hi"}):
+            ("unknown_action", "action None is not one of joinSession, sendMessage, fetchHistory"),
         json.dumps({"action": "shout", "sessionId": session_id}):
-            ("unknown_action", "action 'shout' is not one of joinSession, sendMessage"),
+            ("unknown_action", "action 'shout' is not one of joinSession, sendMessage, fetchHistory"),
         json.dumps({"action": "sendMessage", "sessionId": session_id, "text": "  "}):
             ("malformed_frame", "text must be a non-empty string"),
         json.dumps({"action": "sendMessage", "sessionId": session_id, "text": 42}):

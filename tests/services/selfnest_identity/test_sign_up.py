@@ -60,18 +60,42 @@ def test_therapist_is_not_one_until_an_admin_admits_them(identity: Identity) -> 
     assert claims(after.access_token)["cognito:groups"] == [THERAPISTS_GROUP]
 
 
-def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_with_it(identity: Identity) -> None:
-    identity.therapist("dr-bo", mfa=False)
+def test_therapist_rights_are_withheld_from_tokens_without_mfa_and_restored_only_by_a_new_admission(
+        identity: Identity) -> None:
+    identity.therapist("dr-bo", mfa=False)          # admitted before pairing an authenticator: out of order
     pre_token = identity.triggers["PreTokenGeneration"]
 
     without_mfa = pre_token(identity.token_event("dr-bo"))
     # The version-2 response: Cognito applies its group override to the ID and the access token alike.
     override = without_mfa["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"]["groupsToOverride"]
     assert THERAPISTS_GROUP not in override
+    assert identity.groups_of("dr-bo") == []        # the admission ended with it
 
-    identity.enable_totp("dr-bo")
+    identity.enable_totp("dr-bo")                   # pairing alone proves nothing about who paired
+    paired = pre_token(identity.token_event("dr-bo"))
+    assert THERAPISTS_GROUP not in paired["request"]["groupConfiguration"]["groupsToOverride"]
+
+    identity.admit("dr-bo", THERAPISTS_GROUP)       # the admin saw this authenticator work: admitted again
     with_mfa = pre_token(identity.token_event("dr-bo"))
     assert with_mfa["response"]["claimsAndScopeOverrideDetails"] is None   # groups untouched: therapist
+
+
+def test_an_authenticator_paired_after_an_mfa_reset_does_not_inherit_the_admission(identity: Identity) -> None:
+    # The threat: MFA is reset (lost phone) or turned off while the therapist stays admitted; someone holding the
+    # password signs in without a second factor and pairs their own authenticator before the therapist does.
+    identity.therapist("dr-eve-target")
+    pre_token = identity.triggers["PreTokenGeneration"]
+    assert pre_token(identity.token_event("dr-eve-target"))["response"]["claimsAndScopeOverrideDetails"] is None
+    identity.cognito.admin_set_user_mfa_preference(UserPoolId=identity.pool_id, Username="dr-eve-target",
+                                                   SoftwareTokenMfaSettings={"Enabled": False, "PreferredMfa": False})
+
+    intruder_sign_in = pre_token(identity.token_event("dr-eve-target"))   # password only: no second factor asked
+    assert intruder_sign_in["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"][
+        "groupsToOverride"] == []
+    identity.enable_totp("dr-eve-target")                                 # the intruder's authenticator
+    intruder_paired = pre_token(identity.token_event("dr-eve-target"))
+    assert THERAPISTS_GROUP not in intruder_paired["request"]["groupConfiguration"]["groupsToOverride"]
+    assert identity.groups_of("dr-eve-target") == []
 
 
 def test_therapist_rights_need_a_verified_email_too(identity: Identity) -> None:
@@ -83,6 +107,7 @@ def test_therapist_rights_need_a_verified_email_too(identity: Identity) -> None:
     assert THERAPISTS_GROUP not in event["response"]["claimsAndScopeOverrideDetails"]["groupOverrideDetails"][
         "groupsToOverride"]
     assert "claimsOverrideDetails" not in event["response"]     # the version-1 field would spare the access token
+    assert identity.groups_of("dr-cy") == [THERAPISTS_GROUP]   # withheld only: MFA alone vouches for admission
 
 
 @pytest.mark.parametrize("source", ["TokenGeneration_RefreshTokens", "TokenGeneration_HostedAuth"])
