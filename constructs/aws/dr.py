@@ -102,18 +102,19 @@ class ReplicaNetwork(Construct):
         flow_log = self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(
             self.flow_logs.log_group), traffic_type=ec2.FlowLogTrafficType.ALL)
         acknowledge(flow_log, GRANTS_POLICY)
-        # Pilot light: nothing may connect until failover, when the runbook admits the recovered app tier's group.
-        self.security_group = ec2.SecurityGroup(
-            self, "Replica", vpc=self.vpc, allow_all_outbound=False,
-            description="PostgreSQL read replica: no inbound until failover admits the recovered app tier"
-            if web_tier is None else "PostgreSQL read replica: in only from the warm standby app tier on 5432")
         self.web_groups: TierSecurityGroups | None = None
-        if web_tier is not None:
+        if web_tier is None:
+            # Nothing may connect until failover: the runbook admits the recovered app tier's security group then.
+            self.security_group: ec2.ISecurityGroup = ec2.SecurityGroup(
+                self, "Replica", vpc=self.vpc, allow_all_outbound=False,
+                description="PostgreSQL read replica: no inbound until failover admits the recovered app tier")
+        else:
             # The standby's tasks read the replica now (and write to it once promoted): the same chain as the
             # primary region's, internet -> load balancer -> app -> database, and the same stateless data-tier NACL.
             self.web_groups = TierSecurityGroups(self, "SecurityGroups", vpc=self.vpc)
+            self.security_group = self.web_groups.database
             self.security_group.add_ingress_rule(self.web_groups.app, ec2.Port.tcp(POSTGRES_PORT),
-                                                 "PostgreSQL from the warm standby's app tasks")
+                                                 "PostgreSQL from the warm standby app tasks")
             DataSubnetAcl(self, "DataSubnetAcl", vpc=self.vpc, data_subnets=self.data_subnets,
                           client_cidrs=[subnet.ipv4_cidr_block
                                         for subnet in self.vpc.select_subnets(subnet_group_name="app").subnets])
