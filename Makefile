@@ -26,10 +26,11 @@ EMULATOR_VENV := .venv-emulator
 EMULATOR_STAMP := $(EMULATOR_VENV)/.installed
 
 .PHONY: help bootstrap synth plan-azure test lint typecheck test-unit test-infra-aws test-infra-azure test-services \
-	postgres-server bench lab labs deploy destroy clean diagrams cost-tables lab-costs docs docs-serve graphviz chromium up down demo
+	postgres-server bench lab labs deploy destroy clean diagrams cost-tables lab-costs docs docs-serve graphviz chromium up down demo \
+	follow
 
 help:
-	@echo "make synth [ENV=dev|prod] [DR_TIER=backup_restore|pilot_light|warm_standby]  Selfnest CloudFormation into cdk.out/"
+	@echo "make synth [ENV=dev|lab|prod] [DR_TIER=backup_restore|pilot_light|warm_standby]  Selfnest CloudFormation into cdk.out/"
 	@echo "make plan-azure [STACK=dev|prod]  BabyBloom offline plan (Pulumi mocks) into .plan/"
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"
@@ -40,6 +41,7 @@ help:
 	@echo "make docs                   the static documentation site into site/ (make docs-serve to browse it)"
 	@echo "make up [ENV=dev] [LOCAL_PORT=]  Selfnest deployed into a local AWS emulator and running (docs/local.md)"
 	@echo "make demo                   drive the running local deployment like real clients; make down stops it"
+	@echo "make follow ID=...          every local log line of one booking (its id or a correlation id), in time order"
 	@echo "make deploy|destroy ENV=..  cdk deploy --all / destroy this env's stacks in your own AWS account (needs credentials)"
 
 # The stamp holds the checkout's path. A copied, moved or renamed checkout brings a .venv whose editable install (and
@@ -68,8 +70,11 @@ bootstrap: $(PY_STAMP) $(NODE_STAMP)
 synth: bootstrap
 	$(PY) -m refarch.tools.synth --env $(ENV) $(DR_TIER_ARGS)
 	@echo
-	@echo "BabyBloom $(ENV) (offline Pulumi plan; full listing: make plan-azure STACK=$(ENV)):"
-	@$(PY) -m refarch.tools.plan_azure --stack $(ENV) | tail -n 3
+	@# Selfnest environments (config/) and BabyBloom stacks (Pulumi.<stack>.yaml) need not match: lab is Selfnest's.
+	@if [ -f Pulumi.$(ENV).yaml ]; then \
+		echo "BabyBloom $(ENV) (offline Pulumi plan; full listing: make plan-azure STACK=$(ENV)):"; \
+		$(PY) -m refarch.tools.plan_azure --stack $(ENV) | tail -n 3; \
+	else echo "BabyBloom has no $(ENV) stack (no Pulumi.$(ENV).yaml): make plan-azure STACK=dev|prod"; fi
 
 plan-azure: $(PY_STAMP)
 	$(PY) -m refarch.tools.plan_azure --stack $(STACK)
@@ -84,8 +89,9 @@ typecheck: $(PY_STAMP)
 	$(VENV)/bin/mypy -p refarch.stacks -p refarch.constructs.aws -p refarch.constructs.azure -p refarch.policies \
 		-p refarch.tools -p refarch.labs -p refarch.local -p tests
 	$(VENV)/bin/mypy -p selfnest_api
-	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root).
-	MYPYPATH=services/selfnest_events $(VENV)/bin/mypy services/selfnest_events
+	# Lambda handlers are flat modules in their asset folders (Lambda imports them from the asset root); the consumers
+	# also hold the booking API package (its correlation-id rule).
+	MYPYPATH=services/selfnest_events:services/selfnest_api $(VENV)/bin/mypy services/selfnest_events
 	MYPYPATH=services/selfnest_identity $(VENV)/bin/mypy services/selfnest_identity
 	MYPYPATH=services/selfnest_deploy $(VENV)/bin/mypy services/selfnest_deploy
 	# The chat asset also holds the booking API's token verifier and the events' consumer helpers (shared modules).
@@ -180,6 +186,14 @@ down: $(PY_STAMP)
 
 demo: $(PY_STAMP)
 	@$(PY) -m refarch.local demo
+
+ID ?=
+# `make follow ID=<booking id or correlation id>`: the API's and every function's lines for it, oldest first.
+# ID reaches the command through the environment, never pasted into the shell line (a quote in it stays data).
+follow: export ID := $(ID)
+follow: $(PY_STAMP)
+	@test -n "$$ID" || { echo "usage: make follow ID=<booking id or correlation id> (make demo prints one)" >&2; exit 2; }
+	@$(PY) -m refarch.local follow "$$ID"
 
 clean:
 	rm -rf cdk.out .plan .pytest_cache .mypy_cache .ruff_cache site .local

@@ -33,6 +33,7 @@ from .selfnest import Endpoints, aws_client
 
 THERAPISTS_GROUP = "therapists"
 CHAT_SUBPROTOCOL = Subprotocol("selfnest.v1")   # services/selfnest_chat/frames.py
+CORRELATION_HEADER = "X-Correlation-Id"          # services/selfnest_api/selfnest_api/correlation.py
 
 
 class StepFailedError(Exception):
@@ -53,6 +54,7 @@ class Scenario:
         self.say = say
         self.cognito = self._client("cognito-idp")
         self.run_id = uuid.uuid4().hex[:6]
+        self.last_correlation_id: str | None = None
 
     # -- the people ------------------------------------------------------------------------------------------------
     def sign_up(self, username: str, attributes: dict[str, str]) -> tuple[str, str]:
@@ -106,14 +108,18 @@ class Scenario:
 
     # -- the booking API -------------------------------------------------------------------------------------------
     def api(self, method: str, path: str, *, who: Person, body: Any = None) -> tuple[int, Any]:
+        """The answer's status and body; the request's correlation id (the API's X-Correlation-Id answer) is kept
+        in `last_correlation_id`."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.endpoints.api}{path}", data=data, method=method,  # noqa: S310
                                          headers={"Authorization": f"Bearer {who.access_token}",
                                                   "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - the local API
+                self.last_correlation_id = response.headers.get(CORRELATION_HEADER)
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
+            self.last_correlation_id = error.headers.get(CORRELATION_HEADER)
             return error.code, json.loads(error.read() or b"null")
 
     # -- the chat --------------------------------------------------------------------------------------------------
@@ -208,8 +214,8 @@ def scenario_steps(s: Scenario) -> list[tuple[str, Callable[[dict[str, Any]], st
         status_code, session = s.api("POST", "/sessions", who=client,
                                      body={"therapist_id": therapist.sub, "starts_at": starts_at})
         expect(status_code == 201, f"booking should answer 201, got {status_code} {session}")
-        world["session_id"] = session["id"]
-        return f"booked session {session['id']} at {starts_at}"
+        world["session_id"], world["correlation_id"] = session["id"], s.last_correlation_id
+        return f"booked session {session['id']} at {starts_at} (correlation id {s.last_correlation_id})"
 
     def consumers_receive(world: dict[str, Any]) -> str:
         tables = s.consumer_tables()
@@ -358,4 +364,7 @@ def run_demo(state: Path, *, say: Callable[[str], None] = print) -> int:
             say(f"      FAILED: {type(error).__name__}: {error}")
             return 1
     say(f"demo passed: {len(steps)} steps in {time.monotonic() - started:.1f}s")
+    if "session_id" in world:
+        say(f"follow the booking through the API's and the functions' logs: make follow ID={world['session_id']}"
+            f"   (its request's correlation id: {world['correlation_id']})")
     return 0

@@ -253,8 +253,12 @@ def up(*, environment: str, state: Path, port: int | None, say: Any = print) -> 
         endpoints = describe(environment=environment, endpoint=endpoint, region=region, api=api,
                              omissions=omissions)
         endpoints.save(state)
-        say("BabyBloom: cosmosdb-server, Azurite and the Functions app with the offline plan's app settings ...")
-        babybloom.up(registry, stack=environment).save(state)
+        # Selfnest's environments (config/) and BabyBloom's stacks (Pulumi.<stack>.yaml) need not match: lab has no
+        # BabyBloom stack, so it runs beside BabyBloom's dev.
+        stack = environment if (ROOT / f"Pulumi.{environment}.yaml").is_file() else "dev"
+        say(f"BabyBloom {stack}: cosmosdb-server, Azurite and the Functions app with the offline plan's app "
+            "settings ...")
+        babybloom.up(registry, stack=stack).save(state)
         return endpoints
     except BaseException:
         registry.stop_all()   # Ctrl-C or a failure half-way: nothing stays running

@@ -10,15 +10,29 @@ import argparse
 import sys
 from collections.abc import Mapping
 
+from refarch.stacks.selfnest.config import DR_TIERS, available_environments, load_settings
+
 from .cost import Bill, aws_bill, azure_bill, money, number
 from .deployment import ROOT, babybloom_deployment, selfnest_deployment
 
 # Both pages carry the same generated blocks.
 PAGES = (ROOT / "README.md", ROOT / "docs" / "cost.md")
 COMMAND = "make cost-tables"
+
+
+def selfnest_variants() -> tuple[tuple[str, str | None], ...]:
+    """Every environment in config/ with its configured DR tier; one with a DR region with both tiers named."""
+    variants: list[tuple[str, str | None]] = []
+    for environment in available_environments():
+        if load_settings(environment).dr.region is None:
+            variants.append((environment, None))
+        else:
+            variants += [(environment, tier) for tier in DR_TIERS]
+    return tuple(variants)
+
+
 # Each block: the variants it compares, in the order of its columns (environment, DR tier or Pulumi stack).
-SELFNEST_VARIANTS: tuple[tuple[str, str | None], ...] = (("dev", None), ("prod", "backup_restore"),
-                                                         ("prod", "pilot_light"))
+SELFNEST_VARIANTS: tuple[tuple[str, str | None], ...] = selfnest_variants()
 BABYBLOOM_STACKS = ("dev", "prod")
 
 

@@ -107,9 +107,15 @@ class ServiceMonitoring(Construct):
     """
 
     def __init__(self, scope: Construct, id: str, *, dashboard_name: str, watched: Watched,
-                 alarm_topic: sns.ITopic, queue_shape: QueueShape, initial_storage_gib: int) -> None:
+                 alarm_topic: sns.ITopic, queue_shape: QueueShape, initial_storage_gib: int,
+                 paging_only: bool = False, dashboard: bool = True, services_scale_to_zero: bool = False) -> None:
+        """`paging_only`: only the alarms behind `unhealthy` (each alarm is billed monthly); `dashboard`: False
+        builds none; `services_scale_to_zero`: the services run no task while idle, so "no healthy target" and a
+        silent service are normal, and the load balancer's own 5xx (the first requests' 503s) page instead."""
         super().__init__(scope, id)
         self._action = cloudwatch_actions.SnsAction(alarm_topic)
+        self._paging_only = paging_only
+        idle_service = "not_breaching" if services_scale_to_zero else "breaching"
         self.alarms: list[cloudwatch.Alarm] = []
         paging: list[cloudwatch.IAlarm] = []
         widgets: list[list[cloudwatch.IWidget]] = []
@@ -128,7 +134,7 @@ class ServiceMonitoring(Construct):
                             missing="not_breaching",
                             why="The booking API answered 5xx: an unhandled error, usually the database or SNS."),
             ]
-            self._alarm(f"{name}P95Latency", latency, threshold=P95_LATENCY_SECONDS, periods=3,
+            self._inform(f"{name}P95Latency", latency, threshold=P95_LATENCY_SECONDS, periods=3,
                         missing="not_breaching",
                         why="p95 response time above 1 s for 15 minutes: tasks or database saturated.")
             widgets.append([
@@ -149,11 +155,12 @@ class ServiceMonitoring(Construct):
                                                              "TargetGroup": group.target_group_full_name})
 
                 healthy = target_metric("HealthyHostCount", "Minimum")
-                paging.append(self._alarm(
-                    f"{self._path_id(group)}NoHealthyTargets", healthy, threshold=1, periods=3,
-                    comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, missing="breaching",
-                    why="No API task has passed its health check for 3 minutes: every request gets 502/503. The "
-                        "metric stops only if the target group is gone, which is as bad."))
+                if not services_scale_to_zero:
+                    paging.append(self._alarm(
+                        f"{self._path_id(group)}NoHealthyTargets", healthy, threshold=1, periods=3,
+                        comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, missing="breaching",
+                        why="No API task has passed its health check for 3 minutes: every request gets 502/503. The "
+                            "metric stops only if the target group is gone, which is as bad."))
                 widgets[-1].append(cloudwatch.GraphWidget(title="Target health", width=8, left=[
                     healthy, target_metric("UnHealthyHostCount", "Maximum")]))
         for service in watched.services:
@@ -165,9 +172,9 @@ class ServiceMonitoring(Construct):
                                                         "ServiceName": service.service_name},
                                         period=ONE_MINUTE, statistic="Minimum")
             for kind, metric in (("Cpu", cpu), ("Memory", memory)):
-                self._alarm(f"{name}Service{kind}", metric, threshold=SERVICE_UTILIZATION_PERCENT, periods=3,
-                            missing="breaching",
-                            why=f"API tasks above {SERVICE_UTILIZATION_PERCENT} % {kind.lower()} for 15 minutes: auto "
+                self._inform(f"{name}Service{kind}", metric, threshold=SERVICE_UTILIZATION_PERCENT, periods=3,
+                             missing=idle_service,
+                             why=f"API tasks above {SERVICE_UTILIZATION_PERCENT} % {kind.lower()} for 15 minutes: auto "
                                 "scaling is at max_tasks. ECS reports every minute while a task runs, so silence "
                                 "means none does.")
             widgets.append([
@@ -179,7 +186,7 @@ class ServiceMonitoring(Construct):
             cpu = database.metric_cpu_utilization(period=FIVE_MINUTES)
             free = database.metric_free_storage_space(period=FIVE_MINUTES, statistic="Minimum")
             connections = database.metric_database_connections(period=FIVE_MINUTES, statistic="Maximum")
-            self._alarm(f"{name}DatabaseCpu", cpu, threshold=DATABASE_CPU_PERCENT, periods=3, missing="breaching",
+            self._inform(f"{name}DatabaseCpu", cpu, threshold=DATABASE_CPU_PERCENT, periods=3, missing="breaching",
                         why="Database CPU above 80 % for 15 minutes. RDS reports every minute while the instance "
                             "runs: no data means it is stopped or unreachable.")
             paging.append(self._alarm(
@@ -196,7 +203,7 @@ class ServiceMonitoring(Construct):
         for queue in watched.queues:
             age = queue.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES, statistic="Maximum")
             queue_widgets.append(age)
-            self._alarm(f"{self._path_id(queue)}OldestMessage", age,
+            self._inform(f"{self._path_id(queue)}OldestMessage", age,
                         threshold=OLDEST_MESSAGE_VISIBILITY_TIMEOUTS * queue_shape.visibility_timeout_seconds,
                         missing="not_breaching",
                         why="A session event has waited two visibility timeouts: its consumer fails or cannot keep "
@@ -217,11 +224,11 @@ class ServiceMonitoring(Construct):
             errors.append(function_errors)
             throttles.append(function_throttles)
             durations.append(function.metric_duration(period=FIVE_MINUTES, statistic="p95", label=label))
-            self._alarm(f"{label}Errors", function_errors, threshold=FUNCTION_ERRORS_PER_5_MINUTES,
+            self._inform(f"{label}Errors", function_errors, threshold=FUNCTION_ERRORS_PER_5_MINUTES,
                         missing="not_breaching",
                         why="The function failed 3 times in 5 minutes (its log group has the stack traces). No "
                             "invocations means no errors.")
-            self._alarm(f"{label}Throttles", function_throttles, threshold=FUNCTION_THROTTLES,
+            self._inform(f"{label}Throttles", function_throttles, threshold=FUNCTION_THROTTLES,
                         missing="not_breaching",
                         why="Lambda refused to run the function: the account's concurrency is exhausted.")
         for function_name in watched.rotation_function_names:
@@ -229,7 +236,7 @@ class ServiceMonitoring(Construct):
                                                 dimensions_map={"FunctionName": function_name},
                                                 period=FIVE_MINUTES, statistic="Sum")
             errors.append(rotation_errors)
-            self._alarm(f"{function_name[-40:]}Errors", rotation_errors, threshold=1, missing="not_breaching",
+            self._inform(f"{function_name[-40:]}Errors", rotation_errors, threshold=1, missing="not_breaching",
                         why="Rotating the database secret failed: the old password stays valid, but the next "
                             "rotation retries and the log group /aws/lambda/<function> says why (usually the "
                             "database or the Secrets Manager endpoint unreachable from the app subnets).")
@@ -268,7 +275,16 @@ class ServiceMonitoring(Construct):
         self.unhealthy.add_alarm_action(self._action)
         widgets.insert(0, [cloudwatch.AlarmStatusWidget(title="Alarms", width=24,
                                                         alarms=[self.unhealthy, *self.alarms])])
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name, widgets=widgets)
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name, widgets=widgets) \
+            if dashboard else None
+
+    def _inform(self, id: str, metric: cloudwatch.IMetric, *, threshold: float, why: str, missing: str,
+                periods: int = 1, comparison: cloudwatch.ComparisonOperator =
+                cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD) -> None:
+        """An alarm that informs rather than pages: left out when only paging alarms are wanted."""
+        if not self._paging_only:
+            self._alarm(id, metric, threshold=threshold, why=why, missing=missing, periods=periods,
+                        comparison=comparison)
 
     def _alarm(self, id: str, metric: cloudwatch.IMetric, *, threshold: float, why: str, missing: str,
                periods: int = 1,

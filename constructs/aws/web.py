@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -120,6 +122,8 @@ class LoadBalancedService(Construct):
         )
         scaling = self.service.auto_scale_task_count(min_capacity=shape.min_tasks, max_capacity=shape.max_tasks)
         scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=60)
+        if shape.min_tasks == 0:
+            self._scale_from_zero(scaling)
 
         self.listener = self._listeners(certificate_arn)
         self.listener.add_targets(
@@ -146,6 +150,41 @@ class LoadBalancedService(Construct):
             reason = "No certificate is configured (dev without a domain); set web.certificate_arn to serve HTTPS."
             acknowledge(self, {"HIPAA.Security-ALBHttpToHttpsRedirection": reason,
                                "HIPAA.Security-ELBv2ACMCertificateRequired": reason})
+
+    def _scale_from_zero(self, scaling: ecs.ScalableTaskCount) -> None:
+        """No task while idle: the balancer answers a request with 503 (no registered target), which starts one
+        (about two minutes to healthy); fifteen minutes without a request routed to it stop it again. CPU target
+        tracking cannot do either: a service with no task reports no CPU. RequestCount counts only requests the
+        balancer routed to a target, hence the 503s to wake and RequestCount to sleep."""
+        def balancer_metric(metric_name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace="AWS/ApplicationELB", metric_name=metric_name, statistic="Sum",
+                                     period=cdk.Duration.minutes(1),
+                                     dimensions_map={"LoadBalancer": self.load_balancer.load_balancer_full_name})
+
+        # Step intervals whose change is 0 get no alarm: each policy below makes exactly one ($0.10 a month).
+        scaling.scale_on_metric(
+            "WakeOnRequest", metric=balancer_metric("HTTPCode_ELB_503_Count"), evaluation_periods=1,
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            scaling_steps=[appscaling.ScalingInterval(upper=0, change=0),
+                           appscaling.ScalingInterval(lower=1, change=+1)])
+        scaling.scale_on_metric(
+            "SleepWhenIdle", metric=balancer_metric("RequestCount"), evaluation_periods=15, datapoints_to_alarm=15,
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            scaling_steps=[appscaling.ScalingInterval(upper=0, change=-1),
+                           appscaling.ScalingInterval(lower=1, change=0)])
+        # The balancer publishes no metric in a minute without requests: missing data is idleness (no 503s to wake
+        # on; no requests, so sleep).
+        policies = {node.node.id: node for node in self.service.node.find_all()
+                    if isinstance(node, appscaling.StepScalingPolicy)}
+        for policy_id, alarm, missing in (("WakeOnRequest", policies["WakeOnRequest"].upper_alarm, "notBreaching"),
+                                          ("SleepWhenIdle", policies["SleepWhenIdle"].lower_alarm, "breaching")):
+            assert alarm is not None, policy_id
+            resource = alarm.node.default_child
+            assert isinstance(resource, cloudwatch.CfnAlarm)
+            resource.treat_missing_data = missing
+            resource.alarm_description = {
+                "WakeOnRequest": "The API has no task and the load balancer answered 503: start one.",
+                "SleepWhenIdle": "No request reached the API for 15 minutes: stop a task (down to none)."}[policy_id]
 
     def _listeners(self, certificate_arn: str | None) -> elbv2.ApplicationListener:
         if certificate_arn is None:

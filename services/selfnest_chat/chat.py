@@ -110,6 +110,9 @@ def open_session(session_id: str, connection: Connection, now: datetime) -> tupl
 def join(frame: Frame, connection: Connection, delivery: Delivery, now: datetime) -> None:
     session, role = open_session(frame.session_id, connection, now)
     Connections.attach(connection.connection_id, session_id=session.session_id)
+    # Join sends a page too: re-joining must not be a way around the history page rate.
+    Connections.count_history_page(connection.connection_id, now=now,
+                                   per_minute=int(os.environ["HISTORY_PAGES_PER_MINUTE"]))
     older = post_history(delivery, connection.connection_id, session.session_id, now=now, before=None)
     delivery.post(connection.connection_id, {"type": "joined", "sessionId": session.session_id, "role": role,
                                              "startsAt": session.starts_at.isoformat(),

@@ -1,4 +1,5 @@
-"""What every session-event consumer shares: partial batch responses and once-only processing per event."""
+"""What every session-event consumer shares: partial batch responses, once-only processing per event, and the
+booking request's correlation id on every log line written for a record."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
+from selfnest_api import correlation
 from session_events import SessionEvent
 
 # Long enough to cover SNS/SQS redelivery and a DLQ redrive after a fix (the DLQ keeps messages 14 days at most).
@@ -41,9 +43,18 @@ def session_event_consumer(apply: Callable[[SessionEvent], None], *, logger: Log
         return {"applied": event["event_id"]}
 
     def handle_record(record: SQSRecord) -> None:
-        event = SessionEvent.from_body(record.body)   # malformed: raises, so this record alone is retried
-        logger.append_keys(event_id=event.event_id, event_type=event.type, message_id=record.message_id)
-        apply_once(event=event.document())
+        # First, so that even a malformed record's failure is logged under the request that sent it.
+        logger.set_correlation_id(correlation_id_of(record))
+        logger.remove_keys(["event_id", "event_type", "session_id"])   # the batch's previous record's
+        logger.append_keys(message_id=record.message_id)
+        try:
+            event = SessionEvent.from_body(record.body)   # malformed: raises, so this record alone is retried
+            logger.append_keys(event_id=event.event_id, event_type=event.type, session_id=event.session_id)
+            apply_once(event=event.document())
+        except Exception as error:
+            # The class only: a message's text can quote the record's values. The record goes back to its queue.
+            logger.warning("session event not applied; it returns to the queue", extra={"error": type(error).__name__})
+            raise
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
@@ -52,6 +63,14 @@ def session_event_consumer(apply: Callable[[SessionEvent], None], *, logger: Log
                                         context=context)
 
     return handler
+
+
+def correlation_id_of(record: SQSRecord) -> str | None:
+    """The booking request's correlation id, from the SQS message attribute SNS delivered (raw message delivery);
+    None when it is missing or malformed — a value that is not a well-formed id never reaches the logs."""
+    attribute = (record.raw_event.get("messageAttributes") or {}).get(correlation.MESSAGE_ATTRIBUTE) or {}
+    candidate = attribute.get("stringValue") if isinstance(attribute, dict) else None
+    return candidate if isinstance(candidate, str) and correlation.is_well_formed(candidate) else None
 
 
 def put_once(table: Any, item: dict[str, Any], *, key: tuple[str, str]) -> bool:

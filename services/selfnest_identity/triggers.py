@@ -13,6 +13,8 @@ import os
 from typing import Any
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 ACCOUNT_TYPE = "custom:account_type"
 CLIENT, THERAPIST = "client", "therapist"
@@ -27,6 +29,16 @@ Event = dict[str, Any]
 
 class SignUpRefusedError(Exception):
     """Cognito returns the message to the app as `PreSignUp failed with error <message>`."""
+
+
+class TherapistCheckUnavailableError(Exception):
+    """What the app sees when Cognito's own API fails inside the trigger: Cognito shows the message to the app, and
+    botocore's would name the account, the role and the pool."""
+
+
+# Cognito waits 5 s for a trigger and retries it up to 3 times: a call that hangs must fail well inside that.
+# https://docs.aws.amazon.com/cognito/latest/developerguide/cognito-user-identity-pools-working-with-aws-lambda-triggers.html
+COGNITO_CALLS = Config(connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 2})
 
 
 def pre_sign_up(event: Event, context: object) -> Event:
@@ -69,6 +81,15 @@ def pre_token_generation(event: Event, context: object) -> Event:
     groups: list[str] = event["request"].get("groupConfiguration", {}).get("groupsToOverride", [])
     if therapists not in groups:
         return event
+    try:
+        _apply_therapist_requirements(event, therapists, groups)
+    except (BotoCoreError, ClientError) as error:
+        _log("therapist check failed", event, error=type(error).__name__)
+        raise TherapistCheckUnavailableError("therapist check unavailable; try signing in again") from None
+    return event
+
+
+def _apply_therapist_requirements(event: Event, therapists: str, groups: list[str]) -> None:
     missing = _therapist_requirements_missing(event)
     if missing:
         kept = [group for group in groups if group != therapists]
@@ -82,7 +103,6 @@ def pre_token_generation(event: Event, context: object) -> Event:
         _cognito().admin_remove_user_from_group(UserPoolId=event["userPoolId"], Username=event["userName"],
                                                 GroupName=therapists)
         _log("therapist admission ended: no MFA", event, group=therapists)
-    return event
 
 
 MISSING_MFA = "MFA (authenticator app)"
@@ -99,8 +119,15 @@ def _therapist_requirements_missing(event: Event) -> list[str]:
     return missing
 
 
+_clients: dict[str, Any] = {}
+
+
 def _cognito() -> Any:
-    return boto3.client("cognito-idp")
+    """One client per execution environment and endpoint (built on first use: the endpoint the environment names)."""
+    where = os.environ.get("AWS_ENDPOINT_URL", "") + "|" + os.environ.get("AWS_REGION", "")
+    if where not in _clients:
+        _clients[where] = boto3.client("cognito-idp", config=COGNITO_CALLS)
+    return _clients[where]
 
 
 def _log(message: str, event: Event, **fields: object) -> None:

@@ -15,6 +15,7 @@ from .config import SelfnestSettings
 from .data import DataStack
 from .dr import DisasterRecoveryStack
 from .identity import IdentityStack
+from .keys import KEYS_STACK_ID, KeysStack
 from .messaging import MessagingStack
 from .monitoring import MonitoringStack
 from .network import NetworkStack
@@ -23,8 +24,8 @@ from .web import WebStack
 
 class SelfnestEnvironment(Construct):
     """Every stack of one environment: selfnest-<env>-network, -data, -identity, -messaging, -chat, -web, -monitoring,
-    -backup and,
-    with a DR region, -dr; plus selfnest-account, which every environment shares.
+    -backup, with one key for the environment -keys, and, with a DR region, -dr; plus selfnest-account, which every
+    environment shares.
 
     A plain construct rather than a cdk.Stage: only the selected environment is ever built, and stacks inside a
     Stage are invisible to `cdk deploy --all` / `cdk destroy --all`.
@@ -43,6 +44,9 @@ class SelfnestEnvironment(Construct):
         # Outside this environment's construct (no environment tags): dev and prod synthesize the same template.
         self.account_settings = AccountSettingsStack(scope, ACCOUNT_STACK_NAME,
                                                      env=cdk.Environment(account=account, region=settings.region))
+        # Before the tiers: with encryption.keys per_environment they all use its key (tier_key finds it).
+        self.keys = KeysStack(self, KEYS_STACK_ID, settings=settings, **stack_args("keys")) \
+            if settings.encryption.keys == "per_environment" else None
         self.network = NetworkStack(self, "network", settings=settings, **stack_args("network"))
         self.data = DataStack(self, "data", settings=settings, network=self.network, **stack_args("data"))
         self.identity = IdentityStack(self, "identity", settings=settings, **stack_args("identity"))

@@ -14,13 +14,14 @@ from refarch.constructs.aws.backup import (
     ReplicationTarget,
     VaultLockShape,
 )
-from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
+from refarch.constructs.aws.encryption import own_function_logs
 from refarch.constructs.aws.nag import acknowledge
 from refarch.constructs.aws.web import AccessLogBucket
 
 from constructs import Construct
 
 from .config import BackupBucketSettings, SelfnestSettings
+from .keys import tier_key
 
 
 def backup_plan_name(settings: SelfnestSettings) -> str | None:
@@ -55,16 +56,16 @@ class BackupStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         backup, dr_region = settings.backup, settings.dr.copy_region
-        key = CustomerManagedKey(
-            self, "BackupKey", alias=f"alias/{settings.name('backup')}",
+        key = tier_key(
+            self, "BackupKey", settings=settings, alias=f"alias/{settings.name('backup')}",
             purpose="Selfnest backups: the S3 backup bucket, the AWS Backup vault and CDK's helper-function logs",
-            retain_data=settings.retain_data, for_cloudwatch_logs=True)
-        own_function_logs(self, key=key.key, retention_days=settings.web.log_retention_days,
+            for_cloudwatch_logs=True)
+        own_function_logs(self, key=key, retention_days=settings.web.log_retention_days,
                           retain_data=settings.retain_data)
         access_logs = AccessLogBucket(self, "AccessLogs", retain_data=settings.retain_data,
                                       expire_after_days=settings.web.log_retention_days)
         self.bucket = BackupBucket(
-            self, "BackupBucket", key=key.key, access_logs=access_logs.bucket,
+            self, "BackupBucket", key=key, access_logs=access_logs.bucket,
             bucket_name=backup_bucket_name(settings, settings.region),
             generations=bucket_generations(backup.bucket),
             noncurrent_version_expiry_days=backup.bucket.noncurrent_version_expiry_days,
@@ -82,7 +83,7 @@ class BackupStack(cdk.Stack):
         plan_name = backup_plan_name(settings)
         if backup.plan is None or plan_name is None:
             return
-        self.vault = EncryptedVault(self, "Vault", name=settings.name("backup"), key=key.key,
+        self.vault = EncryptedVault(self, "Vault", name=settings.name("backup"), key=key,
                                     lock=vault_lock(settings), retain_data=settings.retain_data)
         prefix = settings.name("")
         self.plan = GfsBackupPlan(

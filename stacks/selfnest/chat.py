@@ -9,7 +9,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_sns as sns
 from refarch.constructs.aws.backup import select_for_backup
 from refarch.constructs.aws.chat import ChatShape, ChatTables, SessionChat
-from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
 from refarch.constructs.aws.messaging import TopicConsumer
 from refarch.constructs.aws.nag import acknowledge
@@ -21,6 +20,7 @@ from .backup import backup_plan_name
 from .config import SelfnestSettings
 from .dr import chat_replicas
 from .identity import IdentityStack
+from .keys import tier_key
 from .messaging import EVENT_TYPE_ATTRIBUTE, MessagingStack
 
 SERVICES = Path(__file__).resolve().parents[2] / "services"
@@ -38,9 +38,9 @@ class ChatStack(cdk.Stack):
                  messaging: MessagingStack, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         chat, events, retain = settings.chat, settings.messaging, settings.retain_data
-        key = CustomerManagedKey(self, "Key", alias=f"alias/{settings.name('chat')}",
-                                 purpose="Selfnest chat tables, session-event queue, function settings and logs",
-                                 retain_data=retain, for_cloudwatch_logs=True).key
+        key = tier_key(self, "Key", settings=settings, alias=f"alias/{settings.name('chat')}",
+                       purpose="Selfnest chat tables, session-event queue, function settings and logs",
+                       for_cloudwatch_logs=True)
         self.tables = ChatTables(
             self, "Tables", name_prefix=settings.name("chat"), key=key, retain_data=retain,
             replicas=chat_replicas(settings),

@@ -101,6 +101,10 @@ class NetworkSettings(_Settings):
     nat_gateways: Literal["none", "single", "one_per_az"]
     subnet_masks: SubnetMasks
     flow_log_retention_days: LogRetentionDays
+    # The Secrets Manager interface endpoint the in-VPC rotation functions call (they have no other way out): one
+    # network interface in each of the first this-many zones, billed per zone-hour. null: every zone. Fewer zones
+    # trade availability (rotation waits while that zone is down; callers elsewhere cross zones), not security.
+    secrets_endpoint_zones: Annotated[int, Field(ge=1, le=AZ_COUNT_RANGE[1])] | None = None
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -120,7 +124,15 @@ class NetworkSettings(_Settings):
     @model_validator(mode="after")
     def _subnets_fit(self) -> NetworkSettings:
         subnet_cidrs(self)
+        if self.secrets_endpoint_zones is not None and self.secrets_endpoint_zones > len(self.availability_zones):
+            raise ValueError(f"secrets_endpoint_zones ({self.secrets_endpoint_zones}) is more than the "
+                             f"{len(self.availability_zones)} availability_zones")
         return self
+
+    @property
+    def secrets_endpoint_availability_zones(self) -> list[str] | None:
+        """The zones of the Secrets Manager endpoint, or None for every zone."""
+        return None if self.secrets_endpoint_zones is None else self.availability_zones[:self.secrets_endpoint_zones]
 
     @property
     def nat_gateway_count(self) -> int:
@@ -162,7 +174,9 @@ class DatabaseSettings(_Settings):
 class WebSettings(_Settings):
     cpu: Literal[256, 512, 1024, 2048, 4096]
     memory_mib: int
-    min_tasks: Annotated[int, Field(ge=1, le=100)]
+    # 0: no task runs while nobody calls the API; the first request (answered 503) starts one within about two
+    # minutes, and 15 quiet minutes stop it again. Trades availability for cost (lab); 1 or more keeps one warm.
+    min_tasks: Annotated[int, Field(ge=0, le=100)]
     max_tasks: Annotated[int, Field(ge=1, le=100)]
     container_port: Annotated[int, Field(ge=1024, le=65535)]
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$")] | None
@@ -550,6 +564,23 @@ class OperationsSettings(_Settings):
     # SNS emails a confirmation link first: alarms arrive only once it is clicked.
     alarm_email: EmailAddress
     budget: BudgetSettings
+    # all: every alarm (the paging ones plus per-function, latency, utilisation and queue-age alarms, each $0.10 a
+    # month); paging: only those behind the composite "service unhealthy" alarm, and the dead-letter alarms.
+    alarms: Literal["all", "paging"] = "all"
+    dashboard: bool = True       # $3 a month list price (the free tier covers three dashboards per account)
+
+
+class EncryptionSettings(_Settings):
+    """Customer-managed KMS keys ($1 a month each, list price). Either way every data store, log group, topic,
+    queue and secret is encrypted with a customer-managed key that rotates yearly.
+
+    per_purpose: one key per tier (8): each key policy admits only its own services, and disabling one key cuts
+    off one tier. per_environment: one key for the whole environment (stack selfnest-<env>-keys) that every tier
+    uses. Choose when an environment is first deployed: moving a database to another key replaces it (RDS cannot
+    re-encrypt in place), so switching a deployed environment loses its database.
+    """
+
+    keys: Literal["per_purpose", "per_environment"] = "per_purpose"
 
 
 class SelfnestSettings(_Settings):
@@ -569,6 +600,7 @@ class SelfnestSettings(_Settings):
 
     chat: ChatSettings
     operations: OperationsSettings
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -8,12 +8,12 @@ import aws_cdk as cdk
 from aws_cdk import aws_ssm as ssm
 from refarch.constructs.aws.backup import select_for_backup
 from refarch.constructs.aws.database import DatabaseShape, PrivateDatabase
-from refarch.constructs.aws.encryption import CustomerManagedKey
 
 from constructs import Construct
 
 from .backup import backup_plan_name
 from .config import SelfnestSettings
+from .keys import tier_key
 from .network import NetworkStack
 
 DATABASE_NAME = "selfnest"
@@ -23,15 +23,15 @@ class DataStack(cdk.Stack):
     def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, network: NetworkStack,
                  **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
-        key = CustomerManagedKey(
-            self, "DatabaseKey", alias=f"alias/{settings.name('database')}",
+        key = tier_key(
+            self, "DatabaseKey", settings=settings, alias=f"alias/{settings.name('database')}",
             purpose="Selfnest PostgreSQL storage, snapshots, credentials and Performance Insights",
-            retain_data=settings.retain_data, for_cloudwatch_logs=True)
+            for_cloudwatch_logs=True)
         tiers, groups = network.tiers, network.security_groups
         self.database = PrivateDatabase(
             self, "Postgres", vpc=tiers.vpc, subnets=tiers.data_subnets, security_group=groups.database,
             clients=groups.app, rotation_subnets=tiers.app_subnets, secrets_endpoint=tiers.secrets_manager_endpoint,
-            key=key.key, shape=DatabaseShape(**settings.database.model_dump()), retain_data=settings.retain_data,
+            key=key, shape=DatabaseShape(**settings.database.model_dump()), retain_data=settings.retain_data,
             instance_identifier=settings.name("postgres"), database_name=DATABASE_NAME,
             credentials_replica_regions=settings.dr.replica_regions)
         select_for_backup(self.database.instance, plan_name=backup_plan_name(settings))

@@ -8,7 +8,6 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_sns as sns
 from refarch.constructs.aws.backup import select_for_backup
-from refarch.constructs.aws.encryption import CustomerManagedKey
 from refarch.constructs.aws.functions import BundledPythonFunction, FunctionShape
 from refarch.constructs.aws.messaging import EncryptedTopic, TopicConsumer
 from refarch.constructs.aws.tables import DYNAMODB_CMK_ACTIONS, EncryptedTable, IdempotencyTable, Throughput
@@ -17,8 +16,13 @@ from constructs import Construct
 
 from .backup import backup_plan_name
 from .config import ConsumerTable, SelfnestSettings
+from .keys import tier_key
 
-CONSUMERS_DIRECTORY = Path(__file__).resolve().parents[2] / "services" / "selfnest_events"
+SERVICES = Path(__file__).resolve().parents[2] / "services"
+CONSUMERS_DIRECTORY = SERVICES / "selfnest_events"
+# The booking API's package, for its correlation-id rule (selfnest_api/correlation.py): the API and the consumers
+# agree on what a well-formed id is from one piece of code.
+CONSUMER_SHARED_MODULES = (SERVICES / "selfnest_api" / "selfnest_api",)
 EVENT_TYPE_ATTRIBUTE = "event_type"
 NOTIFIED_EVENT_TYPES = ["session.booked", "session.cancelled"]
 AUDITED_EVENT_PREFIX = "session."
@@ -29,13 +33,13 @@ class MessagingStack(cdk.Stack):
         super().__init__(scope, id, **kwargs)
         messaging, retain = settings.messaging, settings.retain_data
         # Two keys: the queues' key policy names the topic (SNS delivers into them), so the topic cannot use it.
-        self.topic_key = CustomerManagedKey(
-            self, "TopicKey", alias=f"alias/{settings.name('events-topics')}",
-            purpose="Selfnest session-event and alarm topics", retain_data=retain).key
-        key = CustomerManagedKey(
-            self, "Key", alias=f"alias/{settings.name('events-consumers')}",
-            purpose="Selfnest session-event queues, consumer tables and logs", retain_data=retain,
-            for_cloudwatch_logs=True).key
+        # (One environment key serves both: its policy names the topics by name, so it forms no cycle.)
+        self.topic_key = tier_key(
+            self, "TopicKey", settings=settings, alias=f"alias/{settings.name('events-topics')}",
+            purpose="Selfnest session-event and alarm topics")
+        key = tier_key(
+            self, "Key", settings=settings, alias=f"alias/{settings.name('events-consumers')}",
+            purpose="Selfnest session-event queues, consumer tables and logs", for_cloudwatch_logs=True)
         self.session_events = EncryptedTopic(self, "SessionEvents", topic_name=settings.name("session-events"),
                                              key=self.topic_key).topic
         alarms = EncryptedTopic(self, "Alarms", topic_name=settings.name("alarms"), key=self.topic_key)
@@ -58,6 +62,7 @@ class MessagingStack(cdk.Stack):
 
         def consumer(id: str, *, handler: str, description: str, environment: dict[str, str]) -> BundledPythonFunction:
             function = BundledPythonFunction(self, id, source=CONSUMERS_DIRECTORY, logs_key=key, retain_data=retain,
+                                             include=CONSUMER_SHARED_MODULES,
                                              shape=FunctionShape(
                                                  handler=handler, description=description,
                                                  timeout_seconds=messaging.consumer_timeout_seconds,

@@ -22,7 +22,9 @@ class MonitoringStack(cdk.Stack):
             self, "Service", dashboard_name=settings.name("overview"), watched=Watched.in_scopes(watched),
             alarm_topic=alarm_topic,
             queue_shape=QueueShape(visibility_timeout_seconds=settings.messaging.visibility_timeout_seconds),
-            initial_storage_gib=settings.database.allocated_storage_gib)
+            initial_storage_gib=settings.database.allocated_storage_gib,
+            paging_only=settings.operations.alarms == "paging", dashboard=settings.operations.dashboard,
+            services_scale_to_zero=settings.web.min_tasks == 0)
         budget = settings.operations.budget
         self.budget = MonthlyBudget(
             self, "Budget", budget_name=settings.name("monthly-cost"),

@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from refarch.constructs.aws.dr import FailoverAlias, PrimaryHealthCheck, hosted_zone
-from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
+from refarch.constructs.aws.encryption import own_function_logs
 from refarch.constructs.aws.network import POSTGRES_PORT
 from refarch.constructs.aws.web import (
     AccessLogBucket,
@@ -25,6 +25,7 @@ from constructs import Construct
 from .config import SelfnestSettings
 from .data import DATABASE_NAME, DataStack
 from .identity import IdentityStack
+from .keys import tier_key
 from .messaging import MessagingStack
 from .network import NetworkStack
 
@@ -37,9 +38,9 @@ class WebStack(cdk.Stack):
                  **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         web, tiers, groups, database = settings.web, network.tiers, network.security_groups, data.database
-        logs_key = CustomerManagedKey(
-            self, "LogsKey", alias=f"alias/{settings.name('web-logs')}", purpose="Selfnest API container logs",
-            retain_data=settings.retain_data, for_cloudwatch_logs=True)
+        logs_key = tier_key(
+            self, "LogsKey", settings=settings, alias=f"alias/{settings.name('web-logs')}",
+            purpose="Selfnest API container logs", for_cloudwatch_logs=True)
         access_logs = AccessLogBucket(self, "AccessLogs", retain_data=settings.retain_data,
                                       expire_after_days=web.log_retention_days)
         self.api = LoadBalancedService(
@@ -53,7 +54,7 @@ class WebStack(cdk.Stack):
                                             db_secret_arn=database.app_secret.secret_arn,
                                             identity=identity, messaging=messaging),
             ),
-            logs_key=logs_key.key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
+            logs_key=logs_key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
             retain_data=settings.retain_data)
         database.grant_read_credentials(self.api.task_role, secret=database.app_secret)
         # Run by the deploy itself, before the service starts: the service signs in as the login it creates.
@@ -70,7 +71,7 @@ class WebStack(cdk.Stack):
         self.migrate_on_deploy = MigrationOnDeploy(
             self, "MigrateOnDeploy", migration=self.migration, cluster=self.api.cluster, vpc=tiers.vpc,
             subnets=tiers.app_subnets, security_group=groups.app, assign_public_ip=tiers.app_tasks_need_public_ip,
-            logs_key=logs_key.key, log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
+            logs_key=logs_key, log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
         self.api.service.node.add_dependency(self.migrate_on_deploy.resource)
         cdk.CfnOutput(self, "MigrateTaskDefinition", value=self.migration.task.task_definition_arn,
                       description="Run by every deploy that changes it; by hand: aws ecs run-task --launch-type "
@@ -78,7 +79,7 @@ class WebStack(cdk.Stack):
                                   "subnets and security group")
         cdk.CfnOutput(self, "Cluster", value=self.api.cluster.cluster_name)
         grant_api_calls(self.api.task_role, identity=identity, messaging=messaging)
-        own_function_logs(self, key=logs_key.key, retention_days=web.log_retention_days,
+        own_function_logs(self, key=logs_key, retention_days=web.log_retention_days,
                           retain_data=settings.retain_data)
         failover = settings.dr.failover
         if settings.dr.standby_region is not None and failover is not None:
@@ -95,7 +96,7 @@ class WebStack(cdk.Stack):
         if web.waf:
             RegionalWebFirewall(self, "Firewall", resource_arn=self.api.load_balancer.load_balancer_arn,
                                 requests_per_5_minutes_per_ip=web.waf_requests_per_5_minutes_per_ip,
-                                metric_prefix=settings.name("web"), logs_key=logs_key.key,
+                                metric_prefix=settings.name("web"), logs_key=logs_key,
                                 log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import signal
 import socket
@@ -21,8 +22,9 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 from botocore.exceptions import ClientError
+from refarch.local.logs import function_labels
 from refarch.local.processes import Registry
-from refarch.local.selfnest import ROOT, aws_client, role_credentials, web_task_definitions
+from refarch.local.selfnest import ROOT, Endpoints, aws_client, role_credentials, web_task_definitions
 
 
 def local(*arguments: str, state: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -52,6 +54,65 @@ def test_up_deploys_and_the_demo_scenario_passes(state: Path):
     demo = local("demo", state=state, timeout=300)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "demo passed" in demo.stdout
+    (state / "demo.out").write_text(demo.stdout)   # for the follow test: the booking it made
+
+
+def test_follow_prints_the_demo_bookings_lines_from_the_api_and_every_consumer_in_time_order(state: Path):
+    """`make demo` names its booking and `make follow ID=<it>` finds that booking's correlation id in the API's log
+    and every line carrying it — the API's and each session-event consumer's, run by the emulator — oldest first,
+    and copies the functions' logs next to the processes' in .local/logs/."""
+    demo = (state / "demo.out").read_text()
+    [(session_id, correlation_id)] = re.findall(r"make follow ID=(\S+)\s+\(its request's correlation id: (\S+)\)", demo)
+    consumers = _session_event_consumers(Endpoints.load(state))
+    (state / "consumers.json").write_text(json.dumps(sorted(consumers)))   # for the follow after `make down`
+    deadline = time.monotonic() + 120
+    while True:   # the emulator runs the consumers asynchronously; the demo itself waited for their tables
+        followed = local("follow", session_id, state=state)
+        assert followed.returncode == 0, followed.stdout + followed.stderr
+        *lines, summary = followed.stdout.strip().splitlines()
+        sources = {line.split()[1] for line in lines}
+        if sources >= {"selfnest-api", *consumers} or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert sources >= {"selfnest-api", *consumers}, followed.stdout
+    # The booking's request and the demo's later cancellation of it: every line carries one of their ids, and
+    # the booking's id is on a line of every source.
+    correlation_ids = summary.split("correlation ids: ")[1].split(", ")
+    assert correlation_id in correlation_ids, followed.stdout
+    times = [line.split()[0] for line in lines]
+    assert times == sorted(times)
+    assert all(any(one in line for one in correlation_ids) for line in lines), followed.stdout
+    for source in ("selfnest-api", *consumers):
+        assert any(correlation_id in line for line in lines if line.split()[1] == source), (source, followed.stdout)
+    assert any("session_booked" in line and session_id in line for line in lines if " selfnest-api " in line)
+    labels = {function: label for function, label in function_labels(Endpoints.load(state)).values()}
+    assert {labels[path.stem] for path in (state / "logs" / "lambda").glob("*.log")} >= consumers
+    # A correlation id follows that one request; a malformed or unknown id gets one line.
+    by_request = local("follow", correlation_id, state=state)
+    assert by_request.returncode == 0 and correlation_id in by_request.stdout
+    malformed = local("follow", "a b", state=state)
+    assert malformed.returncode == 1
+    assert malformed.stderr.strip() == ("error: follow: 'a b' is not a booking id or a correlation id "
+                                        "(8 to 128 letters, digits, '.', '_', ':' or '-')")
+    unknown = local("follow", "00000000-0000-0000-0000-000000000000", state=state)
+    assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1
+    assert "no log line mentions" in unknown.stderr
+
+
+def _session_event_consumers(endpoints: Endpoints) -> set[str]:
+    """The labels `follow` shows for the deployed functions fed by an SQS queue subscribed to the session-events
+    topic (a fork's new consumer is expected in its output too)."""
+    emulator, region = endpoints.emulator, endpoints.region
+    sns, lambda_ = aws_client("sns", endpoint=emulator, region=region), aws_client("lambda", endpoint=emulator,
+                                                                                  region=region)
+    queues = {subscription["Endpoint"] for subscription in sns.list_subscriptions_by_topic(
+        TopicArn=endpoints.session_events_topic_arn)["Subscriptions"] if subscription["Protocol"] == "sqs"}
+    mappings = lambda_.list_event_source_mappings()["EventSourceMappings"]
+    consuming = {mapping["FunctionArn"].rsplit(":", 1)[-1] for mapping in mappings
+                 if mapping["EventSourceArn"] in queues}
+    assert consuming, "no function consumes the session-events topic"
+    labels = dict(function_labels(endpoints).values())
+    return {labels[function] for function in consuming}
 
 
 def test_babybloom_queue_trigger_runs_reminders_and_poisons_bad_messages(state: Path):
@@ -144,6 +205,12 @@ def test_down_stops_every_process_it_started(state: Path):
     assert stopped.returncode == 0, stopped.stderr
     assert Registry(state).running() == []   # each recorded PID is gone, or now belongs to another program
     assert "ministack" in stopped.stdout and "selfnest-api" in stopped.stdout
+    # The emulator kept the functions' logs in memory; `make down` copied them first, so the booking still follows.
+    [session_id] = re.findall(r"make follow ID=(\S+)", (state / "demo.out").read_text())
+    followed = local("follow", session_id, state=state)
+    assert followed.returncode == 0, followed.stderr
+    consumers = json.loads((state / "consumers.json").read_text())
+    assert {"selfnest-api", *consumers} <= {line.split()[1] for line in followed.stdout.strip().splitlines()[:-1]}
 
 
 def test_demo_without_up_says_so(tmp_path: Path):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from refarch.stacks.selfnest import __main__ as selfnest_app
-from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings, subnet_cidrs
+from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, available_environments, load_settings, subnet_cidrs
 from refarch.tools import synth
 
 from tests.entry_points import run_main
@@ -60,7 +60,10 @@ def test_shipped_environments_are_valid() -> None:
 
 
 def test_unknown_environment_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match=r"unknown environment 'staging'.*config/staging.yaml.*available: dev, prod"):
+    known = ", ".join(available_environments())
+    assert known.startswith("dev, ")
+    with pytest.raises(ConfigError,
+                       match=rf"unknown environment 'staging'.*config/staging.yaml.*available: {known}\)$"):
         load_settings("staging")
 
 
@@ -294,7 +297,7 @@ def test_a_replicated_chat_history_may_be_provisioned(tmp_path: Path) -> None:
 def test_engine_version_is_a_constant_the_cdk_knows(tmp_path: Path) -> None:
     from refarch.constructs.aws.database import POSTGRES_VERSIONS
 
-    for environment in ("dev", "prod"):
+    for environment in available_environments():
         version = load_settings(environment).database.engine_version
         assert POSTGRES_VERSIONS[version].postgres_full_version == version
     message = error_for(write_config(tmp_path, {"database.engine_version": "17.99"}))
@@ -333,7 +336,7 @@ def test_deploy_refuses_placeholders_before_cdk_runs() -> None:
     preflight_line = next(i for i, line in enumerate(plan) if "refarch.tools.preflight --env prod" in line)
     deploy_line = next(i for i, line in enumerate(plan) if line.startswith("cdk deploy --all -c env=prod"))
     assert preflight_line < deploy_line
-    for environment in ("dev", "prod"):
+    for environment in available_environments():
         preflight = subprocess.run([sys.executable, "-m", "refarch.tools.preflight", "--env", environment], cwd=ROOT,
                                    capture_output=True, text=True, check=False)
         expected = load_settings(environment).placeholders()
@@ -374,3 +377,27 @@ def test_the_budget_cost_tag_must_be_one_of_the_tags(tmp_path: Path) -> None:
 def test_an_alarm_email_that_is_not_an_address_is_refused(tmp_path: Path) -> None:
     write_config(tmp_path, {"operations.alarm_email": "ops team"})
     assert "operations.alarm_email: 'ops team' is not valid here (an email address" in error_for(tmp_path)
+
+
+def test_secrets_endpoint_zones_fit_the_zones(tmp_path: Path) -> None:
+    message = error_for(write_config(tmp_path, {"network.secrets_endpoint_zones": 3,
+                                                "network.availability_zones": TWO_ZONES}))
+    assert "network: secrets_endpoint_zones (3) is more than the 2 availability_zones" in message
+    write_config(tmp_path, {"network.secrets_endpoint_zones": 1})
+    assert load_settings("staging", config_dir=tmp_path).network.secrets_endpoint_availability_zones == TWO_ZONES[:1]
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), [
+    ("encryption", {"keys": "one"}, "'per_purpose' or 'per_environment'"),
+    ("operations.alarms", "some", "'all' or 'paging'"),
+])
+def test_cost_knobs_name_their_choices(tmp_path: Path, key: str, value: object, allowed: str) -> None:
+    message = error_for(write_config(tmp_path, {key: value}))
+    assert "is not allowed" in message and allowed in message
+
+
+def test_a_service_may_idle_at_zero_tasks_but_not_cap_at_zero(tmp_path: Path) -> None:
+    write_config(tmp_path, {"web.min_tasks": 0})
+    assert load_settings("staging", config_dir=tmp_path).web.min_tasks == 0
+    message = error_for(write_config(tmp_path, {"web.min_tasks": 0, "web.max_tasks": 0}))
+    assert "web.max_tasks: 0 is out of range (allowed: 1 to 100)" in message

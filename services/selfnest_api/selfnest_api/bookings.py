@@ -16,6 +16,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import DictRow
 
+from . import logs
 from .auth import CLIENTS, THERAPISTS, Caller
 from .database import Database
 from .errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError, TooManyRequestsError
@@ -107,6 +108,8 @@ class BookingStore:
             raise ConflictError(detail) from None
         except pg_errors.ForeignKeyViolation:
             raise NotFoundError("therapist_id: no therapist with this id is listed in the directory") from None
+        # Ids only (never the pseudonym): what ties this request's correlation id to the booking it made.
+        logs.info("session_booked", session_id=str(session_id), event_id=str(event_id))
         self._outbox.publish_after_commit(event_id)
         return shown
 
@@ -153,6 +156,7 @@ class BookingStore:
                 event_id = record_session_event(connection, event_type="session.cancelled", session=stored,
                                                 cancelled_by=cancelled_by)
             shown = self._session_view(connection, session_id)
+        logs.info("session_cancelled", session_id=str(session_id), event_id=str(event_id), cancelled_by=cancelled_by)
         self._outbox.publish_after_commit(event_id)
         return shown
 

@@ -28,7 +28,7 @@ from starlette.responses import Response as StarletteResponse
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import logs
+from . import correlation, logs
 from .auth import Caller, TokenVerifier
 from .errors import (
     ApiError,
@@ -173,7 +173,7 @@ def build_app(router: Router, *, worker_threads: int) -> ASGIApp:
     # Every supported method reaches `endpoint`, which answers 405 with our Allow list; others get 501.
     routes = [StarletteRoute(pattern, endpoint, methods=SUPPORTED_METHODS) for pattern in router.patterns]
     app = Starlette(routes=routes, exception_handlers={HTTPException: no_route}, lifespan=bounded_thread_pool)
-    return SecurityHeaders(app)
+    return SecurityHeaders(CorrelationIds(app))
 
 
 def _checked_length(request: StarletteRequest, *, expected: bool) -> int:
@@ -212,6 +212,42 @@ async def _read_body(request: StarletteRequest, declared_length: int) -> bytes:
 def _json(response: Response) -> StarletteResponse:
     return StarletteResponse(content=json.dumps(response.body), status_code=response.status,
                              media_type="application/json", headers=response.headers)
+
+
+class CorrelationIds:
+    """Gives every request a correlation id (the caller's well-formed `X-Correlation-Id`, or a new one), puts it on
+    every log line written while the request is handled and returns it in the response's `X-Correlation-Id`.
+
+    The ALB's `X-Amzn-Trace-Id` Root is logged beside it as `trace_id` (it is in the ALB's access log too) and is
+    handed on to SNS with the session event, so the consumers' X-Ray traces continue the request's trace id. The
+    task runs no X-Ray daemon or ADOT collector: a sidecar would cost CPU and memory in every task around the clock
+    (docs/architecture.md, "Traces and correlated logs").
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        inbound = [value for name, value in scope["headers"] if name == correlation.HEADER.lower().encode()]
+        trace_headers = [value for name, value in scope["headers"] if name == b"x-amzn-trace-id"]
+        candidate = inbound[0].decode("latin-1") if len(inbound) == 1 else None
+        correlation_id, replaced = correlation.accept_or_new(candidate)
+        trace_id = correlation.trace_root(trace_headers[0].decode("latin-1")) if len(trace_headers) == 1 else None
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []),
+                                      (correlation.HEADER.lower().encode(), correlation_id.encode())]
+            await send(message)
+
+        with logs.correlated(correlation_id, trace_id=trace_id):
+            if replaced or len(inbound) > 1:
+                # Never the inbound value: it is exactly what must not reach the logs.
+                logs.warning("correlation_id_replaced", reason="malformed or repeated X-Correlation-Id header")
+            await self._app(scope, receive, send_with_id)
 
 
 class SecurityHeaders:

@@ -4,6 +4,11 @@ A booking or a cancellation writes its event row in the same transaction as the 
 only if the change does. After the commit the request thread tries to publish right away; whatever SNS did not
 take (outage, throttling, a task that died between commit and publish) is retried by a background relay every few
 seconds. Delivery is at least once: consumers deduplicate on `event_id`.
+
+Each event carries the correlation id of the request that caused it as the `correlation_id` message attribute, next
+to `event_type` (which the subscriptions' filter policies read). The subscriptions use raw message delivery, so both
+arrive as SQS message attributes — at most 10 of them, or SNS discards the message for those queues. The request's
+X-Ray trace id goes along as the publish call's trace header, so the consumers' traces continue it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.rows import DictRow
 
-from . import logs
+from . import correlation, logs
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
 EventType = Literal["session.booked", "session.cancelled"]
 Participant = Literal["client", "therapist"]
 RELAY_BATCH_SIZE = 50
+# SNS discards a message with more than 10 attributes for raw-delivery SQS subscriptions (docs/architecture.md).
+MAX_MESSAGE_ATTRIBUTES = 10
 
 
 def iso_utc(moment: datetime) -> str:
@@ -38,7 +45,8 @@ def iso_utc(moment: datetime) -> str:
 
 def record_session_event(connection: psycopg.Connection[DictRow], *, event_type: EventType,
                          session: dict[str, Any], cancelled_by: Participant | None) -> uuid.UUID:
-    """Add the event to the outbox inside the caller's transaction; return its event_id."""
+    """Add the event to the outbox inside the caller's transaction; return its event_id. The event keeps the
+    correlation and trace ids of the request being handled (logs.correlated)."""
     event_id = uuid.uuid4()
     message = {
         "event_id": str(event_id),
@@ -54,8 +62,10 @@ def record_session_event(connection: psycopg.Connection[DictRow], *, event_type:
         },
         "cancelled_by": cancelled_by,
     }
-    connection.execute("INSERT INTO outbox_events (event_id, event_type, message) VALUES (%s, %s, %s)",
-                       (event_id, event_type, json.dumps(message)))
+    connection.execute("INSERT INTO outbox_events (event_id, event_type, message, correlation_id, trace_id)"
+                       " VALUES (%s, %s, %s, %s, %s)",
+                       (event_id, event_type, json.dumps(message), logs.current_correlation_id(),
+                        logs.current_trace_id()))
     return event_id
 
 
@@ -69,6 +79,7 @@ class OutboxRelay:
         self._retry_seconds = retry_seconds
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        sns.meta.events.register("before-sign.sns.Publish", _add_trace_header)
 
     def publish_pending(self, *, event_ids: Sequence[uuid.UUID] | None = None) -> int:
         """Publish pending events (only `event_ids` when given), oldest first; return how many SNS accepted.
@@ -78,29 +89,31 @@ class OutboxRelay:
         published = 0
         with self._database.connection() as connection, connection.transaction():
             rows = connection.execute(
-                "SELECT position, event_id, event_type, message FROM outbox_events"
+                "SELECT position, event_id, event_type, message, correlation_id, trace_id FROM outbox_events"
                 " WHERE published_at IS NULL AND (%(ids)s::uuid[] IS NULL OR event_id = ANY(%(ids)s::uuid[]))"
                 " ORDER BY position LIMIT %(limit)s FOR UPDATE SKIP LOCKED",
                 {"ids": list(event_ids) if event_ids is not None else None, "limit": RELAY_BATCH_SIZE},
             ).fetchall()
             for row in rows:
-                try:
-                    self._sns.publish(
-                        TopicArn=self._topic_arn,
-                        Message=row["message"],
-                        MessageAttributes={"event_type": {"DataType": "String", "StringValue": row["event_type"]}},
-                    )
-                except (ClientError, BotoCoreError) as error:
-                    connection.execute("UPDATE outbox_events SET publish_attempts = publish_attempts + 1,"
-                                       " last_error = %s WHERE position = %s", (type(error).__name__, row["position"]))
-                    logs.warning("session_event_publish_failed", event_id=str(row["event_id"]),
-                                 error=type(error).__name__)
-                    break
-                connection.execute("UPDATE outbox_events SET published_at = now(), publish_attempts ="
-                                   " publish_attempts + 1, last_error = NULL WHERE position = %s", (row["position"],))
-                logs.info("session_event_published", event_id=str(row["event_id"]), event_type=row["event_type"])
+                with logs.correlated(row["correlation_id"], trace_id=row["trace_id"]):
+                    if not self._publish(connection, row):
+                        break
                 published += 1
         return published
+
+    def _publish(self, connection: psycopg.Connection[DictRow], row: DictRow) -> bool:
+        try:
+            self._sns.publish(TopicArn=self._topic_arn, Message=row["message"],
+                              MessageAttributes=message_attributes(row["event_type"], row["correlation_id"]))
+        except (ClientError, BotoCoreError) as error:
+            connection.execute("UPDATE outbox_events SET publish_attempts = publish_attempts + 1,"
+                               " last_error = %s WHERE position = %s", (type(error).__name__, row["position"]))
+            logs.warning("session_event_publish_failed", event_id=str(row["event_id"]), error=type(error).__name__)
+            return False
+        connection.execute("UPDATE outbox_events SET published_at = now(), publish_attempts ="
+                           " publish_attempts + 1, last_error = NULL WHERE position = %s", (row["position"],))
+        logs.info("session_event_published", event_id=str(row["event_id"]), event_type=row["event_type"])
+        return True
 
     def publish_after_commit(self, event_id: uuid.UUID) -> None:
         """The request's own attempt: never fails the request (the relay retries what is left)."""
@@ -125,3 +138,21 @@ class OutboxRelay:
                     continue  # a full batch: there may be more behind it
             except Exception as error:  # keep relaying after a database or network hiccup
                 logs.warning("outbox_relay_failed", error=type(error).__name__)
+
+
+def message_attributes(event_type: str, correlation_id: str | None) -> dict[str, Any]:
+    """The SNS message attributes of an event: its type (for the filter policies) and its correlation id."""
+    attributes = {"event_type": {"DataType": "String", "StringValue": event_type}}
+    if correlation.is_well_formed(correlation_id):
+        assert correlation_id is not None
+        attributes[correlation.MESSAGE_ATTRIBUTE] = {"DataType": "String", "StringValue": correlation_id}
+    assert len(attributes) <= MAX_MESSAGE_ATTRIBUTES
+    return attributes
+
+
+def _add_trace_header(request: Any, **_: Any) -> None:
+    """What the X-Ray SDK would do for an instrumented client: the trace id rides on the Publish call's
+    X-Amzn-Trace-Id header; SNS (tracing PassThrough, its default) hands it on to SQS and so to the consumers."""
+    trace_id = logs.current_trace_id()
+    if trace_id is not None:
+        request.headers["X-Amzn-Trace-Id"] = f"Root={trace_id}"

@@ -16,7 +16,14 @@ from typing import Any, get_args
 
 import aws_cdk as cdk
 from refarch.stacks.selfnest.app import SelfnestEnvironment, build_app
-from refarch.stacks.selfnest.config import ChatTable, ConsumerTable, SelfnestSettings, load_settings
+from refarch.stacks.selfnest.config import (
+    ChatTable,
+    ConfigError,
+    ConsumerTable,
+    SelfnestSettings,
+    available_environments,
+    load_settings,
+)
 
 from tests.run_cache import ROOT, RunCache, environment_values, files_digest, installed_distributions, node_version
 
@@ -82,6 +89,23 @@ class Assembly:
                         return output["Value"]
             raise AssertionError(f"no export named {value['Fn::ImportValue']}")
         return value
+
+    def tier_key_arn(self, part: str) -> Any:
+        """The ARN, as its producing template gives it, of the one customer-managed key `part` encrypts with: its
+        own, or with `encryption.keys: per_environment` the keys stack's (compare with `resolve(reference)`)."""
+        [key_id] = self.resources(part, "AWS::KMS::Key") or self.resources("keys", "AWS::KMS::Key")
+        return {"Fn::GetAtt": [key_id, "Arn"]}
+
+    def key_for(self, part: str, reference: Any) -> Resource:
+        """The AWS::KMS::Key a key property of a `part` resource names: `{"Fn::GetAtt": [id, "Arn"]}` in `part`, or
+        a cross-stack reference to one in the producing stack."""
+        producer = part
+        if isinstance(reference, dict) and "Fn::GetStackOutput" in reference:
+            [producer] = [other for other in self.templates
+                          if self.settings.name(other) == reference["Fn::GetStackOutput"]["StackName"]]
+        [key_id, _] = self.resolve(reference)["Fn::GetAtt"]
+        key: Resource = self.resources(producer, "AWS::KMS::Key")[key_id]
+        return key
 
     def rules(self, group_id: str, direction: str) -> list[dict[str, Any]]:
         """Every ingress or egress rule of a network-stack security group: inline and standalone, in any stack."""
@@ -222,17 +246,29 @@ def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None, ac
 
 # An account as the CLI would pass it (any 12 digits; no AWS call is made).
 DEPLOYER_ACCOUNT = "123456789012"
-# The variants every test tier shares: name -> (environment, DR tier, account). Each environment with its
-# configured DR tier, plus prod with the pilot-light and warm-standby tiers (`DR_TIER=...`); prod's tiers are named
-# explicitly, so the file's own dr.tier (lab 08 switches it) changes no variant. dev and prod synthesize
-# env-agnostic (offline `cdk synth`); the replica tiers for a concrete account, as `cdk deploy` with credentials does
-# (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
-VARIANTS: dict[str, tuple[str, str | None, str | None]] = {
-    "dev": ("dev", None, None),
-    "prod": ("prod", "backup_restore", None),
-    "prod-pilot_light": ("prod", "pilot_light", DEPLOYER_ACCOUNT),
-    "prod-warm_standby": ("prod", "warm_standby", DEPLOYER_ACCOUNT),
-}
+# The variants every test tier shares: name -> (environment, DR tier, account), derived from config/ so a new
+# environment is gated without editing a list. Each environment with its configured DR tier; one with a DR region
+# also with its replica tiers named explicitly (its file's own dr.tier, which labs 08 and 15 switch, changes no
+# variant): pilot light, and warm standby where config holds what it needs (dr.failover); those for a concrete
+# account, as `cdk deploy` with credentials does (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
+# The others synthesize env-agnostic (offline `cdk synth`).
+def _variants() -> dict[str, tuple[str, str | None, str | None]]:
+    variants: dict[str, tuple[str, str | None, str | None]] = {}
+    for environment in available_environments():
+        if load_settings(environment).dr.region is None:
+            variants[environment] = (environment, None, None)
+        else:
+            variants[environment] = (environment, "backup_restore", None)
+            variants[f"{environment}-pilot_light"] = (environment, "pilot_light", DEPLOYER_ACCOUNT)
+            try:
+                load_settings(environment, dr_tier="warm_standby")
+            except ConfigError:
+                continue   # no dr.failover (or DR network) in this file: config refuses the tier, nothing to gate
+            variants[f"{environment}-warm_standby"] = (environment, "warm_standby", DEPLOYER_ACCOUNT)
+    return variants
+
+
+VARIANTS: dict[str, tuple[str, str | None, str | None]] = _variants()
 
 
 def provisioned_settings(environment: str = "dev") -> SelfnestSettings:

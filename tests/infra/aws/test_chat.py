@@ -90,7 +90,7 @@ def test_stage_is_throttled_and_writes_access_logs_without_client_addresses(asse
 
 def test_tables_expire_items_recover_to_any_second_and_use_the_chat_key(assembly: Assembly) -> None:
     name = assembly.settings.name
-    [key_id] = resources(assembly, "AWS::KMS::Key")
+    key_arn = assembly.tier_key_arn("chat")
     tables = {name: resources(assembly, table["Type"])[logical_id] for name, logical_id in tables_by_name(assembly)
               .items() for table in [assembly.templates["chat"]["Resources"][logical_id]]}
     for table_name in (name("chat-connections"), name("chat-messages"), name("chat-sessions")):
@@ -98,8 +98,9 @@ def test_tables_expire_items_recover_to_any_second_and_use_the_chat_key(assembly
         assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
         assert properties["SSESpecification"]["SSEEnabled"] is True and properties["SSESpecification"][
             "SSEType"] == "KMS"
-        assert protection(tables[table_name], assembly.settings.region) == {
-            "pitr": {"PointInTimeRecoveryEnabled": True}, "key": get_att(key_id, "Arn")}
+        table_protection = protection(tables[table_name], assembly.settings.region)
+        assert table_protection == {"pitr": {"PointInTimeRecoveryEnabled": True}, "key": table_protection["key"]}
+        assert assembly.resolve(table_protection["key"]) == key_arn
         assert tables[table_name]["DeletionPolicy"] == ("Retain" if assembly.settings.retain_data else "Delete")
     # The index the send handler queries (others, such as lab 13's by-user index, may sit beside it).
     [index] = [index for index in tables[name("chat-connections")]["Properties"]["GlobalSecondaryIndexes"]
@@ -123,7 +124,7 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
     name, stage = assembly.settings.name, assembly.settings.environment
     tables = tables_by_name(assembly)
     [api_id] = resources(assembly, "AWS::ApiGatewayV2::Api")
-    [key_id] = resources(assembly, "AWS::KMS::Key")
+    key_arn = assembly.tier_key_arn("chat")
     sessions, connections, messages, idempotency = (
         get_att(tables[name(f"chat-{suffix}")], "Arn") for suffix in ("sessions", "connections", "messages",
                                                                       "idempotency"))
@@ -174,7 +175,7 @@ def test_each_function_touches_only_its_tables_and_posts_only_to_this_stage(asse
             if any(action.startswith("dynamodb:") for action in actions):
                 dynamodb.setdefault(json.dumps(statement["Resource"]), set()).update(actions)
             elif any(action.startswith("kms:") for action in actions):
-                assert statement["Resource"] == get_att(key_id, "Arn")
+                assert assembly.resolve(statement["Resource"]) == key_arn
             elif any(action.startswith("execute-api:") for action in actions):
                 assert (actions, statement["Resource"]) == (["execute-api:ManageConnections"], connections_arn)
                 assert handler in posting

@@ -103,3 +103,30 @@ def test_readme_and_cost_page_tables_match_the_calculator(assemblies: Assemblies
         block = text.split(cost_tables.marker("selfnest") + "\n", 1)[1].split(
             "\n" + cost_tables.marker("selfnest", end=True), 1)[0]
         assert block == wanted, f"{page.name}'s Selfnest cost table is out of date: run `{cost_tables.COMMAND}`"
+
+
+# Issue 15: the learner's shape ("lab") idles at most this much a day, list price.
+LEARNER_BUDGET_PER_DAY = 1.50
+LAB = "lab"
+# What the lab keeps beyond that budget, and why: the rotation functions run in the VPC (to reach the database) and
+# reach Secrets Manager only through its interface endpoint (docs/cost.md, "The lab shape").
+ROTATION_PATH_PRICE_KEYS = frozenset({"interface_endpoint_az_hour"})
+
+
+def idle_per_day(bill: cost.Bill, *, leaving_out: frozenset[str] = frozenset()) -> float:
+    return sum(line.monthly for line in bill.lines if line.always_on and line.price_key not in leaving_out) \
+        * 24 / HOURS_PER_MONTH
+
+
+def test_lab_is_the_cheapest_environment_when_idle(assemblies: Assemblies) -> None:
+    bills = {name: cost.aws_bill(as_deployment(assemblies[name])) for name in VARIANTS}
+    assert min(bills, key=lambda name: bills[name].idle_per_day) == LAB, {
+        name: round(bill.idle_per_day, 2) for name, bill in bills.items()}
+
+
+def test_lab_idles_within_the_learner_budget_but_for_the_rotation_endpoint(assemblies: Assemblies) -> None:
+    bill = cost.aws_bill(as_deployment(assemblies[LAB]))
+    assert idle_per_day(bill, leaving_out=ROTATION_PATH_PRICE_KEYS) <= LEARNER_BUDGET_PER_DAY, cost.render(bill)
+    # and the endpoint it keeps is the smallest one: one zone
+    endpoints = [line for line in bill.lines if line.price_key in ROTATION_PATH_PRICE_KEYS]
+    assert [line.quantity for line in endpoints] == [HOURS_PER_MONTH]

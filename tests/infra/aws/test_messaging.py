@@ -30,13 +30,15 @@ def denies_insecure_transport(statement: dict[str, Any]) -> bool:
 
 
 def test_every_topic_and_queue_uses_a_customer_managed_key(assembly: Assembly) -> None:
-    keys = set(resources(assembly, "AWS::KMS::Key"))
+    def key_of(resource: Resource) -> Resource:
+        return assembly.key_for("messaging", resource["Properties"]["KmsMasterKeyId"])
+
     for topic in resources(assembly, "AWS::SNS::Topic").values():
-        assert topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0] in keys
+        assert key_of(topic)["Properties"]["EnableKeyRotation"] is True
     queues = resources(assembly, "AWS::SQS::Queue")
     assert len(queues) == 4
     for queue in queues.values():
-        assert queue["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0] in keys
+        assert key_of(queue)["Properties"]["EnableKeyRotation"] is True
 
 
 def test_topics_and_queues_refuse_requests_without_tls(assembly: Assembly) -> None:
@@ -240,8 +242,9 @@ def test_cloudwatch_alarms_may_publish_to_the_alarm_topic_and_use_its_key(assemb
     assert [s for s in statements
             if allows_cloudwatch_alarms(s, "sns:Publish", account) and s["Resource"] == ref(topic_id)]
     assert any(denies_insecure_transport(s) for s in statements)   # still TLS-only
-    key_id = resources(assembly, "AWS::SNS::Topic")[topic_id]["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
-    key_statements = resources(assembly, "AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"]["Statement"]
+    key = assembly.key_for("messaging", resources(assembly, "AWS::SNS::Topic")[topic_id]["Properties"][
+        "KmsMasterKeyId"])
+    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
     for action in ("kms:Decrypt", "kms:GenerateDataKey"):
         assert [s for s in key_statements if allows_cloudwatch_alarms(s, action, account)], action
 

@@ -161,3 +161,12 @@ def test_the_application_login_owns_nothing(application: DatabaseLogin) -> None:
                                         " WHERE rolname = current_user").fetchone()
     assert owned == {"owned": 0}
     assert attributes == {"rolsuper": False, "rolcreaterole": False, "rolcreatedb": False}
+
+
+@pytest.mark.parametrize(("column", "malformed"), [("correlation_id", "x y\nforged"), ("trace_id", "Root=1-abc")])
+def test_the_outbox_refuses_ids_the_api_would_not_accept(connection: psycopg.Connection[DictRow], column: str,
+                                                         malformed: str) -> None:
+    apply_migrations(connection)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        connection.execute(f"INSERT INTO outbox_events (event_id, event_type, message, {column})"  # noqa: S608
+                           " VALUES (gen_random_uuid(), 'session.booked', '{}', %s)", (malformed,))

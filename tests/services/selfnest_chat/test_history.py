@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -181,3 +182,22 @@ def test_fetching_history_is_rate_limited_per_connection_apart_from_messages(
     # Scrolling back does not use up what one may say.
     [ack] = pair.client.send(message(session_id, "still allowed to talk"))
     assert ack["type"] == "sent"
+
+
+def test_joining_again_counts_against_the_history_page_rate(
+        pair: Pair, gateway: WebSocketGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    per_minute = 2
+    for route in ("joinSession", "fetchHistory"):
+        monkeypatch.setitem(gateway.routes[route].function.environment, "HISTORY_PAGES_PER_MINUTE", str(per_minute))
+    session_id = pair.booking.session_id
+    within_one_minute()
+    for _ in range(per_minute):
+        pair.client.send(join(session_id))
+    assert pair.client.send(fetch(session_id))[-1]["code"] == "rate_limited"
+
+
+def within_one_minute(room_seconds: float = 10) -> None:
+    """Wait, if need be, for a fresh minute, so the next few sends all count in the same one."""
+    left = 60 - time.time() % 60
+    if left < room_seconds:
+        time.sleep(left + 0.1)
