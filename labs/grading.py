@@ -77,9 +77,9 @@ def grade(lab: Lab, root: Path = ROOT) -> list[Check]:
         return [check(CONFIG_CHECK, False, message.splitlines()[0], found="the loader refused it; nothing was built")]
 
 
-def report(lab: Lab, checks: list[Check], seconds: float) -> int:
+def report(lab: Lab, checks: list[Check], seconds: float, *, heading: str = "") -> int:
     """Print PASS/FAIL per check (under each failure what was found and a hint); 0 when every check passes."""
-    print(f"Lab {lab.number}: {lab.title}")
+    print(f"Lab {lab.number}: {lab.title}" + (f" — {heading}" if heading else ""))
     for result in checks:
         print(f"  {'PASS' if result.passed else 'FAIL'}  {result.name}")
         if not result.passed:

@@ -3,9 +3,12 @@
 Every entry is keyed on all the inputs that can change its result, listed by the caller as named parts
 (sources, config, lock files, context, environment variables, tool versions), so a change to any of them misses
 the cache and computes afresh: a stale entry would be a green that proves nothing. Entries live under `.cache/`
-(git-ignored); each kind keeps only its newest entry per label, so the folder does not grow run after run.
-Parallel test workers that want the same entry wait for the first one to write it (a lock per entry), and an
-entry a process is reading is never evicted (that process holds a shared lock on it until it exits).
+(git-ignored). Each label (a variant, e.g. `dev`) keeps its most recently used entries, up to `keep_per_label`:
+one run may want several entries under one label (the committed tree's `dev` and each lab solution's patched
+`dev`), and all of them must still be there on the next run, or a warm run misses every time; older ones are
+evicted, so the folder stays bounded (labels x `keep_per_label` entries) run after run. Parallel test workers
+that want the same entry wait for the first one to write it (a lock per entry), and an entry a process is reading
+is never evicted (that process holds a shared lock on it until it exits).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +35,9 @@ CACHE_ROOT = ROOT / ".cache" / "tests"
 IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 COMPLETE = ".complete"
 KEY_LENGTH = 20
+# Entries kept per label: a warm run of the lab tests uses up to 10 under one label (the committed tree's `dev` and each
+# lab solution's); room to spare for more labs and a second branch, and at most ~0.4 GiB of synths a label.
+KEEP_PER_LABEL = 16
 
 
 def files_digest(paths: Iterable[Path], *, root: Path = ROOT) -> str:
@@ -84,6 +91,7 @@ class RunCache:
 
     kind: str
     root: Path = CACHE_ROOT
+    keep_per_label: int = KEEP_PER_LABEL
 
     @property
     def folder(self) -> Path:
@@ -95,7 +103,8 @@ class RunCache:
     def get_or_build(self, label: str, parts: Mapping[str, str], build: Callable[[Path], None]) -> tuple[Path, bool]:
         """The entry's folder, built by `build(folder)` if it is missing; and whether it was built now.
 
-        The folder stays readable for the rest of this process: it is marked in use until the process exits.
+        The folder stays readable for the rest of this process: it is marked in use until the process exits. Every
+        use is recorded (the `.complete` marker's time), so eviction keeps what runs still ask for.
         """
         entry = self.entry(label, parts)
         if entry in _IN_USE:
@@ -116,9 +125,11 @@ class RunCache:
                     build(entry)
                     (entry / "inputs.json").write_text(json.dumps(dict(parts), indent=1, sort_keys=True),
                                                        encoding="utf-8")
-                    (entry / COMPLETE).touch()
+                    _mark_used(entry)
                     built = True
                 fcntl.flock(handle, fcntl.LOCK_SH)
+            if not built:
+                _mark_used(entry)   # used now: the last of its label to be evicted
         except BaseException:
             handle.close()
             raise
@@ -135,9 +146,13 @@ class RunCache:
             handle.close()
 
     def _evict_older(self, label: str, *, keep: Path) -> None:
-        for other in self.folder.glob(f"{label}-*"):
-            if other == keep or not re.fullmatch(rf"{re.escape(label)}-[0-9a-f]{{{KEY_LENGTH}}}", other.name):
-                continue
+        """Remove the least recently used entries of `label` beyond `keep_per_label` (never `keep`, never one that
+        a process reads or builds)."""
+        others = [other for other in self.folder.glob(f"{label}-*")
+                  if other != keep and other.is_dir()
+                  and re.fullmatch(rf"{re.escape(label)}-[0-9a-f]{{{KEY_LENGTH}}}", other.name)]
+        others.sort(key=_last_used, reverse=True)
+        for other in others[max(self.keep_per_label - 1, 0):]:
             with _locked(_lock_file(other), blocking=False) as unused:
                 if unused:     # no process reads it (readers hold a shared lock) and none builds it
                     # Unmarked first and moved aside at once, so a half-finished removal never looks complete.
@@ -146,6 +161,21 @@ class RunCache:
                     other.rename(trash)
                     shutil.rmtree(trash, ignore_errors=True)
                     _lock_file(other).unlink(missing_ok=True)
+
+
+def _mark_used(entry: Path) -> None:
+    # The clock's own nanoseconds: the file system stamps "now" in coarse ticks, which would tie quick uses.
+    now = time.time_ns()
+    (entry / COMPLETE).touch()
+    os.utime(entry / COMPLETE, ns=(now, now))
+
+
+def _last_used(entry: Path) -> int:
+    """When a run last built or read `entry` (an entry left half-built counts as never used)."""
+    try:
+        return (entry / COMPLETE).stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def _lock_file(entry: Path) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -103,14 +104,34 @@ def show_cost(args: argparse.Namespace) -> int:
 
 
 def run_lab(args: argparse.Namespace) -> int:
+    from refarch.labs import live
     from refarch.labs.catalog import grade, lab_by_number
     from refarch.labs.grading import grade as checks_of
+    from refarch.labs.grading import report
 
-    if not args.json:
-        return grade(args.number)
-    checks = checks_of(lab_by_number(args.number))
-    print(json.dumps([{"name": c.name, "passed": c.passed, "hint": c.hint, "found": c.found} for c in checks]))
-    return 0 if all(c.passed for c in checks) else 1
+    lab = lab_by_number(args.number)
+    state = args.state or live.STATE
+    if args.local and lab.number not in live.LIVE:
+        raise ValueError(f"lab {lab.number} has no checks on a running deployment (labs that have: "
+                         f"{', '.join(live.LIVE)})")
+    if args.local and live.running(state) is None:
+        raise ValueError(f"nothing is running in {state}: `make up` first, then `refarch lab {lab.number} --local`")
+    if args.json:
+        checks = checks_of(lab) + ((live.grade_live(lab.number, state) or []) if args.local else [])
+        print(json.dumps([{"name": c.name, "passed": c.passed, "hint": c.hint, "found": c.found} for c in checks]))
+        return 0 if all(c.passed for c in checks) else 1
+    graded = grade(lab.number)
+    if lab.number not in live.LIVE:
+        return graded
+    started = time.perf_counter()
+    live_checks = live.grade_live(lab.number, state)
+    if live_checks is None:
+        print(f"(no local deployment is running, so its behaviour was not checked: `make up`, then "
+              f"`refarch lab {lab.number} --local`)")
+        return graded
+    print()
+    return max(graded, report(lab, live_checks, time.perf_counter() - started,
+                               heading="on the running local deployment"))
 
 
 def run_quiz(args: argparse.Namespace) -> int:
@@ -188,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab = commands.add_parser("lab", help="grade one lab (docs/labs/)")
     lab.add_argument("number", help="the lab's number, e.g. 01")
     lab.add_argument("--json", action="store_true", help="print the checks as one JSON list")
+    lab.add_argument("--local", action="store_true",
+                     help="also check the running local deployment (`make up`); without it, labs that can are "
+                          "checked there whenever one is running (not with --json)")
+    lab.add_argument("--state", type=Path, help="where `make up` keeps its state (default: .local)")
     lab.set_defaults(handler=run_lab)
     commands.add_parser("labs", help="list the labs").set_defaults(handler=list_labs)
     quiz = commands.add_parser("quiz", help="exam-style questions about the labs' decisions, shuffled and scored")

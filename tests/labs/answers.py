@@ -269,6 +269,47 @@ ANSWERS: dict[str, list[Answer]] = {
     ],
 }
 
+# Lab 14: the requested rename of the messages table's construct, deployed over what lab 14 records as deployed.
+RENAME_ANCHOR = ('        self.messages: dynamodb.ITable = table("Messages", suffix="messages", '
+                 'partition_key="session_id",\n')
+DEPLOYED_MESSAGES_ID = "TablesMessagesTable2CBA8E69"
+
+
+def renamed_messages(*then: str) -> Edit:
+    """Rename the construct `Messages` to `History`, then run `then` (lines after the table is made)."""
+    def edit(root: Path) -> None:
+        path = root / CHAT
+        text = path.read_text(encoding="utf-8")
+        following = '                                               sort_key="message_key", replicated=True)\n'
+        if text.count(RENAME_ANCHOR + following) != 1:
+            raise AnswerNoLongerAppliesError(f"{CHAT}: the messages table's construct moved")
+        text = text.replace(RENAME_ANCHOR + following, RENAME_ANCHOR.replace('"Messages"', '"History"') + following
+                            + "".join(f"        {line}\n" for line in then))
+        path.write_text(text, encoding="utf-8")
+    return edit
+
+
+ANSWERS["14"] = [
+    Answer(name="rename, then map the new logical ID back to the deployed one on the stack", correct=True,
+           edit=renamed_messages("cdk.Stack.of(self).rename_logical_id('TablesHistoryTable1C61C343', "
+                                 f"'{DEPLOYED_MESSAGES_ID}')")),
+    Answer(name="rename only", correct=False, edit=renamed_messages(),
+           failing=frozenset({"the deployed messages table stays the same resource (its logical ID is kept)",
+                              "no stateful resource of the deployed chat stack is replaced or deleted"}),
+           concept="logical ID"),
+    Answer(name="rename and retain the table, as if retention avoided the replacement", correct=False,
+           edit=renamed_messages("self.messages.apply_removal_policy(cdk.RemovalPolicy.RETAIN)"),
+           failing=frozenset({"the deployed messages table stays the same resource (its logical ID is kept)"}),
+           concept="logical ID"),
+    Answer(name="logical ID kept, but the table renamed to match", correct=False,
+           edit=both(renamed_messages("self.messages.node.default_child.override_logical_id("
+                                      f"'{DEPLOYED_MESSAGES_ID}')"),
+                     replace(CHAT, 'suffix="messages", partition_key="session_id"',
+                             'suffix="history", partition_key="session_id"')),
+           failing=frozenset({"no stateful resource of the deployed chat stack is replaced or deleted"}),
+           concept="create-only"),
+]
+
 # What each grader finds wrong on the untouched repository: a grader that starts passing a check by accident, or
 # stops failing one the lab is about, is caught here.
 UNTOUCHED_FAILING: dict[str, frozenset[str]] = {
@@ -319,3 +360,4 @@ UNTOUCHED_FAILING: dict[str, frozenset[str]] = {
                      "your RPO answer: more than 0 and at most 5 minutes",
                      "your RTO answer: at least detection plus the alias TTL, at most 15 minutes"}),
 }
+UNTOUCHED_FAILING["14"] = frozenset({"the messages table's construct is named History (the requested refactor)"})

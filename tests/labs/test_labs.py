@@ -6,9 +6,12 @@
 - a different correct answer passes, and the typical wrong answer fails on the pinned checks with the concept in
   the hint.
 
-A lab whose answer is configuration is graded in this process against the copy's config (the graders read config
-from the root they are given): seconds, no new interpreter. A lab whose answer is code is graded by `refarch lab NN
---json` in the copy, with `PYTHONPATH` pointing `refarch.*` at the copy's `.typecheck/refarch` symlink tree.
+A copy whose code is this checkout's (a configuration answer, the untouched tree) is graded in this process against
+the copy's config (the graders read config from the root they are given): seconds, no new interpreter. A code answer
+is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH` pointing `refarch.*` at the copy's
+`.typecheck/refarch` symlink tree. Selfnest bills of such copies come from the run's shared synth of their config
+(tests/infra/aws/assembly.py), and each lab's cases are one unit of work for `make test`'s workers
+(tests/conftest.py), so the labs run side by side.
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ from typing import Any
 import pytest
 from refarch.labs.catalog import LABS
 from refarch.labs.grading import Check, grade
-from refarch.tools import lab_costs, labdocs
+from refarch.stacks.selfnest.config import load_settings
+from refarch.tools import cost, deployment, lab_costs, labdocs
 from refarch.tools.lab_costs import in_copy
+
+from tests.infra.aws.assembly import SYNTH_SOURCES, cached_synthesis
+from tests.run_cache import files_digest
 
 from .answers import ANSWERS, UNTOUCHED_FAILING, Answer
 
@@ -54,6 +61,32 @@ SUITES: dict[str, list[str]] = {
     "13": ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"],
     "15": ["tests/unit/test_config.py", "tests/infra/aws/test_dr.py"],
 }
+SUITES["14"] = ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"]
+
+
+# What a grade or a Selfnest bill is made from besides config: the app, its context and locks, the graders, the
+# calculator and its prices.
+CODE = (*(name for name in SYNTH_SOURCES if name != "config"), "labs", "tools", "pricing")
+
+
+def runs_our_code(repository: Path) -> bool:
+    """Whether `repository` holds this checkout's app, graders and calculator (it may differ in config only)."""
+    return files_digest([repository / name for name in CODE], root=repository) == CODE_HERE
+
+
+CODE_HERE = files_digest([ROOT / name for name in CODE])
+
+
+def bill(repository: Path, target: lab_costs.Target) -> dict[str, Any]:
+    """`refarch cost --json` for `target` in `repository`. A Selfnest bill of a repository that runs our code is
+    computed here, from the run's shared synth of its config (the same app, settings and context that `refarch
+    cost` synthesizes; the entry a test run in that repository uses too), not by a fresh synth in a new process."""
+    if target.app != "selfnest" or not runs_our_code(repository):
+        return lab_costs.bill(repository, target)
+    settings = load_settings(target.name, repository / "config")
+    name = deployment.variant_name("selfnest", target.name, settings.dr.tier)
+    synthesized = cached_synthesis(settings, label="-".join(name.split()[1:]), root=repository)
+    return cost.aws_bill(deployment.read_cloud_assembly(synthesized.outdir, name, settings.region)).as_dict()
 
 
 def pristine_copy(destination: Path) -> Path:
@@ -82,7 +115,9 @@ def answer_is_code(number: str) -> bool:
 
 
 def checks_in(copy: Path, number: str) -> list[Check]:
-    if not answer_is_code(number):
+    """The lab's grade of `copy`: in this process when the copy's code is ours (a config answer, the untouched tree),
+    else by the copy's own grader in a new process."""
+    if not answer_is_code(number) or runs_our_code(copy):
         return grade(LABS[number], copy)
     graded = in_copy(copy, "-m", "refarch.tools.cli", "lab", number, "--json")
     assert graded.returncode in (0, 1), graded.stdout[-2000:] + graded.stderr[-4000:]
@@ -128,8 +163,8 @@ def test_reference_solution_passes_and_keeps_the_touched_tiers_green(number: str
     sections = []
     for target in lab_costs.targets(LABS[number].solution):
         if target not in BILLS_BEFORE:
-            BILLS_BEFORE[target] = lab_costs.bill(committed, target)
-        sections.append(lab_costs.impact(target, BILLS_BEFORE[target], lab_costs.bill(copy, target)))
+            BILLS_BEFORE[target] = bill(committed, target)
+        sections.append(lab_costs.impact(target, BILLS_BEFORE[target], bill(copy, target)))
     page = lab_costs.page_of(number).read_text(encoding="utf-8")
     assert lab_costs.block(sections) in page, (
         f"{lab_costs.page_of(number).name}'s bill impact is out of date: run `{lab_costs.COMMAND}`")

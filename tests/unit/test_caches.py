@@ -151,7 +151,7 @@ def test_every_repository_module_the_app_imports_is_a_synth_source() -> None:
 
 
 def test_a_cache_entry_is_built_once_reused_and_rebuilt_when_an_input_changes(tmp_path: Path) -> None:
-    cache = RunCache("things", root=tmp_path)
+    cache = RunCache("things", root=tmp_path, keep_per_label=1)
     builds: list[Path] = []
 
     def build(entry: Path) -> None:
@@ -170,7 +170,7 @@ def test_a_cache_entry_is_built_once_reused_and_rebuilt_when_an_input_changes(tm
 
 
 def test_an_entry_a_process_is_reading_is_not_evicted(tmp_path: Path) -> None:
-    cache = RunCache("things", root=tmp_path)
+    cache = RunCache("things", root=tmp_path, keep_per_label=1)
     reader = subprocess.Popen(
         [sys.executable, "-c", "import sys, pathlib; from tests.run_cache import RunCache; "
                                f"RunCache('things', root=pathlib.Path({str(tmp_path)!r}))"
@@ -204,11 +204,43 @@ def test_an_entry_whose_build_failed_half_way_is_built_again(tmp_path: Path) -> 
 
 
 def test_variants_whose_labels_share_a_prefix_do_not_evict_each_other(tmp_path: Path) -> None:
-    cache = RunCache("things", root=tmp_path)
+    cache = RunCache("things", root=tmp_path, keep_per_label=1)
     pilot_light, _ = cache.get_or_build("prod-pilot_light", {"sources": "a"}, lambda entry: None)
     cache.release(pilot_light)   # not in use: only its label protects it
     cache.get_or_build("prod", {"sources": "b"}, lambda entry: None)
     assert pilot_light.is_dir()
+
+
+def run_of(cache: RunCache, label: str, inputs: list[str], build: Callable[[Path], None]) -> list[bool]:
+    """One test run whose processes each want one entry (the committed tree's `dev`, then each lab solution's
+    patched `dev` in its own pytest process) and exit; whether each was built."""
+    built = []
+    for sources in inputs:
+        entry, was_built = cache.get_or_build(label, {"sources": sources}, build)
+        cache.release(entry)   # that process exits
+        built.append(was_built)
+    return built
+
+
+def test_a_second_run_that_wants_several_entries_under_one_label_builds_none_of_them(tmp_path: Path) -> None:
+    cache = RunCache("things", root=tmp_path)
+    builds: list[Path] = []
+    wanted = ["committed", *(f"lab-{number:02}-solution" for number in range(1, 14))]
+    assert run_of(cache, "dev", wanted, builds.append) == [True] * len(wanted)
+    assert run_of(cache, "dev", wanted, builds.append) == [False] * len(wanted)
+    assert len(builds) == len(wanted)
+
+
+def test_entries_beyond_the_limit_go_least_recently_used_first(tmp_path: Path) -> None:
+    cache = RunCache("things", root=tmp_path, keep_per_label=3)
+    oldest, newer, newest = (cache.get_or_build("dev", {"sources": sources}, lambda entry: None)[0]
+                             for sources in ("a", "b", "c"))
+    for entry in (oldest, newer, newest):
+        cache.release(entry)
+    assert run_of(cache, "dev", ["a"], lambda entry: None) == [False]   # the oldest build, used again just now
+    assert run_of(cache, "dev", ["d"], lambda entry: None) == [True]
+    assert oldest.is_dir() and newest.is_dir() and not newer.exists(), "the one no run used for longest goes"
+    assert len([entry for entry in tmp_path.joinpath("things").iterdir() if entry.is_dir()]) == 3
 
 
 def test_cfn_lint_verdicts_miss_when_templates_rules_or_tools_change(tmp_path: Path,

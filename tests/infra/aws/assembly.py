@@ -226,13 +226,15 @@ _SHARED: dict[str, Assembly] = {}
 
 
 def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None, account: str | None = None,
-                     builtin_validation: bool = True) -> Assembly:
+                     builtin_validation: bool = True, root: Path = ROOT) -> Assembly:
     """`synthesize(settings, account=account)`, once per process and reused across runs while every input is
     unchanged.
 
+    `root`: the checkout whose sources the key names — another only when its synth sources other than config are
+    this checkout's (a lab's solved copy of a config answer), so the entry is the one a test run there shares.
     Read-only: tests must not write into the returned assembly's folder (it is the cache entry).
     """
-    inputs = synthesis_inputs(settings, builtin_validation=builtin_validation, account=account)
+    inputs = synthesis_inputs(settings, builtin_validation=builtin_validation, account=account, root=root)
     label = label or settings.environment
     memo = f"{label}:{SYNTH_CACHE.entry(label, inputs).name}"
     if memo not in _SHARED:

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from refarch.constructs.aws.web import HEALTH_CHECK_PATH
 from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings
+from refarch.tools.update_safety import physical_names
 
 from .assembly import DEPLOYER_ACCOUNT, Assembly, synthesize
 from .test_backup import joined
 from .test_data import customer_managed_key
-from .updates import physical_names
 
 
 def replica(assembly: Assembly) -> tuple[str, dict[str, Any]]:

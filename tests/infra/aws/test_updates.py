@@ -11,19 +11,11 @@ import itertools
 from pathlib import Path
 
 import pytest
+from refarch.tools.update_safety import STATEFUL_TYPES, kept_types, replacing_properties, update_problems
 
 from .assembly import Assembly, synthesize
 from .conftest import DEPLOYER_ACCOUNT
-from .updates import (
-    STATEFUL_TYPES,
-    Variant,
-    kept_types,
-    lab_knobs,
-    replacing_properties,
-    supported_variants,
-    update_problems,
-    variant_settings,
-)
+from .updates import Variant, lab_knobs, supported_variants, variant_settings
 
 VARIANTS = supported_variants()
 PAIRS = [(before, after) for first, second in itertools.combinations(VARIANTS, 2)
