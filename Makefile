@@ -30,7 +30,7 @@ EMULATOR_STAMP := $(EMULATOR_VENV)/.installed
 	follow
 
 help:
-	@echo "make synth [ENV=dev|lab|prod] [DR_TIER=backup_restore|pilot_light]  Selfnest CloudFormation into cdk.out/"
+	@echo "make synth [ENV=dev|lab|prod] [DR_TIER=backup_restore|pilot_light|warm_standby]  Selfnest CloudFormation into cdk.out/"
 	@echo "make plan-azure [STACK=dev|prod]  BabyBloom offline plan (Pulumi mocks) into .plan/"
 	@echo "make test                   ruff, mypy and every test tier"
 	@echo "make bench [ENV=dev|prod]   synth time against an empty CDK app (ratio, target <= 2.0x)"

@@ -65,6 +65,9 @@ LABS: dict[str, Lab] = {lab.number: lab for lab in (
     _lab(number="14", slug="cdk-update-safety", title="Change sets and update safety: refactor without replacing "
          "a table", exam="DVA-C02 Domain 3: Deployment; Domain 4: Troubleshooting and Optimization",
          module="lab14_update_safety"),
+    _lab(number="15", slug="dr-warm-standby",
+         title="DR beyond pilot light: warm standby with Route 53 health-checked failover",
+         exam="SAA-C03 Domain 2: Design Resilient Architectures", module="lab15_warm_standby"),
 )}
 
 

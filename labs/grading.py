@@ -125,6 +125,8 @@ def synth_stack(settings: Any, stack_type: StackType, part: str, *, region: str 
 # What each stack is handed besides settings, as SelfnestEnvironment (stacks/selfnest/app.py) wires them.
 NEEDS: dict[str, tuple[str, ...]] = {"data": ("network",), "chat": ("identity", "messaging"),
                                      "web": ("network", "data", "identity", "messaging")}
+# A warm standby's DR stack runs the API too, handed what the primary region's stacks know.
+STANDBY_NEEDS = ("data", "identity", "messaging")
 
 
 def stack_types() -> dict[str, Any]:
@@ -158,7 +160,9 @@ def synth_parts(settings: Any, parts: Iterable[str]) -> dict[str, Template]:
 
         def make(part: str) -> Any:
             if part not in built:
-                handed = {need: make(need) for need in NEEDS.get(part, ())}
+                standby = part == "dr" and settings.dr.standby_region is not None
+                needs = STANDBY_NEEDS if standby else NEEDS.get(part, ())
+                handed = {need: make(need) for need in needs}
                 region = settings.dr.copy_region if part == "dr" else settings.region
                 built[part] = types[part](app, part, settings=settings, stack_name=settings.name(part),
                                           env=cdk.Environment(region=region), **handed)

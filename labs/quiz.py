@@ -25,6 +25,7 @@ LETTERS = "ABCD"
 
 
 def _rules() -> dict[str, Callable[..., int | float]]:
+    from refarch.constructs.aws.dr import TIER_OBJECTIVES
     from refarch.constructs.aws.identity import GROUP_PRECEDENCE
     from refarch.constructs.aws.lifecycle import INFREQUENT_ACCESS_EARLIEST_DAY, MINIMUM_STORAGE_DAYS, StorageClass
     from refarch.stacks.babybloom.config import AUTOSCALE_STEP
@@ -48,6 +49,10 @@ def _rules() -> dict[str, Callable[..., int | float]]:
         "minimum_storage_days": lambda storage_class: MINIMUM_STORAGE_DAYS[StorageClass(storage_class)],
         "infrequent_access_earliest_day": lambda: INFREQUENT_ACCESS_EARLIEST_DAY,
         "group_precedence": lambda group: GROUP_PRECEDENCE[group],
+        # Lab 15: the recovery objectives each DR tier is built for, and Route 53's detection time.
+        "dr_rto_minutes": lambda tier: TIER_OBJECTIVES[tier].rto_minutes,
+        "dr_rpo_minutes": lambda tier: TIER_OBJECTIVES[tier].rpo_minutes,
+        "failover_detection_seconds": lambda interval, threshold: interval * threshold,
     }
 
 

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Monthly cost of Selfnest (from its synthesized templates) or BabyBloom "
                                            "(--azure, from its offline plan), with the price sheets in pricing/.")
     cost.add_argument("--env", help="Selfnest environment: a file name in config/ (default dev)")
-    cost.add_argument("--dr-tier", help="override the config's dr.tier (backup_restore, pilot_light)")
+    cost.add_argument("--dr-tier", help="override the config's dr.tier (backup_restore, pilot_light, warm_standby)")
     cost.add_argument("--azure", action="store_true", help="BabyBloom on Azure instead of Selfnest")
     cost.add_argument("--stack", help="BabyBloom stack with --azure: reads Pulumi.<stack>.yaml (default dev)")
     cost.add_argument("--json", action="store_true", help="print one JSON object")

@@ -173,6 +173,10 @@ class LineMaker:
 # (a stage through its API, a subscription through its topic). A type in neither this set nor AWS_RULES is listed
 # as unpriced on the bill, and the infra tests fail naming it, so a new paid resource cannot slip in unseen.
 NO_CHARGE_AWS = frozenset({
+    # Warm standby's failover records are aliases to load balancers: Route 53 charges no queries for those, and the
+    # hosted zone they live in is the user's own (imported, not created here). Its secret-ARN hand-over parameter is
+    # a standard-tier SSM parameter (no charge).
+    "AWS::Route53::RecordSet", "AWS::SSM::Parameter",
     "AWS::CDK::Metadata", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::KMS::Alias",
     "AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::RouteTable", "AWS::EC2::Route", "AWS::EC2::InternetGateway",
     "AWS::EC2::VPCGatewayAttachment", "AWS::EC2::SubnetRouteTableAssociation", "AWS::EC2::NetworkAcl",
@@ -218,6 +222,20 @@ def _load_balancer(deployment: CfnDeployment, resource: CfnResource, line: LineM
         zones = len(resource.properties.get("Subnets", [])) or len(resource.properties.get("SubnetMappings", []))
         line.fixed("public IPv4 addresses", "public_ipv4_hour", zones * HOURS_PER_MONTH)
     line.usage("load balancer capacity units", "alb_lcu_hour", "alb_lcu_average", times=HOURS_PER_MONTH)
+
+
+@aws_rule("AWS::Route53::HealthCheck")
+def _health_check(deployment: CfnDeployment, resource: CfnResource, line: LineMaker) -> None:
+    # An endpoint in this account (the load balancer) is an "AWS endpoint"; each optional feature is billed on top.
+    config = resource.properties.get("HealthCheckConfig", {})
+    line.fixed("Route 53 health check (AWS endpoint)", "route53_health_check_month", 1)
+    options = {"HTTPS": str(config.get("Type", "")).startswith("HTTPS"),
+               "string matching": str(config.get("Type", "")).endswith("STR_MATCH"),
+               "fast interval (10 s)": config.get("RequestInterval", 30) == 10,
+               "latency measurement": config.get("MeasureLatency") is True}
+    for option, used in options.items():
+        if used:
+            line.fixed(f"Route 53 health check option: {option}", "route53_health_check_option_month", 1)
 
 
 @aws_rule("AWS::EC2::NatGateway")

@@ -15,7 +15,8 @@ from refarch.stacks.selfnest.config import ConfigError, load_settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", default="dev", help="environment: a file name in config/ (default dev)")
-    parser.add_argument("--dr-tier", default=None, help="override config's dr.tier (backup_restore, pilot_light)")
+    parser.add_argument("--dr-tier", default=None,
+                        help="override config's dr.tier (backup_restore, pilot_light, warm_standby)")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.env, dr_tier=args.dr_tier or None)

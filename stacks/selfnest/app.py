@@ -62,12 +62,18 @@ class SelfnestEnvironment(Construct):
             watched=[self.network, self.data, self.identity, self.messaging, self.chat, self.web],
             **stack_args("monitoring"))
         # The DR-region stack comes before the backup stack (its bucket and vault are the replication and copy
-        # targets) and after the data stack (pilot light replicates the database). Nothing is referenced across
-        # regions: both sides build the names they share from settings.
+        # targets) and after the data stack (pilot light replicates the database). Both sides build the names they
+        # share from settings, except what only the primary region knows and a warm standby's API needs (the user
+        # pool's ids, its secret replica's ARN, the topic and its key): CDK reads those across regions as weak
+        # references (cdk.json @aws-cdk/core:defaultCrossStackReferences: Fn::GetStackOutput with Region), which
+        # also orders the DR stack after identity and messaging.
         self.dr: DisasterRecoveryStack | None = None
         if settings.dr.copy_region is not None:
-            self.dr = DisasterRecoveryStack(self, "dr", settings=settings,
-                                            **stack_args("dr", region=settings.dr.copy_region))
+            standby = settings.dr.standby_region is not None
+            self.dr = DisasterRecoveryStack(
+                self, "dr", settings=settings, data=self.data if standby else None,
+                identity=self.identity if standby else None, messaging=self.messaging if standby else None,
+                **stack_args("dr", region=settings.dr.copy_region))
             self.dr.add_stack_dependency(self.data)
         self.backup = BackupStack(self, "backup", settings=settings, **stack_args("backup"))
         if self.dr is not None:

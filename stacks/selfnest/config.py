@@ -396,8 +396,38 @@ class BackupSettings(_Settings):
     plan: BackupPlanSettings | None
 
 
-DrTier = Literal["backup_restore", "pilot_light"]
-DR_TIERS: tuple[DrTier, ...] = ("backup_restore", "pilot_light")
+DrTier = Literal["backup_restore", "pilot_light", "warm_standby"]
+DR_TIERS: tuple[DrTier, ...] = ("backup_restore", "pilot_light", "warm_standby")
+# Tiers that keep the data live in the DR region (RDS read replica, DynamoDB global-table replicas).
+LIVE_DATA_TIERS: tuple[DrTier, ...] = ("pilot_light", "warm_standby")
+# Route 53 health checkers probe every 10 or 30 seconds (10 is the "fast" interval, billed extra).
+HEALTH_CHECK_INTERVALS = (10, 30)
+ROUTE53_ZONE_ID = r"^Z[A-Z0-9]{1,32}$"
+DOMAIN_NAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+
+class FailoverSettings(_Settings):
+    """Warm standby's DNS failover: one name in a Route 53 public hosted zone, answered by the primary region's load
+    balancer while its health check passes and by the DR region's otherwise (failover alias records)."""
+
+    hosted_zone_id: Annotated[str, Field(pattern=ROUTE53_ZONE_ID)]
+    zone_name: Annotated[str, Field(pattern=DOMAIN_NAME)]
+    record_name: Annotated[str, Field(pattern=DOMAIN_NAME)]      # what clients call: the zone apex or a name in it
+    # Route 53 calls the primary unhealthy after this many consecutive failed probes, each this many seconds apart:
+    # their product is how long an outage goes unnoticed, the first part of the tier's RTO.
+    health_check_interval_seconds: Literal[10, 30] = 30
+    failure_threshold: Annotated[int, Field(ge=1, le=10)] = 3
+
+    @model_validator(mode="after")
+    def _record_in_zone(self) -> FailoverSettings:
+        if self.record_name != self.zone_name and not self.record_name.endswith(f".{self.zone_name}"):
+            raise ValueError(f"record_name {self.record_name!r} is not in zone_name {self.zone_name!r}")
+        return self
+
+    @property
+    def detection_seconds(self) -> int:
+        """How long Route 53 takes at most to call a dead primary unhealthy (interval x threshold)."""
+        return self.health_check_interval_seconds * self.failure_threshold
 
 
 class DrSettings(_Settings):
@@ -405,29 +435,44 @@ class DrSettings(_Settings):
 
     `backup_restore`: backups are copied (AWS Backup) and replicated (S3) to `region`; infrastructure is redeployed
     from code after a disaster. `pilot_light`: also keeps a live replica of the data there (an RDS cross-region read
-    replica; DynamoDB global-table replicas in `replica_regions`), in its own small VPC.
+    replica; DynamoDB global-table replicas in `replica_regions`), in its own small VPC. `warm_standby`: pilot light
+    plus a scaled-down working web tier in that VPC (`standby_tasks` API tasks behind their own load balancer), and
+    Route 53 failover records that send clients there when the primary's health check fails (`failover`).
     """
 
     tier: DrTier
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")] | None
     vpc_cidr: str | None = None
     availability_zones: list[str] = Field(default_factory=list)
+    # warm_standby: API tasks the standby runs before failover (auto scaling takes it to web.max_tasks after).
+    standby_tasks: Annotated[int, Field(ge=1, le=100)] = 1
+    # warm_standby with HTTPS: an ACM certificate in dr.region for the standby's load balancer (ACM is regional).
+    certificate_arn: Annotated[str, Field(
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$")] | None = None
+    failover: FailoverSettings | None = None
 
     @model_validator(mode="after")
     def _tier_has_what_it_needs(self) -> DrSettings:
         if self.region is None:
-            if self.tier == "pilot_light":
-                raise ValueError("tier pilot_light needs dr.region (a second region for the live replica); "
+            if self.tier in LIVE_DATA_TIERS:
+                raise ValueError(f"tier {self.tier} needs dr.region (a second region for the live replica); "
                                  "set dr.region, dr.vpc_cidr and dr.availability_zones, or use backup_restore")
             return self
         for zone in self.availability_zones:
             if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone):
                 raise ValueError(f"availability_zones: {zone!r} is not a zone of dr.region {self.region}")
-        if self.tier == "pilot_light":
+        if self.tier in LIVE_DATA_TIERS:
             low, high = AZ_COUNT_RANGE
             if not low <= len(self.availability_zones) <= high or self.vpc_cidr is None:
-                raise ValueError(f"tier pilot_light needs dr.vpc_cidr and {low} to {high} dr.availability_zones "
+                raise ValueError(f"tier {self.tier} needs dr.vpc_cidr and {low} to {high} dr.availability_zones "
                                  f"of {self.region} for the replica's subnets")
+        if self.tier == "warm_standby" and self.failover is None:
+            raise ValueError("tier warm_standby needs dr.failover (hosted_zone_id, zone_name, record_name): the "
+                             "Route 53 records that move clients to the standby")
+        if (self.tier == "warm_standby" and self.certificate_arn is not None
+                and self.certificate_arn.split(":")[3] != self.region):
+            raise ValueError(f"certificate_arn: {self.certificate_arn} is not in dr.region {self.region} (a load "
+                             "balancer can only use an ACM certificate of its own region)")
         return self
 
     @field_validator("vpc_cidr")
@@ -438,7 +483,12 @@ class DrSettings(_Settings):
     @property
     def replica_regions(self) -> list[str]:
         """Regions that hold live data replicas: DynamoDB global tables pass this to TableV2(replicas=...)."""
-        return [self.region] if self.tier == "pilot_light" and self.region is not None else []
+        return [self.region] if self.tier in LIVE_DATA_TIERS and self.region is not None else []
+
+    @property
+    def standby_region(self) -> str | None:
+        """Where a scaled-down web tier runs before any disaster (warm_standby only)."""
+        return self.region if self.tier == "warm_standby" else None
 
     @property
     def copy_region(self) -> str | None:
@@ -564,6 +614,11 @@ class SelfnestSettings(_Settings):
                 ipaddress.IPv4Network(self.network.vpc_cidr)):
             raise ValueError(f"dr.vpc_cidr: {self.dr.vpc_cidr} overlaps network.vpc_cidr {self.network.vpc_cidr} "
                              f"(the two VPCs must stay peerable)")
+        if (self.dr.tier == "warm_standby" and self.web.certificate_arn is not None
+                and self.dr.certificate_arn is None):
+            raise ValueError("dr.certificate_arn: missing; web.certificate_arn serves HTTPS, so the warm standby's "
+                             f"load balancer needs an ACM certificate of {self.dr.region} for the same name, or "
+                             "clients failing over would find no HTTPS there")
         if self.operations.budget.cost_tag not in self.tags:
             raise ValueError(f"operations.budget.cost_tag: {self.operations.budget.cost_tag!r} is not one of tags "
                              f"({', '.join(self.tags) or 'none'}); the budget filters costs by that tag's value")
@@ -574,13 +629,18 @@ class SelfnestSettings(_Settings):
         run with them, a deploy refuses them (the Makefile before `cdk deploy`, CloudFormation in every stack)."""
         shown = f"config/{self.environment}.yaml"
         found = []
-        arn = self.web.certificate_arn
-        if arn is not None and (arn.split(":")[4] == EXAMPLE_ACCOUNT or not arn.rsplit("/", 1)[-1].strip("0-")):
-            found.append(f"{shown}: web.certificate_arn: {arn} is a placeholder; set the ARN of your ACM "
-                         f"certificate in {self.region} (or null for HTTP only)")
+        standby = self.dr.tier == "warm_standby"
+        for key, arn, region in (("web.certificate_arn", self.web.certificate_arn, self.region),
+                                 ("dr.certificate_arn", self.dr.certificate_arn if standby else None, self.dr.region)):
+            if arn is not None and (arn.split(":")[4] == EXAMPLE_ACCOUNT or not arn.rsplit("/", 1)[-1].strip("0-")):
+                found.append(f"{shown}: {key}: {arn} is a placeholder; set the ARN of your ACM "
+                             f"certificate in {region} (or null for HTTP only)")
+        failover = self.dr.failover if standby else None
+        if failover is not None and _is_example_domain(failover.zone_name):
+            found.append(f"{shown}: dr.failover.zone_name: {failover.zone_name} is a placeholder (a reserved "
+                         "example domain); set your Route 53 public hosted zone's name and id")
         for index, url in enumerate(self.identity.web_callback_urls):
-            host = (urlsplit(url).hostname or "").lower()
-            if any(host == domain or host.endswith(f".{domain}") for domain in EXAMPLE_DOMAINS):
+            if _is_example_domain(urlsplit(url).hostname or ""):
                 found.append(f"{shown}: identity.web_callback_urls.{index}: {url} is a placeholder (a reserved "
                              f"example domain); set your web app's sign-in callback URL")
         return found
@@ -588,6 +648,11 @@ class SelfnestSettings(_Settings):
     def name(self, part: str) -> str:
         """Physical-name prefix shared by every stack of this environment, e.g. selfnest-dev-network."""
         return f"selfnest-{self.environment}-{part}"
+
+
+def _is_example_domain(name: str) -> bool:
+    host = name.lower().rstrip(".")
+    return any(host == domain or host.endswith(f".{domain}") for domain in EXAMPLE_DOMAINS)
 
 
 def subnet_cidrs(network: NetworkSettings) -> dict[str, list[str]]:
@@ -689,6 +754,9 @@ _PATTERN_HINTS = {
     "reply_to": "an email address such as support@example.com",
     "verified_domain": "a domain name such as example.com",
     "ses_region": "an AWS region code such as eu-west-1",
+    "hosted_zone_id": "a Route 53 hosted zone id such as Z0123456789ABCDEFGHIJ",
+    "zone_name": "a domain name such as example.com",
+    "record_name": "a domain name in the zone, such as api.example.com",
 }
 
 

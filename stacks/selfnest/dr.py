@@ -1,20 +1,34 @@
-"""selfnest-<env>-dr, in the DR region: where backups land (every tier) and the live replica runs (pilot light)."""
+"""selfnest-<env>-dr, in the DR region: where backups land (every tier), the live replica runs (pilot light, warm
+standby) and a scaled-down web tier waits behind Route 53 failover (warm standby)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_route53 as route53
 from refarch.constructs.aws.backup import BackupBucket, EncryptedVault
-from refarch.constructs.aws.dr import CrossRegionReadReplica, ReplicaNetwork, ReplicaShape
+from refarch.constructs.aws.dr import (
+    CrossRegionReadReplica,
+    FailoverAlias,
+    ReplicaNetwork,
+    ReplicaShape,
+    StandbyWebMasks,
+    hosted_zone,
+)
 from refarch.constructs.aws.encryption import CustomerManagedKey, own_function_logs
 from refarch.constructs.aws.nag import acknowledge
-from refarch.constructs.aws.web import AccessLogBucket
+from refarch.constructs.aws.web import AccessLogBucket, LoadBalancedService, RegionalWebFirewall, ServiceShape
 
 from constructs import Construct
 
 from .backup import backup_bucket_name, bucket_generations, dr_backup_key_alias, dr_vault_name, vault_lock
 from .config import SelfnestSettings
+from .data import DataStack
+from .identity import IdentityStack
+from .messaging import MessagingStack
+from .web import API_DIRECTORY, api_environment, grant_api_calls
 
 
 def chat_replica_key_alias(settings: SelfnestSettings) -> str:
@@ -29,7 +43,11 @@ def chat_replicas(settings: SelfnestSettings) -> dict[str, str]:
 
 
 class DisasterRecoveryStack(cdk.Stack):
-    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, **kwargs: Any) -> None:
+    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, data: DataStack | None = None,
+                 identity: IdentityStack | None = None, messaging: MessagingStack | None = None,
+                 **kwargs: Any) -> None:
+        """`data`, `identity` and `messaging`: the primary region's stacks, which a warm standby's API reads
+        (as cross-region references); other tiers need none of them."""
         super().__init__(scope, id, **kwargs)
         backup, dr = settings.backup, settings.dr
         key = CustomerManagedKey(
@@ -53,7 +71,7 @@ class DisasterRecoveryStack(cdk.Stack):
             retain_data=settings.retain_data)
 
         self.replica: CrossRegionReadReplica | None = None
-        if dr.tier != "pilot_light" or dr.vpc_cidr is None:
+        if not dr.replica_regions or dr.vpc_cidr is None:
             return
         # Created before the chat stack, which names it by alias for its global tables' replicas in this region.
         self.chat_replica_key = CustomerManagedKey(
@@ -66,10 +84,12 @@ class DisasterRecoveryStack(cdk.Stack):
             retain_data=settings.retain_data, for_cloudwatch_logs=True)
         own_function_logs(self, key=database_key.key, retention_days=settings.network.flow_log_retention_days,
                           retain_data=settings.retain_data)
+        masks = settings.network.subnet_masks
         network = ReplicaNetwork(
             self, "Network", cidr=dr.vpc_cidr, availability_zones=dr.availability_zones,
-            data_mask=settings.network.subnet_masks.data, logs_key=database_key.key,
-            flow_log_retention_days=settings.network.flow_log_retention_days, retain_data=settings.retain_data)
+            data_mask=masks.data, logs_key=database_key.key,
+            flow_log_retention_days=settings.network.flow_log_retention_days, retain_data=settings.retain_data,
+            web_tier=None if dr.standby_region is None else StandbyWebMasks(public=masks.public, app=masks.app))
         database = settings.database
         self.replica = CrossRegionReadReplica(
             self, "Postgres", source_region=settings.region, source_identifier=settings.name("postgres"),
@@ -79,3 +99,53 @@ class DisasterRecoveryStack(cdk.Stack):
                                log_retention_days=database.log_retention_days,
                                deletion_protection=database.deletion_protection),
             retain_data=settings.retain_data)
+        self.standby: LoadBalancedService | None = None
+        if dr.standby_region is not None:
+            if data is None or identity is None or messaging is None:
+                raise ValueError("a warm standby needs the primary region's data, identity and messaging stacks")
+            self.standby = self._standby(settings, network=network, data=data, identity=identity,
+                                         messaging=messaging)
+
+    def _standby(self, settings: SelfnestSettings, *, network: ReplicaNetwork, data: DataStack,
+                 identity: IdentityStack, messaging: MessagingStack) -> LoadBalancedService:
+        """Warm standby: the API at `dr.standby_tasks` tasks behind its own load balancer, reading the replica (and
+        the replica of its secret); Route 53 sends clients here when the primary's health check fails. Writes fail
+        until the runbook promotes the replica (docs/dr.md); auto scaling then grows it to `web.max_tasks`."""
+        web, dr = settings.web, settings.dr
+        assert self.replica is not None and network.web_groups is not None and dr.failover is not None
+        assert data.api_secret_replica_arn is not None
+        logs_key = CustomerManagedKey(
+            self, "StandbyLogsKey", alias=f"alias/{settings.name('standby-web-logs')}",
+            purpose="Selfnest warm standby API container and firewall logs", retain_data=settings.retain_data,
+            for_cloudwatch_logs=True)
+        access_logs = AccessLogBucket(self, "StandbyAccessLogs", retain_data=settings.retain_data,
+                                      expire_after_days=web.log_retention_days)
+        service = LoadBalancedService(
+            self, "Standby", vpc=network.vpc, public_subnets=network.public_subnets, app_subnets=network.app_subnets,
+            load_balancer_security_group=network.web_groups.load_balancer, app_security_group=network.web_groups.app,
+            assign_public_ip=False, image_directory=str(API_DIRECTORY),
+            shape=ServiceShape(
+                cpu=web.cpu, memory_mib=web.memory_mib, min_tasks=dr.standby_tasks,
+                max_tasks=max(web.max_tasks, dr.standby_tasks), container_port=web.container_port,
+                log_retention_days=web.log_retention_days,
+                environment=api_environment(settings, db_host=self.replica.instance.db_instance_endpoint_address,
+                                            db_secret_arn=data.api_secret_replica_arn,
+                                            identity=identity, messaging=messaging)),
+            logs_key=logs_key.key, access_logs=access_logs.bucket, certificate_arn=dr.certificate_arn,
+            retain_data=settings.retain_data)
+        service.task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            resources=[data.api_secret_replica_arn]))
+        grant_api_calls(service.task_role, identity=identity, messaging=messaging)
+        if web.waf:
+            RegionalWebFirewall(self, "StandbyFirewall", resource_arn=service.load_balancer.load_balancer_arn,
+                                requests_per_5_minutes_per_ip=web.waf_requests_per_5_minutes_per_ip,
+                                metric_prefix=settings.name("standby-web"), logs_key=logs_key.key,
+                                log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
+        failover = dr.failover
+        FailoverAlias(self, "FailoverSecondary",
+                      zone=hosted_zone(self, "Zone", hosted_zone_id=failover.hosted_zone_id,
+                                       zone_name=failover.zone_name),
+                      record_name=failover.record_name, load_balancer=service.load_balancer,
+                      failover=route53.Failover.SECONDARY)
+        return service

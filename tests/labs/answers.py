@@ -121,6 +121,7 @@ def autoscale(maximum: int) -> Edit:
 
 
 DEV, PROD = "config/dev.yaml", "config/prod.yaml"
+OBJECTIVES_15 = "labs/15-dr-warm-standby/objectives.yaml"
 
 ANSWERS: dict[str, list[Answer]] = {
     "01": [
@@ -245,6 +246,27 @@ ANSWERS: dict[str, list[Answer]] = {
                failing=frozenset({"a global secondary index on the connections table is partitioned by user_id"}),
                concept="partition key"),
     ],
+    "15": [
+        Answer(name="fast probes (10 s x 3), two standby tasks, tighter objectives", correct=True,
+               edit=both(set_yaml(PROD, dr__tier="warm_standby", dr__standby_tasks=2,
+                                  dr__failover__health_check_interval_seconds=10, dr__failover__failure_threshold=3),
+                         set_yaml(OBJECTIVES_15, rpo_minutes=1, rto_minutes=10))),
+        Answer(name="RPO zero because the replica is live", correct=False,
+               edit=both(set_yaml(PROD, dr__tier="warm_standby", dr__failover__failure_threshold=2),
+                         set_yaml(OBJECTIVES_15, rpo_minutes=0, rto_minutes=15)),
+               failing=frozenset({"your RPO answer: more than 0 and at most 5 minutes"}), concept="asynchronously"),
+        Answer(name="fail over on the first failed probe (30 s x 1)", correct=False,
+               edit=both(set_yaml(PROD, dr__tier="warm_standby", dr__failover__failure_threshold=1),
+                         set_yaml(OBJECTIVES_15, rpo_minutes=5, rto_minutes=15)),
+               failing=frozenset({"Route 53 calls the primary unhealthy within 60 s, and not on one lost probe"}),
+               concept="single lost probe"),
+        Answer(name="pilot light with the failover timing tuned", correct=False,
+               edit=both(set_yaml(PROD, dr__tier="pilot_light", dr__failover__failure_threshold=2),
+                         set_yaml(OBJECTIVES_15, rpo_minutes=5, rto_minutes=15)),
+               failing=frozenset({"prod's DR tier is warm_standby", "a scaled-down copy of the API runs in the DR "
+                                  "region (at least 1 task behind its own load balancer)"}),
+               concept="scaled-down"),
+    ],
 }
 
 # Lab 14: the requested rename of the messages table's construct, deployed over what lab 14 records as deployed.
@@ -326,5 +348,16 @@ UNTOUCHED_FAILING: dict[str, frozenset[str]] = {
                      "the reference follows rotation (no version pinned)"}),
     "13": frozenset({"a global secondary index on the connections table is partitioned by user_id",
                      "user_id is declared as a string attribute", "the index projects only what the query needs"}),
+    "15": frozenset({"prod's DR tier is warm_standby",
+                     "a scaled-down copy of the API runs in the DR region (at least 1 task behind its own load "
+                     "balancer)",
+                     "a PRIMARY failover alias record points at the primary region's load balancer, with a health "
+                     "check",
+                     "a SECONDARY record of the same name points at the DR region's load balancer",
+                     "both alias records evaluate target health",
+                     "the health check probes the API's /healthz over what the listener serves",
+                     "Route 53 calls the primary unhealthy within 60 s, and not on one lost probe",
+                     "your RPO answer: more than 0 and at most 5 minutes",
+                     "your RTO answer: at least detection plus the alias TTL, at most 15 minutes"}),
 }
 UNTOUCHED_FAILING["14"] = frozenset({"the messages table's construct is named History (the requested refactor)"})

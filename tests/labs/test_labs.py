@@ -59,6 +59,7 @@ SUITES: dict[str, list[str]] = {
            "-k", "dev or config"],
     "12": ["tests/infra/azure/test_stack.py", "tests/infra/azure/test_policies.py"],
     "13": ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"],
+    "15": ["tests/unit/test_config.py", "tests/infra/aws/test_dr.py"],
 }
 SUITES["14"] = ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"]
 

@@ -242,8 +242,8 @@ def test_dr_settings_and_replica_regions() -> None:
 
 
 @pytest.mark.parametrize(("environment", "tier", "expected"), [
-    ("prod", "warm_standby", "config/prod.yaml with dr_tier=warm_standby: dr.tier: 'warm_standby' is not allowed "
-                             "(allowed: 'backup_restore' or 'pilot_light')"),
+    ("prod", "multi_site", "config/prod.yaml with dr_tier=multi_site: dr.tier: 'multi_site' is not allowed "
+                           "(allowed: 'backup_restore', 'pilot_light' or 'warm_standby')"),
     # What dev lacks for a replica (a DR region, or its network once lab 11 adds the region): one line either way.
     ("dev", "pilot_light", "config/dev.yaml with dr_tier=pilot_light: dr: tier pilot_light needs dr."),
 ])
@@ -305,21 +305,26 @@ def test_engine_version_is_a_constant_the_cdk_knows(tmp_path: Path) -> None:
     assert "17.9;" in message
 
 
+BACKUP_RESTORE = {"dr.tier": "backup_restore"}
+
+
 def test_placeholders_are_found_by_key(tmp_path: Path) -> None:
-    write_prod_config(tmp_path, {
+    """Web and identity placeholders, whatever tier prod.yaml names (warm standby's own: tests/infra/aws/test_dr.py)."""
+    write_prod_config(tmp_path, {**BACKUP_RESTORE,
         "web.certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000",
         "identity.web_callback_urls": ["https://app.selfnest.example/auth/callback"]})
     found = load_settings("staging", config_dir=tmp_path).placeholders()
     assert [line.split(": ")[1] for line in found] == ["web.certificate_arn", "identity.web_callback_urls.0"]
     assert all(line.startswith("config/staging.yaml: ") and "\n" not in line for line in found)
-    write_prod_config(tmp_path, {
+    write_prod_config(tmp_path, {**BACKUP_RESTORE,
         "web.certificate_arn": "arn:aws:acm:eu-west-1:210987654321:certificate/6f1c2d3e-aaaa-bbbb-cccc-0123456789ab",
         "identity.web_callback_urls": ["https://app.selfnest.health/auth/callback", "https://localhost:5173/cb"]})
     assert load_settings("staging", config_dir=tmp_path).placeholders() == []
     for example in ("https://selfnest.example.com/cb", "https://app.test/cb", "https://example.org/cb"):
-        write_prod_config(tmp_path, {"identity.web_callback_urls": [example]})
+        write_prod_config(tmp_path, {**BACKUP_RESTORE, "identity.web_callback_urls": [example]})
         assert "identity.web_callback_urls.0" in " ".join(load_settings("staging", config_dir=tmp_path).placeholders())
-    write_prod_config(tmp_path, {"web.certificate_arn": None, "identity.web_callback_urls": ["https://a.io/cb"]})
+    write_prod_config(tmp_path, {**BACKUP_RESTORE, "web.certificate_arn": None,
+                                 "identity.web_callback_urls": ["https://a.io/cb"]})
     assert load_settings("staging", config_dir=tmp_path).placeholders() == []
 
 

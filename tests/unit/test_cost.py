@@ -112,3 +112,18 @@ def test_a_resource_type_with_no_price_and_no_reason_is_listed_not_dropped() -> 
                                      "Role": {"Type": "AWS::IAM::Role", "Properties": {}}}))
     assert bill.unpriced == ["AWS::Example::Unknown"]
     assert "NOT PRICED" in cost.render(bill) and "AWS::Example::Unknown" in cost.render(bill)
+
+
+def test_route53_health_checks_bill_the_check_and_each_option_they_use() -> None:
+    """An AWS endpoint's check, plus one option charge each for HTTPS, string matching, the 10 s interval and latency
+    measurement; failover alias records to a load balancer bill no queries."""
+    sheet = cost.load_sheet("aws", "eu-west-1")
+    check, option = sheet["route53_health_check_month"].amount, sheet["route53_health_check_option_month"].amount
+    cases = [({"Type": "HTTP", "RequestInterval": 30}, 0), ({"Type": "HTTPS", "RequestInterval": 30}, 1),
+             ({"Type": "HTTPS_STR_MATCH", "RequestInterval": 10, "MeasureLatency": True}, 4)]
+    for config, options in cases:
+        bill = cost.aws_bill(deployment({
+            "Check": {"Type": "AWS::Route53::HealthCheck", "Properties": {"HealthCheckConfig": config}},
+            "Record": {"Type": "AWS::Route53::RecordSet", "Properties": {"Failover": "PRIMARY"}}}))
+        assert bill.unpriced == []
+        assert bill.always_on_monthly == pytest.approx(check + options * option), config

@@ -18,6 +18,7 @@ import aws_cdk as cdk
 from refarch.stacks.selfnest.app import SelfnestEnvironment, build_app
 from refarch.stacks.selfnest.config import (
     ChatTable,
+    ConfigError,
     ConsumerTable,
     SelfnestSettings,
     available_environments,
@@ -249,9 +250,10 @@ def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None, ac
 DEPLOYER_ACCOUNT = "123456789012"
 # The variants every test tier shares: name -> (environment, DR tier, account), derived from config/ so a new
 # environment is gated without editing a list. Each environment with its configured DR tier; one with a DR region
-# also with both tiers named explicitly (its file's own dr.tier, which lab 08 switches, changes no variant), the
-# pilot-light one for a concrete account, as `cdk deploy` with credentials does (the CLI sets CDK_DEFAULT_ACCOUNT),
-# so both shapes pass every gate. The others synthesize env-agnostic (offline `cdk synth`).
+# also with its replica tiers named explicitly (its file's own dr.tier, which labs 08 and 15 switch, changes no
+# variant): pilot light, and warm standby where config holds what it needs (dr.failover); those for a concrete
+# account, as `cdk deploy` with credentials does (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
+# The others synthesize env-agnostic (offline `cdk synth`).
 def _variants() -> dict[str, tuple[str, str | None, str | None]]:
     variants: dict[str, tuple[str, str | None, str | None]] = {}
     for environment in available_environments():
@@ -260,6 +262,11 @@ def _variants() -> dict[str, tuple[str, str | None, str | None]]:
         else:
             variants[environment] = (environment, "backup_restore", None)
             variants[f"{environment}-pilot_light"] = (environment, "pilot_light", DEPLOYER_ACCOUNT)
+            try:
+                load_settings(environment, dr_tier="warm_standby")
+            except ConfigError:
+                continue   # no dr.failover (or DR network) in this file: config refuses the tier, nothing to gate
+            variants[f"{environment}-warm_standby"] = (environment, "warm_standby", DEPLOYER_ACCOUNT)
     return variants
 
 

@@ -1,7 +1,8 @@
 """One synth per variant per test run, shared by every AWS test tier (tests/infra, tests/services; labs can use
 `assembly.shared_assembly` too) and kept across runs while its inputs are unchanged (assembly.synthesis_inputs).
 
-Variants: each environment with its configured DR tier, plus prod with the pilot-light tier (`DR_TIER=pilot_light`).
+Variants: each environment with its configured DR tier, plus prod with the pilot-light and warm-standby tiers
+(`DR_TIER=...`).
 dev and prod synthesize env-agnostic (offline `cdk synth`); prod-pilot_light for a concrete account, as `cdk deploy`
 with credentials does (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass every gate.
 """
@@ -45,14 +46,19 @@ def prod_pilot_light(assemblies: Assemblies) -> Assembly:
     return assemblies["prod-pilot_light"]
 
 
+@pytest.fixture(scope="session")
+def prod_warm_standby(assemblies: Assemblies) -> Assembly:
+    return assemblies["prod-warm_standby"]
+
+
 @pytest.fixture(scope="session", params=VARIANTS)
 def assembly(request: pytest.FixtureRequest, assemblies: Assemblies) -> Assembly:
     return assemblies[request.param]
 
 
-@pytest.fixture(scope="session", params=["prod", "prod-pilot_light"])
+@pytest.fixture(scope="session", params=["prod", "prod-pilot_light", "prod-warm_standby"])
 def with_dr_region(request: pytest.FixtureRequest, assemblies: Assemblies) -> Assembly:
-    """Every variant that has a DR region (both tiers)."""
+    """Every variant that has a DR region (every tier)."""
     return assemblies[request.param]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
+from collections.abc import Iterator
 from typing import Any
 
 from refarch.constructs.aws.backup import BACKUP_TAG_KEY, BACKUP_TAG_VALUE, GFS_SCHEDULES
@@ -190,19 +190,40 @@ def test_bucket_replicates_to_the_dr_bucket_with_a_least_privilege_role(with_dr_
     assert joined(write["Resource"]) == f"arn:aws:s3:::{replica_name}/*"
 
 
-def test_nothing_is_referenced_across_regions(assembly: Assembly) -> None:
-    """Both sides build shared names from settings: no cross-region outputs, exports or custom resources."""
+def test_only_a_warm_standby_reads_across_regions_and_only_what_its_api_needs(assembly: Assembly) -> None:
+    """Backup and pilot light build shared names from settings: no cross-region outputs, exports or custom
+    resources. A warm standby's API reads what only the primary region knows (the user pool's ids, its secret
+    replica's ARN, the topic's key) from the primary's identity, data and messaging stacks, as weak references —
+    still no custom resources."""
+    settings = assembly.settings
     for part in ("backup", "dr"):
         if part not in assembly.templates:
             continue
         text = json.dumps(assembly.templates[part])
         assert "Fn::ImportValue" not in text, part
-        # Only same-region references (the environment's key, with encryption.keys per_environment).
-        referenced = {json.loads(reference)["Region"]
-                      for reference in re.findall(r'"Fn::GetStackOutput": (\{[^}]*\})', text)}
-        assert referenced <= {assembly.regions[part]}, part
+        # Same-region references are fine (the environment's key, with encryption.keys per_environment); across
+        # regions only a warm standby's dr stack reads, and only from the primary's identity, data and messaging.
+        across = {(reference["StackName"], reference["Region"])
+                  for reference in stack_outputs_read(assembly.templates[part])
+                  if reference.get("Region", assembly.regions[part]) != assembly.regions[part]}
+        if part == "dr" and settings.dr.standby_region is not None:
+            assert across == {(settings.name(name), settings.region) for name in ("identity", "data", "messaging")}
+        else:
+            assert across == set(), part
         assert not [r for r in assembly.templates[part]["Resources"].values()
                     if r["Type"].startswith("Custom::") and "CrossRegion" in r["Type"]]
     if "dr" in assembly.templates:
         assert assembly.regions["dr"] == assembly.settings.dr.region
         assert assembly.regions["backup"] == assembly.settings.region
+
+
+def stack_outputs_read(node: Any) -> Iterator[dict[str, str]]:
+    """Every Fn::GetStackOutput in a template (or part of one)."""
+    if isinstance(node, dict):
+        if "Fn::GetStackOutput" in node:
+            yield node["Fn::GetStackOutput"]
+        for value in node.values():
+            yield from stack_outputs_read(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from stack_outputs_read(value)

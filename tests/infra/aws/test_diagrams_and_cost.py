@@ -46,18 +46,23 @@ def test_diagram_follows_the_security_group_chain(assembly: Assembly) -> None:
     by_icon: dict[str, list[str]] = {}
     for node_id, node in model.nodes.items():
         by_icon.setdefault(node["icon"], []).append(node_id)
-    (balancer,) = by_icon["aws.network.ElbApplicationLoadBalancer"]
-    (service,) = by_icon["aws.compute.Fargate"]
-    primary_db = [node for node in by_icon["aws.database.RDSPostgresqlInstance"] if "replica" not in
-                  model.nodes[node]["label"]]
     edges = {(source, target): label for source, target, label in model.merged_edges()}
-    assert "tcp/443" in edges[(architecture.INTERNET, balancer)] or "tcp/80" in edges[(architecture.INTERNET,
-                                                                                          balancer)]
-    assert f"tcp/{assembly.settings.web.container_port}" in edges[(balancer, service)]
-    assert "tcp/5432" in edges[(service, primary_db[0])]
-    # Tiers: the database sits in the data subnets, the load balancer in the public ones.
-    assert model.nodes[primary_db[0]]["group"][-1] == "data subnets"
-    assert model.nodes[balancer]["group"][-1] == "public subnets"
+    # One chain per region that serves the API: the primary's, and a warm standby's (which reads the replica).
+    regions = {model.nodes[node]["group"][1] for node in by_icon["aws.network.ElbApplicationLoadBalancer"]}
+    assert len(regions) == (2 if assembly.settings.dr.standby_region else 1)
+    for region in regions:
+        def in_region(icon: str, region: str = region) -> str:
+            (node,) = [node for node in by_icon[icon] if model.nodes[node]["group"][1] == region]
+            return node
+        balancer, service = in_region("aws.network.ElbApplicationLoadBalancer"), in_region("aws.compute.Fargate")
+        database = in_region("aws.database.RDSPostgresqlInstance")
+        assert "tcp/443" in edges[(architecture.INTERNET, balancer)] or "tcp/80" in edges[(architecture.INTERNET,
+                                                                                              balancer)]
+        assert f"tcp/{assembly.settings.web.container_port}" in edges[(balancer, service)]
+        assert "tcp/5432" in edges[(service, database)]
+        # Tiers: the database sits in the data subnets, the load balancer in the public ones.
+        assert model.nodes[database]["group"][-1] == "data subnets"
+        assert model.nodes[balancer]["group"][-1] == "public subnets"
 
 
 def test_diagram_shows_every_subscription_with_its_filter(assembly: Assembly) -> None:

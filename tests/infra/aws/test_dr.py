@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from refarch.stacks.selfnest.config import CONFIG_DIR, load_settings
+from refarch.constructs.aws.web import HEALTH_CHECK_PATH
+from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings
 from refarch.tools.update_safety import physical_names
 
-from .assembly import Assembly, synthesize
+from .assembly import DEPLOYER_ACCOUNT, Assembly, synthesize
 from .test_backup import joined
 from .test_data import customer_managed_key
 
@@ -140,3 +142,157 @@ def test_runbook_recovery_environment_deploys_beside_the_dr_stack(prod_pilot_lig
     wanted = {name for template in recovery.templates.values() for resource in template["Resources"].values()
               for name in physical_names(resource)}
     assert taken and sorted(taken & wanted) == []
+
+
+def standby_service(assembly: Assembly) -> tuple[str, dict[str, Any]]:
+    return assembly.only("dr", "AWS::ECS::Service")
+
+
+def standby_environment(assembly: Assembly) -> dict[str, Any]:
+    _, service = standby_service(assembly)
+    task = assembly.templates["dr"]["Resources"][service["Properties"]["TaskDefinition"]["Ref"]]
+    [container] = task["Properties"]["ContainerDefinitions"]
+    return {variable["Name"]: variable["Value"] for variable in container["Environment"]}
+
+
+def test_only_warm_standby_runs_a_web_tier_or_failover_records(assembly: Assembly) -> None:
+    standby = assembly.settings.dr.standby_region is not None
+    assert ("dr" in assembly.templates and bool(assembly.resources("dr", "AWS::ECS::Service"))) is standby
+    assert bool(list(assembly.all_resources("AWS::Route53::RecordSet"))) is standby
+    assert bool(list(assembly.all_resources("AWS::Route53::HealthCheck"))) is standby
+
+
+def test_warm_standby_runs_the_api_at_its_minimum_behind_its_own_load_balancer(prod_warm_standby: Assembly) -> None:
+    assembly, settings = prod_warm_standby, prod_warm_standby.settings
+    assert assembly.regions["dr"] == settings.dr.standby_region == settings.dr.region
+    _, service = standby_service(assembly)
+    assert service["Properties"]["DesiredCount"] == settings.dr.standby_tasks >= 1
+    network = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    [(_, scaling)] = assembly.resources("dr", "AWS::ApplicationAutoScaling::ScalableTarget").items()
+    assert scaling["Properties"]["MinCapacity"] == settings.dr.standby_tasks
+    assert scaling["Properties"]["MaxCapacity"] == max(settings.web.max_tasks, settings.dr.standby_tasks)
+    [(_, balancer)] = assembly.resources("dr", "AWS::ElasticLoadBalancingV2::LoadBalancer").items()
+    assert balancer["Properties"]["Scheme"] == "internet-facing"
+    listeners = [listener["Properties"] for listener in
+                 assembly.resources("dr", "AWS::ElasticLoadBalancingV2::Listener").values()]
+    https = [listener for listener in listeners if listener["Port"] == 443]
+    assert [certificate["CertificateArn"] for listener in https for certificate in listener["Certificates"]] == (
+        [settings.dr.certificate_arn] if settings.web.certificate_arn else [])
+    assert bool(assembly.resources("dr", "AWS::WAFv2::WebACLAssociation")) is settings.web.waf
+
+
+def test_warm_standby_api_reads_the_replica_and_the_replica_of_its_secret(prod_warm_standby: Assembly) -> None:
+    assembly, settings = prod_warm_standby, prod_warm_standby.settings
+    environment = standby_environment(assembly)
+    replica_id, _ = replica(assembly)
+    assert environment["DB_HOST"] == {"Fn::GetAtt": [replica_id, "Endpoint.Address"]}
+    # The secret ARN comes from the data stack, built there for the DR region (a replica keeps name and suffix).
+    parameter = assembly.resolve(environment["DB_SECRET_ARN"])
+    parameter_id = parameter["Fn::GetAtt"][0]
+    value = assembly.templates["data"]["Resources"][parameter_id]["Properties"]["Value"]["Fn::Join"][1]
+    assert value[0] == f"arn:aws:secretsmanager:{settings.dr.region}:{DEPLOYER_ACCOUNT}:secret:"
+    [app_secret_attachment] = [logical_id for logical_id, resource in assembly.templates["data"]["Resources"].items()
+                               if resource["Type"] == "AWS::SecretsManager::SecretTargetAttachment"
+                               and "AppSecret" in logical_id]
+    assert value[1] == {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": app_secret_attachment}]}]}
+    # ... and the task role may read exactly that replica.
+    policies = [statement for resource in assembly.resources("dr", "AWS::IAM::Policy").values()
+                for statement in resource["Properties"]["PolicyDocument"]["Statement"]]
+    reads = [statement for statement in policies if "secretsmanager:GetSecretValue" in statement["Action"]]
+    assert [statement["Resource"] for statement in reads] == [environment["DB_SECRET_ARN"]]
+    # The user pool and topic are the primary region's (the pool's id read across regions at deploy time).
+    assert environment["USER_POOL_ID"]["Fn::GetStackOutput"]["Region"] == settings.region
+    assert environment["SESSION_EVENTS_TOPIC_ARN"] == (
+        f"arn:aws:sns:{settings.region}:{DEPLOYER_ACCOUNT}:{settings.name('session-events')}")
+
+
+def test_warm_standby_replica_admits_only_the_standby_app_tier(prod_warm_standby: Assembly) -> None:
+    assembly = prod_warm_standby
+    _, instance = replica(assembly)
+    [group] = instance["Properties"]["VPCSecurityGroups"]
+    resources = assembly.templates["dr"]["Resources"]
+    rules = resources[group["Fn::GetAtt"][0]]["Properties"].get("SecurityGroupIngress", []) + [
+        rule["Properties"] for rule in assembly.resources("dr", "AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == group]
+    _, service = standby_service(assembly)
+    [app_group] = service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
+    assert [(rule["SourceSecurityGroupId"], rule["FromPort"], rule["ToPort"]) for rule in rules] == [
+        (app_group, 5432, 5432)]
+    assert all("CidrIp" not in rule for rule in rules)
+
+
+def failover_records(assembly: Assembly) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Failover role (PRIMARY/SECONDARY) -> (stack part, record properties)."""
+    return {record["Properties"]["Failover"]: (part, record["Properties"])
+            for part, _, record in assembly.all_resources("AWS::Route53::RecordSet")}
+
+
+def test_failover_alias_records_send_clients_to_the_standby_when_the_primary_fails(
+        prod_warm_standby: Assembly) -> None:
+    assembly, failover = prod_warm_standby, prod_warm_standby.settings.dr.failover
+    assert failover is not None
+    records = failover_records(assembly)
+    assert set(records) == {"PRIMARY", "SECONDARY"}
+    (primary_part, primary), (secondary_part, secondary) = records["PRIMARY"], records["SECONDARY"]
+    # Each in the stack of the load balancer it names: the primary region's, then the DR region's.
+    assert assembly.regions[primary_part] == assembly.settings.region
+    assert assembly.regions[secondary_part] == assembly.settings.dr.region
+    for part, record in records.values():
+        assert record["Name"] == f"{failover.record_name}." and record["Type"] == "A"
+        assert record["HostedZoneId"] == failover.hosted_zone_id
+        alias = record["AliasTarget"]
+        assert alias["EvaluateTargetHealth"] is True
+        [(balancer_id, _)] = assembly.resources(part, "AWS::ElasticLoadBalancingV2::LoadBalancer").items()
+        assert alias["HostedZoneId"] == {"Fn::GetAtt": [balancer_id, "CanonicalHostedZoneID"]}
+        assert alias["DNSName"]["Fn::Join"][1][1] == {"Fn::GetAtt": [balancer_id, "DNSName"]}
+    assert primary["SetIdentifier"] != secondary["SetIdentifier"]
+    assert "HealthCheckId" not in secondary   # the last resort answers whatever its health
+    check = assembly.templates[primary_part]["Resources"][primary["HealthCheckId"]["Ref"]]
+    config = check["Properties"]["HealthCheckConfig"]
+    [(balancer_id, _)] = assembly.resources(primary_part, "AWS::ElasticLoadBalancingV2::LoadBalancer").items()
+    assert config["FullyQualifiedDomainName"] == {"Fn::GetAtt": [balancer_id, "DNSName"]}
+    assert config["ResourcePath"] == HEALTH_CHECK_PATH
+    # With HTTPS, port 80 only redirects, and Route 53 counts a redirect as healthy: the check must use 443.
+    https = assembly.settings.web.certificate_arn is not None
+    assert (config["Type"], config["Port"]) == (("HTTPS", 443) if https else ("HTTP", 80))
+    assert config["RequestInterval"] * config["FailureThreshold"] == failover.detection_seconds
+
+
+def test_switching_to_warm_standby_keeps_the_pilot_light_replica_and_its_subnets(
+        prod_pilot_light: Assembly, prod_warm_standby: Assembly) -> None:
+    """The standby's subnets come after the replica's, so moving up a tier adds to the VPC and keeps the replica."""
+    pilot_id, pilot = replica(prod_pilot_light)
+    standby_id, standby = replica(prod_warm_standby)
+    assert pilot_id == standby_id
+    subnets = {logical_id: resource["Properties"]["CidrBlock"]
+               for logical_id, resource in prod_pilot_light.resources("dr", "AWS::EC2::Subnet").items()}
+    assert subnets.items() <= {logical_id: resource["Properties"]["CidrBlock"] for logical_id, resource
+                               in prod_warm_standby.resources("dr", "AWS::EC2::Subnet").items()}.items()
+    for name in ("DBSubnetGroupName", "KmsKeyId", "SourceDBInstanceIdentifier", "DBInstanceIdentifier"):
+        assert pilot["Properties"][name] == standby["Properties"][name]
+
+
+def test_warm_standby_config_names_what_it_misses_in_one_line(tmp_path: Path) -> None:
+    raw = yaml.safe_load((CONFIG_DIR / "prod.yaml").read_text(encoding="utf-8"))
+    cases: dict[str, tuple[dict[str, Any], str]] = {
+        "failover": ({"failover": None}, "tier warm_standby needs dr.failover"),
+        "certificate": ({"certificate_arn": None}, "dr.certificate_arn: missing"),
+        "region": ({"certificate_arn": "arn:aws:acm:eu-west-1:111122223333:certificate/abc"},
+                   "is not in dr.region eu-central-1"),
+        "record": ({"failover": {**raw["dr"]["failover"], "record_name": "api.other.org"}}, "is not in zone_name"),
+        "interval": ({"failover": {**raw["dr"]["failover"], "health_check_interval_seconds": 20}},
+                     "dr.failover.health_check_interval_seconds: 20 is not allowed"),
+    }
+    for name, (change, message) in cases.items():
+        broken = {**raw, "dr": {**raw["dr"], "tier": "warm_standby", **change}}
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(broken), encoding="utf-8")
+        with pytest.raises(ConfigError) as error:
+            load_settings(name, config_dir=tmp_path)
+        assert message in str(error.value) and "\n" not in str(error.value), (name, str(error.value))
+
+
+def test_a_placeholder_zone_refuses_the_deploy(prod_warm_standby: Assembly) -> None:
+    found = " ".join(prod_warm_standby.settings.placeholders())
+    assert "dr.failover.zone_name" in found and "dr.certificate_arn" in found
+    assert "dr.failover" not in " ".join(load_settings("prod", dr_tier="pilot_light").placeholders())
