@@ -75,6 +75,10 @@ class SelfnestEnvironment(Construct):
                 identity=self.identity if standby else None, messaging=self.messaging if standby else None,
                 **stack_args("dr", region=settings.dr.copy_region))
             self.dr.add_stack_dependency(self.data)
+            if standby:
+                # The standby API signs in as the login the primary's migration creates, on the schema it
+                # migrates: the standby service must not start (and roll back) before that has run.
+                self.dr.add_stack_dependency(self.web)
         self.backup = BackupStack(self, "backup", settings=settings, **stack_args("backup"))
         if self.dr is not None:
             self.backup.add_stack_dependency(self.dr)

@@ -619,6 +619,11 @@ class SelfnestSettings(_Settings):
             raise ValueError("dr.certificate_arn: missing; web.certificate_arn serves HTTPS, so the warm standby's "
                              f"load balancer needs an ACM certificate of {self.dr.region} for the same name, or "
                              "clients failing over would find no HTTPS there")
+        if self.dr.tier == "warm_standby" and self.web.min_tasks == 0:
+            # Evaluate-target-health calls a primary without targets unhealthy: an idle primary would send every
+            # client to the read-only standby (and Route 53's probes would keep waking it anyway).
+            raise ValueError("web.min_tasks: 0 cannot serve with dr.tier warm_standby: a primary idling at zero "
+                             "tasks fails its failover health check; keep at least 1 task")
         if self.operations.budget.cost_tag not in self.tags:
             raise ValueError(f"operations.budget.cost_tag: {self.operations.budget.cost_tag!r} is not one of tags "
                              f"({', '.join(self.tags) or 'none'}); the budget filters costs by that tag's value")
@@ -639,6 +644,10 @@ class SelfnestSettings(_Settings):
         if failover is not None and _is_example_domain(failover.zone_name):
             found.append(f"{shown}: dr.failover.zone_name: {failover.zone_name} is a placeholder (a reserved "
                          "example domain); set your Route 53 public hosted zone's name and id")
+        if failover is not None and (failover.hosted_zone_id.endswith("EXAMPLE")
+                                     or not failover.hosted_zone_id.strip("Z0")):
+            found.append(f"{shown}: dr.failover.hosted_zone_id: {failover.hosted_zone_id} is a placeholder; set "
+                         "your Route 53 public hosted zone's id (aws route53 list-hosted-zones-by-name)")
         for index, url in enumerate(self.identity.web_callback_urls):
             if _is_example_domain(urlsplit(url).hostname or ""):
                 found.append(f"{shown}: identity.web_callback_urls.{index}: {url} is a placeholder (a reserved "

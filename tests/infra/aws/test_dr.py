@@ -284,6 +284,11 @@ def test_warm_standby_config_names_what_it_misses_in_one_line(tmp_path: Path) ->
         "interval": ({"failover": {**raw["dr"]["failover"], "health_check_interval_seconds": 20}},
                      "dr.failover.health_check_interval_seconds: 20 is not allowed"),
     }
+    # Not a dr key: a primary that idles at zero tasks fails its own failover health check.
+    idle = {**raw, "web": {**raw["web"], "min_tasks": 0}, "dr": {**raw["dr"], "tier": "warm_standby"}}
+    (tmp_path / "idle.yaml").write_text(yaml.safe_dump(idle), encoding="utf-8")
+    with pytest.raises(ConfigError, match="web.min_tasks: 0 cannot serve with dr.tier warm_standby"):
+        load_settings("idle", config_dir=tmp_path)
     for name, (change, message) in cases.items():
         broken = {**raw, "dr": {**raw["dr"], "tier": "warm_standby", **change}}
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(broken), encoding="utf-8")
@@ -295,4 +300,10 @@ def test_warm_standby_config_names_what_it_misses_in_one_line(tmp_path: Path) ->
 def test_a_placeholder_zone_refuses_the_deploy(prod_warm_standby: Assembly) -> None:
     found = " ".join(prod_warm_standby.settings.placeholders())
     assert "dr.failover.zone_name" in found and "dr.certificate_arn" in found
+    assert "dr.failover.hosted_zone_id" in found
     assert "dr.failover" not in " ".join(load_settings("prod", dr_tier="pilot_light").placeholders())
+
+
+def test_the_standby_starts_only_after_the_primarys_migration_has_run(prod_warm_standby: Assembly) -> None:
+    """The standby API signs in as the login the primary's deploy-time migration creates."""
+    assert prod_warm_standby.settings.name("web") in prod_warm_standby.dependencies("dr")
