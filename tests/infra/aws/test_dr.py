@@ -287,7 +287,7 @@ def test_warm_standby_config_names_what_it_misses_in_one_line(tmp_path: Path) ->
     # Not a dr key: a primary that idles at zero tasks fails its own failover health check.
     idle = {**raw, "web": {**raw["web"], "min_tasks": 0}, "dr": {**raw["dr"], "tier": "warm_standby"}}
     (tmp_path / "idle.yaml").write_text(yaml.safe_dump(idle), encoding="utf-8")
-    with pytest.raises(ConfigError, match="web.min_tasks: 0 cannot serve with dr.tier warm_standby"):
+    with pytest.raises(ConfigError, match=r"web\.min_tasks: 0 cannot serve with dr\.tier warm_standby"):
         load_settings("idle", config_dir=tmp_path)
     for name, (change, message) in cases.items():
         broken = {**raw, "dr": {**raw["dr"], "tier": "warm_standby", **change}}
