@@ -21,10 +21,10 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from refarch.local.processes import LocalError, Registry
@@ -155,3 +155,19 @@ def _start_time(pid: int) -> str | None:
 @pytest.fixture(scope="session")
 def local_deployment(request: pytest.FixtureRequest) -> LocalDeployment:
     return shared(request.config)
+
+
+# How long the tests wait for what the emulator does asynchronously (deliveries, event source mappings, retries).
+WAIT_SECONDS = 90
+_Found = TypeVar("_Found")
+
+
+def eventually(check: Callable[[], _Found | None], what: str, *, seconds: float = WAIT_SECONDS) -> _Found:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds:.0f}s")
+        time.sleep(0.3)

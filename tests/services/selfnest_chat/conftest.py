@@ -7,37 +7,23 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import jwt
 import pytest
 from refarch.local.demo import Person
 
-from tests.local_deployment import LocalDeployment
+from tests.local_deployment import LocalDeployment, eventually
 from tests.services.local_cognito import DeployedIdentity
 
 from .websocket import Refusal, Socket, open_socket
 
 Tokens = Person
-WAIT_SECONDS = 90
-_Found = TypeVar("_Found")
-
-
-def eventually(check: Callable[[], _Found | None], what: str, *, seconds: float = WAIT_SECONDS) -> _Found:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {seconds:.0f}s")
-        time.sleep(0.3)
 
 
 @dataclass(frozen=True)

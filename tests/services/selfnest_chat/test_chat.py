@@ -8,11 +8,11 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from tests.local_deployment import LocalDeployment
+from tests.local_deployment import LocalDeployment, eventually
 from tests.services.local_cognito import DeployedIdentity, signed_with_pool_key
 from tests.services.tokens import claims_of
 
-from .conftest import Bookings, Chat, Pair, Tables, connected, eventually, unique
+from .conftest import Bookings, Chat, Pair, Tables, connected, unique
 from .websocket import Socket
 
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.local_deployment import eventually
 from tests.services.local_cognito import DeployedIdentity
 
-from .conftest import Bookings, Chat, Tables, eventually, unique
+from .conftest import Bookings, Chat, Tables, unique
 
 # As in selfnest_events/test_consumers.py: the tests' own deployment redelivers after seconds, not minutes.
 REDELIVERY_SECONDS = 2

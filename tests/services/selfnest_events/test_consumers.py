@@ -7,24 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.local_deployment import LocalDeployment
+from tests.local_deployment import WAIT_SECONDS, LocalDeployment, eventually
 
 # Retries wait for the queue's visibility timeout (180 s as deployed). The run's deployment is the tests' own:
 # its consumer queues redeliver after this many seconds, so a poison message reaches its dead-letter queue in
 # maxReceiveCount short rounds instead of minutes.
 REDELIVERY_SECONDS = 2
-WAIT_SECONDS = 90
-_Found = TypeVar("_Found")
 
 
 def session_event(event_type: str = "session.booked", *, event_id: str | None = None) -> dict[str, Any]:
@@ -35,17 +31,6 @@ def session_event(event_type: str = "session.booked", *, event_id: str | None = 
             "session": {"id": str(uuid.uuid4()), "therapist_id": str(uuid.uuid4()), "client_id": str(uuid.uuid4()),
                         "starts_at": starts.isoformat(), "ends_at": (starts + timedelta(minutes=50)).isoformat(),
                         "status": "booked"}}
-
-
-def eventually(check: Callable[[], _Found | None], what: str, *, seconds: float = WAIT_SECONDS) -> _Found:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {seconds:.0f}s")
-        time.sleep(0.3)
 
 
 @dataclass(frozen=True)
