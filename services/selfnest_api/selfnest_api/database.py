@@ -81,6 +81,11 @@ class DatabaseSecret:
         return Credentials.from_secret_string(self._client.get_secret_value(SecretId=self._secret_arn)["SecretString"])
 
 
+STANDBY_REFUSAL = ("this region's database is a standby (read-only) until failover promotes it: reading works, "
+                   "changes do not; try again shortly")
+STANDBY_RETRY_SECONDS = "60"
+
+
 def is_refused_password(error: psycopg.OperationalError) -> bool:
     # Connection failures carry no SQLSTATE in libpq; the server's FATAL message is the only signal.
     return "password authentication failed" in str(error)
@@ -159,6 +164,15 @@ class Database:
                 yield connection
         except PoolTimeout:
             raise ServiceUnavailableError("the database is not answering; try again shortly") from None
+        except psycopg.errors.ReadOnlySqlTransaction:
+            # A warm standby's API serves the DR region's read replica: reads work, writes wait for its promotion.
+            raise ServiceUnavailableError(STANDBY_REFUSAL, headers={"Retry-After": STANDBY_RETRY_SECONDS}) from None
+
+    def is_read_only(self) -> bool:
+        """Whether this database takes no writes (a read replica not yet promoted)."""
+        with self.connection() as connection:
+            row = connection.execute("SELECT current_setting('transaction_read_only') AS read_only").fetchone()
+        return row is not None and row["read_only"] == "on"
 
     def connect_outside_pool(self) -> psycopg.Connection[DictRow]:
         """A dedicated connection (migrations hold a transaction-wide lock and should not borrow a pool slot)."""

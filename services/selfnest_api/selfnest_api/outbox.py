@@ -132,8 +132,17 @@ class OutboxRelay:
             self._thread.join()
 
     def _relay_until_stopped(self) -> None:
+        standby = False
         while not self._stopping.wait(self._retry_seconds):
             try:
+                # A warm standby's replica holds the primary's outbox but may not mark it published: relaying from
+                # it would publish every event twice. It relays once failover has promoted it.
+                if self._database.is_read_only():
+                    if not standby:
+                        logs.info("outbox_relay_paused", reason="read-only database (standby)")
+                    standby = True
+                    continue
+                standby = False
                 while self.publish_pending() == RELAY_BATCH_SIZE and not self._stopping.is_set():
                     continue  # a full batch: there may be more behind it
             except Exception as error:  # keep relaying after a database or network hiccup
