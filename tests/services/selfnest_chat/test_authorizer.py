@@ -90,12 +90,14 @@ def test_connect_answers_with_the_selfnest_subprotocol(chat: Chat, client: Token
                                                     "headers": {"Sec-WebSocket-Protocol": "selfnest.v1"}}
 
 
-@pytest.mark.xfail(strict=True, reason="MiniStack does not pass $connect's Sec-WebSocket-Protocol to the handshake")
-def test_the_handshake_carries_the_selfnest_subprotocol(chat: Chat, client: Tokens) -> None:
+def test_emulator_difference_the_handshake_drops_the_subprotocol_connect_answers(chat: Chat, client: Tokens) -> None:
+    """A known MiniStack difference (docs/local.md): $connect answers with `Sec-WebSocket-Protocol: selfnest.v1`
+    (asserted on the handler's reply above), API Gateway passes it to the handshake, MiniStack does not. The day it
+    does, this fails: then assert `socket.subprotocol == "selfnest.v1"` here and drop the line in docs/local.md."""
     socket = chat.connect(client.access_token)
     assert isinstance(socket, Socket)
     socket.close()
-    assert socket.subprotocol == "selfnest.v1"
+    assert socket.subprotocol is None
 
 
 def test_a_therapist_connects_with_their_group(chat: Chat, identity: DeployedIdentity, tables: Tables) -> None:

@@ -194,10 +194,12 @@ def test_every_kind_of_token_issue_rechecks_therapist_rights(identity: DeployedI
                                              token_event(identity, name, source=source))) == []
 
 
-@pytest.mark.xfail(strict=True, reason="MiniStack applies a version-2 groupOverrideDetails only under "
-                                       "accessTokenGeneration/idTokenGeneration (see the note above)")
-def test_sign_in_tokens_lose_withheld_rights(identity: DeployedIdentity) -> None:
-    # An unverified email withholds the rights without ending the admission: only the override can keep the group
+def test_emulator_difference_sign_in_tokens_keep_a_group_the_trigger_withholds(identity: DeployedIdentity) -> None:
+    """A known MiniStack difference (docs/local.md): it applies a version-2 `groupOverrideDetails` only nested under
+    accessTokenGeneration/idTokenGeneration, where Cognito reads it beside them, where our trigger puts it (its answer
+    is asserted by test_therapist_rights_need_a_verified_email_too). The day MiniStack follows Cognito, this fails:
+    then assert the group is NOT in the tokens here and drop the line in docs/local.md."""
+    # An unverified email withholds the rights without ending the admission: only the override keeps the group
     # out of these tokens.
     name = unique("dr-unverified")
     identity.therapist(name)
@@ -205,7 +207,7 @@ def test_sign_in_tokens_lose_withheld_rights(identity: DeployedIdentity) -> None
         UserPoolId=identity.pool_id, Username=name, UserAttributes=[{"Name": "email_verified", "Value": "false"}])
     tokens = identity.sign_in(name)
     assert identity.groups_of(name) == [THERAPISTS_GROUP]
-    assert THERAPISTS_GROUP not in groups_in(tokens.access_token) + groups_in(tokens.id_token)
+    assert THERAPISTS_GROUP in groups_in(tokens.access_token)
 
 
 def test_a_version_1_event_is_refused_rather_than_shaping_the_id_token_only(
