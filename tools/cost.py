@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 
@@ -204,14 +204,24 @@ NO_CHARGE_AWS = frozenset({
 
 AwsRule = Callable[[CfnDeployment, CfnResource, LineMaker], None]
 AWS_RULES: dict[str, AwsRule] = {}
+_Rule = TypeVar("_Rule")
 
 
-def aws_rule(*types: str) -> Callable[[AwsRule], AwsRule]:
-    def register(rule: AwsRule) -> AwsRule:
-        for resource_type in types:
-            AWS_RULES[resource_type] = rule
-        return rule
-    return register
+class RuleRegistrar(Generic[_Rule]):
+    """`@registrar("Type", ...)` files the decorated pricing rule under each resource type it prices."""
+
+    def __init__(self, rules: dict[str, _Rule]) -> None:
+        self._rules = rules
+
+    def __call__(self, *types: str) -> Callable[[_Rule], _Rule]:
+        def register(rule: _Rule) -> _Rule:
+            for resource_type in types:
+                self._rules[resource_type] = rule
+            return rule
+        return register
+
+
+aws_rule = RuleRegistrar[AwsRule](AWS_RULES)
 
 
 @aws_rule("AWS::ElasticLoadBalancingV2::LoadBalancer")
@@ -498,14 +508,7 @@ NO_CHARGE_AZURE = frozenset({
     "azure-native:consumption:Budget", "azure-native:monitor:ActionGroup",
 })
 AZURE_RULES: dict[str, AzureRule] = {}
-
-
-def azure_rule(*types: str) -> Callable[[AzureRule], AzureRule]:
-    def register(rule: AzureRule) -> AzureRule:
-        for resource_type in types:
-            AZURE_RULES[resource_type] = rule
-        return rule
-    return register
+azure_rule = RuleRegistrar[AzureRule](AZURE_RULES)
 
 
 @azure_rule("azure-native:cosmosdb:DatabaseAccount")
