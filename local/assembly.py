@@ -84,8 +84,9 @@ def localize(source: Path, target: Path, *, emulator_url: str) -> list[Omission]
             missing_outputs |= {(name, output) for output in lost}
         if len(missing_outputs) == before:
             break
-    for artifact, _, path in stacks:
+    for artifact, name, path in stacks:
         template = templates[path]
+        omissions += _declare_managed_master_secrets(name, template)
         _point_functions_at(template, emulator_url)
         _allow_plain_http(template)
         text = json.dumps(template, indent=1)
@@ -189,6 +190,50 @@ def _stack_outputs_read(value: Any) -> set[tuple[str, str]]:
             return {(str(read.get("StackName")), str(read.get("OutputName")))}
         return set().union(*(_stack_outputs_read(item) for item in value.values()))
     return set()
+
+
+RDS_MANAGED_MASTER_LOGIN_NOTE = ("the emulator's CloudFormation creates no RDS-managed master secret "
+                         "(ManageMasterUserPassword): the local copy declares it as a generated secret of the same "
+                         "shape ({username, password}), which the local PostgreSQL's master login then uses")
+
+
+def _declare_managed_master_secrets(stack: str, template: dict[str, Any]) -> list[Omission]:
+    """Play RDS's part for a DB instance whose master password RDS manages: RDS creates a secret at launch holding
+    the master username and a generated password, encrypted with MasterUserSecret.KmsKeyId; the emulator does not.
+    The local copy declares that secret itself and points every GetAtt MasterUserSecret.SecretArn at it."""
+    resources: dict[str, dict[str, Any]] = template["Resources"]
+    substituted: list[Omission] = []
+    for logical_id, resource in list(resources.items()):
+        properties = resource.get("Properties", {})
+        if resource["Type"] != "AWS::RDS::DBInstance" or properties.get("ManageMasterUserPassword") not in (
+                True, "true"):
+            continue
+        secret_id = f"{logical_id}LocalMasterSecret"
+        key = properties.get("MasterUserSecret", {}).get("KmsKeyId")
+        resources[secret_id] = {"Type": "AWS::SecretsManager::Secret", "Properties": {
+            "Description": f"Local stand-in for the RDS-managed master secret of {logical_id}",
+            "GenerateSecretString": {"SecretStringTemplate": json.dumps({"username": properties["MasterUsername"]}),
+                                     "GenerateStringKey": "password", "PasswordLength": 30,
+                                     "ExcludeCharacters": " %+~`#$&*()|[]{}:;<>?!'/@\"\\"},
+            **({"KmsKeyId": key} if key is not None else {})}}
+        del properties["ManageMasterUserPassword"]
+        properties.pop("MasterUserSecret", None)
+        wanted = {"Fn::GetAtt": [logical_id, "MasterUserSecret.SecretArn"]}
+        template["Resources"] = resources = _replace(resources, wanted, {"Ref": secret_id})
+        if "Outputs" in template:
+            template["Outputs"] = _replace(template["Outputs"], wanted, {"Ref": secret_id})
+        substituted.append(Omission(stack, logical_id, "AWS::RDS::DBInstance", RDS_MANAGED_MASTER_LOGIN_NOTE))
+    return substituted
+
+
+def _replace(value: Any, wanted: Any, replacement: Any) -> Any:
+    if value == wanted or value == {"Fn::GetAtt": ".".join(wanted["Fn::GetAtt"])}:
+        return replacement
+    if isinstance(value, dict):
+        return {key: _replace(item, wanted, replacement) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace(item, wanted, replacement) for item in value]
+    return value
 
 
 def _allow_plain_http(template: dict[str, Any]) -> None:

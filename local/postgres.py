@@ -1,7 +1,12 @@
 """The local PostgreSQL that plays the deployed RDS instance: a cluster under .local/postgres on 127.0.0.1.
 
-Its master login is the one the deployed master secret holds (user name, generated password, database name), so
-the migrate task signs in exactly as it would against RDS, and creates the API's own login from the API's secret.
+Its master login is the one the deployed master secret holds (user name, generated password), so the migrate task
+signs in exactly as it would against RDS and creates the API's own login, granted `rds_iam` as on RDS.
+
+IAM database authentication is RDS's own: RDS checks each token (signature, 15-minute life, rds-db:connect on the
+login's dbuser ARN). This cluster cannot, so it plays the part it can: it has an `rds_iam` role like RDS, and admits
+that role's members over TLS from 127.0.0.1 without checking the token the API sends (pg_hba `trust`). Every other
+login still needs its password (scram-sha-256), and plain text is refused for all.
 Connections are TLS only, with a certificate for localhost/127.0.0.1 from a CA made here: clients verify it with
 sslmode verify-full, as the API verifies RDS's. As root, the cluster belongs to an unprivileged account (PostgreSQL
 refuses to run as root).
@@ -28,6 +33,7 @@ from psycopg import sql
 from .processes import LocalError, Registry, wait_for
 
 SUPERUSER = "postgres"
+RDS_IAM_ROLE = "rds_iam"   # RDS's role for IAM database authentication (its members sign in with tokens)
 
 
 def find_binary(name: str) -> Path:
@@ -60,9 +66,11 @@ class LocalPostgres:
             self._run(["mkdir", "-p", str(self.sockets)])
             self._run([str(find_binary("initdb")), "--pgdata", str(data), "--username", SUPERUSER,
                        "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--no-sync"])
-            # TCP only over TLS (as RDS with rds.force_ssl): a plain-text client is refused.
+            # TCP only over TLS (as RDS with rds.force_ssl): a plain-text client is refused. Members of rds_iam
+            # (the API's IAM login) sign in with a token RDS would check and this cluster cannot (see above).
             with (data / "pg_hba.conf").open("w") as rules:
-                rules.write("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n")
+                rules.write(f"local all all trust\nhostssl all +{RDS_IAM_ROLE} 127.0.0.1/32 trust\n"
+                            "hostssl all all 127.0.0.1/32 scram-sha-256\n")
             self._own(data / "pg_hba.conf")
             self._make_certificates()
         process = registry.spawn("postgres", self._as_owner([
@@ -86,9 +94,11 @@ class LocalPostgres:
                 "DB_SSLROOTCERT": str(self.tls / "ca.pem")}
 
     def ensure_master_login(self, *, username: str, password: str, dbname: str) -> None:
-        """The master secret's login and database (what RDS creates at launch), idempotent."""
+        """The master secret's login and database, and the rds_iam role (what RDS creates at launch), idempotent."""
         with psycopg.connect(host=str(self.sockets), port=self.port, user=SUPERUSER, dbname="postgres",
                              autocommit=True) as admin:
+            if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RDS_IAM_ROLE,)).fetchone():
+                admin.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(RDS_IAM_ROLE)))
             exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
             admin.execute(sql.SQL(verb + " ROLE {} LOGIN CREATEROLE PASSWORD {}").format(

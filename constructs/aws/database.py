@@ -1,4 +1,8 @@
-"""PostgreSQL in the isolated data subnets, encrypted with a customer-managed key, credentials rotated."""
+"""PostgreSQL in the isolated data subnets, encrypted with a customer-managed key, credentials rotated.
+
+The API signs in with IAM database authentication (a token per connection, no password); the master password is
+managed and rotated by RDS itself unless the database has a read replica (see `rds_manages_master_password`).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from .encryption import EncryptedLogGroup
 from .nag import acknowledge
 from .network import POSTGRES_PORT
 
-APPLICATION_LOGIN = "selfnest_api"   # the API's database user (its secret's first username)
+APPLICATION_LOGIN = "selfnest_api"   # the API's database user: signs in with IAM tokens (rds-db:connect)
+MASTER_USERNAME = "selfnest_admin"
 DEFAULT_PORT = {
     "AwsSolutions-RDS11": "5432 is kept on purpose: a non-default port hides nothing from a scan, while the "
                           "security groups (and, in the primary VPC, the data-subnet NACL) admit only known clients.",
@@ -74,6 +79,19 @@ def exported_log_groups(scope: Construct, *, instance_identifier: str, key: kms.
             for kind in EXPORTED_LOGS]
 
 
+def rds_manages_master_password(*, credentials_replica_regions: Sequence[str]) -> bool:
+    """Whether RDS manages (generates, stores and rotates) the master password in Secrets Manager.
+
+    RDS refuses to create a read replica of an instance whose master password it manages ("Limitations for Secrets
+    Manager integration with Amazon RDS", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-secrets-manager.html),
+    so where a DR tier keeps a cross-region replica (`credentials_replica_regions`: the regions that need the
+    credentials of a promoted replica) the secret stays ours: generated, replicated there and rotated by a function
+    in the VPC, which needs the Secrets Manager endpoint. The one rule both the network (endpoint or not) and the
+    database follow.
+    """
+    return not credentials_replica_regions
+
+
 @dataclass(frozen=True, kw_only=True)
 class DatabaseShape:
     engine_version: str
@@ -91,11 +109,13 @@ class PrivateDatabase(Construct):
     """PostgreSQL reachable only from the `clients` security group, placed in `subnets`.
 
     `retain_data` decides what deleting the stack does: take a final snapshot (prod) or remove everything (dev).
+    `secrets_endpoint` (the VPC's Secrets Manager endpoint) is needed only when the master secret is rotated by a
+    function in the VPC, i.e. when `rds_manages_master_password` is false for `credentials_replica_regions`.
     """
 
     def __init__(self, scope: Construct, id: str, *, vpc: ec2.IVpc, subnets: ec2.SubnetSelection,
                  security_group: ec2.ISecurityGroup, clients: ec2.ISecurityGroup,
-                 rotation_subnets: ec2.SubnetSelection, secrets_endpoint: ec2.IInterfaceVpcEndpoint,
+                 rotation_subnets: ec2.SubnetSelection, secrets_endpoint: ec2.IInterfaceVpcEndpoint | None,
                  key: kms.IKey, shape: DatabaseShape, retain_data: bool, instance_identifier: str,
                  database_name: str, credentials_replica_regions: Sequence[str] = ()) -> None:
         super().__init__(scope, id)
@@ -104,6 +124,11 @@ class PrivateDatabase(Construct):
                                          retention_days=shape.log_retention_days, retain_data=retain_data)
         engine = postgres_engine(shape.engine_version)
         parameters = tls_only_parameters(self, "Parameters", engine=engine)
+        self.master_password_managed_by_rds = rds_manages_master_password(
+            credentials_replica_regions=credentials_replica_regions)
+        if not self.master_password_managed_by_rds and secrets_endpoint is None:
+            raise ValueError("a database with a cross-region replica rotates its master secret from the VPC: it needs "
+                             "the VPC's Secrets Manager endpoint (secrets_endpoint)")
         self.instance = rds.DatabaseInstance(
             self, "Instance",
             engine=engine,
@@ -114,13 +139,16 @@ class PrivateDatabase(Construct):
             port=POSTGRES_PORT,
             instance_identifier=instance_identifier,
             database_name=database_name,
-            # A replica of the secret in each DR region keeps the credentials of a promoted read replica (the
-            # same master password) reachable when this region is gone; it is encrypted there with that region's
-            # Secrets Manager key, because this key is regional.
-            credentials=rds.Credentials.from_generated_secret(
-                "selfnest_admin", encryption_key=key,
+            # RDS-managed: RDS generates the password, keeps it in a secret encrypted with `key` and rotates it
+            # itself (no function, no endpoint). Otherwise a replica of our generated secret in each DR region keeps
+            # the credentials of a promoted read replica (the same master password) reachable when this region is
+            # gone; it is encrypted there with that region's Secrets Manager key, because this key is regional.
+            credentials=rds.Credentials.from_username(MASTER_USERNAME, encryption_key=key)
+            if self.master_password_managed_by_rds else rds.Credentials.from_generated_secret(
+                MASTER_USERNAME, encryption_key=key,
                 replica_regions=[secretsmanager.ReplicaRegion(region=region)
                                  for region in credentials_replica_regions]),
+            manage_master_user_password=True if self.master_password_managed_by_rds else None,
             storage_encrypted=True,
             storage_encryption_key=key,
             allocated_storage=shape.allocated_storage_gib,
@@ -143,49 +171,36 @@ class PrivateDatabase(Construct):
         )
         for log_group in log_groups:
             self.instance.node.add_dependency(log_group)
-        assert self.instance.secret is not None  # generated above
-        self.secret = self.instance.secret
+        assert self.instance.secret is not None  # RDS-managed or generated above
+        self.secret = self.instance.secret   # the master credentials: only the migrate task reads them
         # RDS's own `connections` use a token for the port, which would make the security group (network stack)
         # reference the instance (this stack) and form a cycle; this view of the same group uses the literal port.
         self.connections = ec2.Connections(security_groups=[security_group],
                                            default_port=ec2.Port.tcp(POSTGRES_PORT))
         self.connections.allow_default_port_from(clients)
-        secrets_endpoint.connections.allow_default_port_from(clients)
-        # The rotation function runs in the app tier with the app security group, so the database still admits
-        # exactly one source. It calls the standard Secrets Manager endpoint, which the VPC endpoint's private DNS
-        # answers inside the VPC (no NAT needed in dev); naming the endpoint's own DNS name would bypass that.
-        self.rotation = secretsmanager.SecretRotation(
-            self, "Rotation",
-            application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
-            secret=self.secret,
-            target=self.connections,
-            vpc=vpc,
-            vpc_subnets=rotation_subnets,
-            security_group=clients,
-            automatically_after=cdk.Duration.days(shape.secret_rotation_days),
-        )
-        self.rotation_logs = self._rotation_log_group("RotationLogs", self.rotation, key=key, shape=shape,
-                                                      retain_data=retain_data)
-        # The API's own login (owner of nothing, DML on its tables: migrations/0002_application_role.sql), created by
-        # the migrate task from this secret. Rotated with alternating users: the rotation function clones the login
-        # (and its role membership) and needs the master secret to do so.
-        self.app_secret = rds.DatabaseSecret(
-            self, "AppSecret", username=APPLICATION_LOGIN, encryption_key=key, master_secret=self.secret,
-            dbname=database_name, replica_regions=[secretsmanager.ReplicaRegion(region=region)
-                                                   for region in credentials_replica_regions]).attach(self.instance)
-        self.app_rotation = secretsmanager.SecretRotation(
-            self, "AppRotation",
-            application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_MULTI_USER,
-            secret=self.app_secret,
-            master_secret=self.secret,
-            target=self.connections,
-            vpc=vpc,
-            vpc_subnets=rotation_subnets,
-            security_group=clients,
-            automatically_after=cdk.Duration.days(shape.secret_rotation_days),
-        )
-        self.app_rotation_logs = self._rotation_log_group("AppRotationLogs", self.app_rotation, key=key, shape=shape,
+        self.rotation: secretsmanager.SecretRotation | None = None
+        self.rotation_logs: EncryptedLogGroup | None = None
+        if secrets_endpoint is not None and not self.master_password_managed_by_rds:
+            secrets_endpoint.connections.allow_default_port_from(clients)
+            # The rotation function runs in the app tier with the app security group, so the database still admits
+            # exactly one source. It calls the standard Secrets Manager endpoint, which the VPC endpoint's private
+            # DNS answers inside the VPC (no NAT needed in dev); naming the endpoint's own DNS name would bypass that.
+            self.rotation = secretsmanager.SecretRotation(
+                self, "Rotation",
+                application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
+                secret=self.secret,
+                target=self.connections,
+                vpc=vpc,
+                vpc_subnets=rotation_subnets,
+                security_group=clients,
+                automatically_after=cdk.Duration.days(shape.secret_rotation_days),
+            )
+            self.rotation_logs = self._rotation_log_group("RotationLogs", self.rotation, key=key, shape=shape,
                                                           retain_data=retain_data)
+        # The API's own login (owner of nothing, DML on its tables: migrations/0002_application_role.sql) has no
+        # password at all: it signs in with IAM database authentication, a 15-minute token its task role signs per
+        # connection (grant_connect). The migrate task creates it and grants it rds_iam.
+        self.application_login = APPLICATION_LOGIN
         self.key = key
         self.endpoint = self.instance.instance_endpoint
         self.port = POSTGRES_PORT
@@ -220,8 +235,13 @@ class PrivateDatabase(Construct):
         application.node.add_dependency(log_group)
         return log_group
 
+    def grant_connect(self, grantee: iam.IGrantable) -> None:
+        """Let `grantee` sign in as the API's login with IAM database authentication: rds-db:connect on exactly
+        arn:<partition>:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<login>, nothing else."""
+        grant_connect_as_application(self.instance, grantee)
+
     def grant_read_credentials(self, grantee: iam.IGrantable, *, secret: secretsmanager.ISecret) -> None:
-        """Let `grantee` read `secret` (the master or the API's), decrypting only through Secrets Manager.
+        """Let `grantee` read `secret` (the master's), decrypting only through Secrets Manager.
 
         Written into the grantee's own policy: the key policy already delegates to IAM in this account, and naming
         a role from another stack in it would make this stack depend on that one.
@@ -236,3 +256,8 @@ class PrivateDatabase(Construct):
             resources=[self.key.key_arn],
             conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}},
         ))
+
+
+def grant_connect_as_application(instance: rds.DatabaseInstanceBase, grantee: iam.IGrantable) -> None:
+    """rds-db:connect for APPLICATION_LOGIN on `instance` (a primary or a read replica with IAM authentication)."""
+    instance.grant_connect(grantee, APPLICATION_LOGIN)

@@ -32,7 +32,7 @@ class TieredVpc(Construct):
 
     def __init__(self, scope: Construct, id: str, *, cidr: str, availability_zones: list[str], nat_gateways: int,
                  masks: TierMasks, logs_key: kms.IKey, flow_log_retention_days: int, retain_data: bool,
-                 secrets_endpoint_zones: list[str] | None = None) -> None:
+                 secrets_endpoint: bool, secrets_endpoint_zones: list[str] | None = None) -> None:
         super().__init__(scope, id)
         app_subnet_type = ec2.SubnetType.PRIVATE_WITH_EGRESS if nat_gateways else ec2.SubnetType.PUBLIC
         self.vpc = ec2.Vpc(
@@ -66,15 +66,19 @@ class TieredVpc(Construct):
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=endpoint_subnets)
         self.vpc.add_gateway_endpoint("DynamoDb", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB,
                                       subnets=endpoint_subnets)
-        # Secrets Manager over PrivateLink: the rotation function and tasks fetch database credentials without
-        # needing a NAT gateway, and the traffic never leaves the VPC. `secrets_endpoint_zones` (default: every
-        # zone) places it in fewer zones: its private DNS name answers from the whole VPC, across zones.
-        secrets_subnets = self.app_subnets if secrets_endpoint_zones is None else ec2.SubnetSelection(
-            subnet_group_name="app", availability_zones=secrets_endpoint_zones)
-        self.secrets_manager_endpoint = self.vpc.add_interface_endpoint(
-            "SecretsManager", service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-            subnets=secrets_subnets, private_dns_enabled=True, open=False,  # callers admit their own clients
-        )
+        # Secrets Manager over PrivateLink, only when something in the VPC needs it: the master secret's rotation
+        # function (database.rds_manages_master_password), which has no other way out without NAT and whose traffic
+        # then never leaves the VPC. `secrets_endpoint_zones` (default: every zone) places it in fewer zones: its
+        # private DNS name answers from the whole VPC, across zones. Tasks with a public IP or NAT reach Secrets
+        # Manager's public endpoint over TLS without it.
+        self.secrets_manager_endpoint: ec2.InterfaceVpcEndpoint | None = None
+        if secrets_endpoint:
+            secrets_subnets = self.app_subnets if secrets_endpoint_zones is None else ec2.SubnetSelection(
+                subnet_group_name="app", availability_zones=secrets_endpoint_zones)
+            self.secrets_manager_endpoint = self.vpc.add_interface_endpoint(
+                "SecretsManager", service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+                subnets=secrets_subnets, private_dns_enabled=True, open=False,  # callers admit their own clients
+            )
         acknowledge(self.vpc, {
             "HIPAA.Security-VPCNoUnrestrictedRouteToIGW": "Public subnets hold the internet-facing load balancer "
             "(and, without NAT, the app tasks, whose security group admits only the load balancer); the data "

@@ -64,15 +64,15 @@ class SelfnestEnvironment(Construct):
         # The DR-region stack comes before the backup stack (its bucket and vault are the replication and copy
         # targets) and after the data stack (pilot light replicates the database). Both sides build the names they
         # share from settings, except what only the primary region knows and a warm standby's API needs (the user
-        # pool's ids, its secret replica's ARN, the topic and its key): CDK reads those across regions as weak
+        # pool's ids, the topic and its key): CDK reads those across regions as weak
         # references (cdk.json @aws-cdk/core:defaultCrossStackReferences: Fn::GetStackOutput with Region), which
         # also orders the DR stack after identity and messaging.
         self.dr: DisasterRecoveryStack | None = None
         if settings.dr.copy_region is not None:
             standby = settings.dr.standby_region is not None
             self.dr = DisasterRecoveryStack(
-                self, "dr", settings=settings, data=self.data if standby else None,
-                identity=self.identity if standby else None, messaging=self.messaging if standby else None,
+                self, "dr", settings=settings, identity=self.identity if standby else None,
+                messaging=self.messaging if standby else None,
                 **stack_args("dr", region=settings.dr.copy_region))
             self.dr.add_stack_dependency(self.data)
             if standby:

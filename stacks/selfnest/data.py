@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_ssm as ssm
 from refarch.constructs.aws.backup import select_for_backup
 from refarch.constructs.aws.database import DatabaseShape, PrivateDatabase
 
@@ -35,14 +34,3 @@ class DataStack(cdk.Stack):
             instance_identifier=settings.name("postgres"), database_name=DATABASE_NAME,
             credentials_replica_regions=settings.dr.replica_regions)
         select_for_backup(self.database.instance, plan_name=backup_plan_name(settings))
-        self.api_secret_replica_arn: str | None = None
-        if settings.dr.standby_region is not None:
-            # The warm standby's API reads the replica of its secret in the DR region, whose ARN is the primary's
-            # with the region changed. Derived here, where the primary's ARN is a plain Ref, and handed to the DR
-            # stack as one value (CDK passes a resource attribute across regions, not an expression over one).
-            secret_name = cdk.Fn.select(6, cdk.Fn.split(":", self.database.app_secret.secret_arn))
-            self.api_secret_replica_arn = ssm.StringParameter(
-                self, "ApiSecretReplicaArn", parameter_name=f"/{settings.name('api-secret-replica-arn')}",
-                description="ARN of the API's database secret replica in the warm standby region",
-                string_value=cdk.Fn.join("", [f"arn:{self.partition}:secretsmanager:{settings.dr.standby_region}:",
-                                              self.account, ":secret:", secret_name])).string_value

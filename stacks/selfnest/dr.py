@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
 from refarch.constructs.aws.backup import BackupBucket, EncryptedVault
+from refarch.constructs.aws.database import grant_connect_as_application
 from refarch.constructs.aws.dr import (
     CrossRegionReadReplica,
     FailoverAlias,
@@ -25,7 +25,6 @@ from constructs import Construct
 
 from .backup import backup_bucket_name, bucket_generations, dr_backup_key_alias, dr_vault_name, vault_lock
 from .config import SelfnestSettings
-from .data import DataStack
 from .identity import IdentityStack
 from .messaging import MessagingStack
 from .web import API_DIRECTORY, api_environment, grant_api_calls
@@ -43,10 +42,10 @@ def chat_replicas(settings: SelfnestSettings) -> dict[str, str]:
 
 
 class DisasterRecoveryStack(cdk.Stack):
-    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings, data: DataStack | None = None,
+    def __init__(self, scope: Construct, id: str, *, settings: SelfnestSettings,
                  identity: IdentityStack | None = None, messaging: MessagingStack | None = None,
                  **kwargs: Any) -> None:
-        """`data`, `identity` and `messaging`: the primary region's stacks, which a warm standby's API reads
+        """`identity` and `messaging`: the primary region's stacks, which a warm standby's API reads
         (as cross-region references); other tiers need none of them."""
         super().__init__(scope, id, **kwargs)
         backup, dr = settings.backup, settings.dr
@@ -101,19 +100,19 @@ class DisasterRecoveryStack(cdk.Stack):
             retain_data=settings.retain_data)
         self.standby: LoadBalancedService | None = None
         if dr.standby_region is not None:
-            if data is None or identity is None or messaging is None:
-                raise ValueError("a warm standby needs the primary region's data, identity and messaging stacks")
-            self.standby = self._standby(settings, network=network, data=data, identity=identity,
+            if identity is None or messaging is None:
+                raise ValueError("a warm standby needs the primary region's identity and messaging stacks")
+            self.standby = self._standby(settings, network=network, identity=identity,
                                          messaging=messaging)
 
-    def _standby(self, settings: SelfnestSettings, *, network: ReplicaNetwork, data: DataStack,
+    def _standby(self, settings: SelfnestSettings, *, network: ReplicaNetwork,
                  identity: IdentityStack, messaging: MessagingStack) -> LoadBalancedService:
-        """Warm standby: the API at `dr.standby_tasks` tasks behind its own load balancer, reading the replica (and
-        the replica of its secret); Route 53 sends clients here when the primary's health check fails. Writes fail
-        until the runbook promotes the replica (docs/dr.md); auto scaling then grows it to `web.max_tasks`."""
+        """Warm standby: the API at `dr.standby_tasks` tasks behind its own load balancer, reading the replica as
+        the API's login (IAM tokens for the replica); Route 53 sends clients here when the primary's health check
+        fails. Writes fail until the runbook promotes the replica (docs/dr.md); auto scaling then grows it to
+        `web.max_tasks`."""
         web, dr = settings.web, settings.dr
         assert self.replica is not None and network.web_groups is not None and dr.failover is not None
-        assert data.api_secret_replica_arn is not None
         logs_key = CustomerManagedKey(
             self, "StandbyLogsKey", alias=f"alias/{settings.name('standby-web-logs')}",
             purpose="Selfnest warm standby API container and firewall logs", retain_data=settings.retain_data,
@@ -129,13 +128,12 @@ class DisasterRecoveryStack(cdk.Stack):
                 max_tasks=max(web.max_tasks, dr.standby_tasks), container_port=web.container_port,
                 log_retention_days=web.log_retention_days,
                 environment=api_environment(settings, db_host=self.replica.instance.db_instance_endpoint_address,
-                                            db_secret_arn=data.api_secret_replica_arn,
-                                            identity=identity, messaging=messaging)),
+                                            db_region=self.region, identity=identity, messaging=messaging)),
             logs_key=logs_key.key, access_logs=access_logs.bucket, certificate_arn=dr.certificate_arn,
             retain_data=settings.retain_data)
-        service.task_role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            resources=[data.api_secret_replica_arn]))
+        # The same login as in the primary region (the replica copies its roles), signed in with IAM tokens for the
+        # replica itself: rds-db:connect names the replica's own DbiResourceId.
+        grant_connect_as_application(self.replica.instance, service.task_role)
         grant_api_calls(service.task_role, identity=identity, messaging=messaging)
         if web.waf:
             RegionalWebFirewall(self, "StandbyFirewall", resource_arn=service.load_balancer.load_balancer_arn,

@@ -8,6 +8,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_route53 as route53
+from refarch.constructs.aws.database import APPLICATION_LOGIN
 from refarch.constructs.aws.dr import FailoverAlias, PrimaryHealthCheck, hosted_zone
 from refarch.constructs.aws.encryption import own_function_logs
 from refarch.constructs.aws.network import POSTGRES_PORT
@@ -50,24 +51,25 @@ class WebStack(cdk.Stack):
             shape=ServiceShape(
                 cpu=web.cpu, memory_mib=web.memory_mib, min_tasks=web.min_tasks, max_tasks=web.max_tasks,
                 container_port=web.container_port, log_retention_days=web.log_retention_days,
-                environment=api_environment(settings, db_host=database.endpoint.hostname,
-                                            db_secret_arn=database.app_secret.secret_arn,
+                environment=api_environment(settings, db_host=database.endpoint.hostname, db_region=self.region,
                                             identity=identity, messaging=messaging),
             ),
             logs_key=logs_key, access_logs=access_logs.bucket, certificate_arn=web.certificate_arn,
             retain_data=settings.retain_data)
-        database.grant_read_credentials(self.api.task_role, secret=database.app_secret)
-        # Run by the deploy itself, before the service starts: the service signs in as the login it creates.
+        # The API signs in with IAM tokens its own role signs: no secret to read, no password to leak or rotate.
+        database.grant_connect(self.api.task_role)
+        # Run by the deploy itself, before the service starts: the service signs in as the login it creates. The
+        # master secret (RDS-managed where it holds only username and password) is the only one it reads; where the
+        # database is comes from DB_HOST/DB_PORT/DB_NAME.
         self.migration = MigrationTask(
             self, "Migration", image=self.api.image, cpu=256, memory_mib=512, log_group=self.api.logs,
             environment={"DB_HOST": database.endpoint.hostname, "DB_PORT": str(database.port),
                          "DB_NAME": database.database_name, "DB_SECRET_ARN": database.secret.secret_arn,
-                         "APP_DB_SECRET_ARN": database.app_secret.secret_arn,
+                         "APP_DB_IAM_USER": database.application_login,
                          "USER_POOL_ID": identity.directory.pool.user_pool_id,
                          "USER_POOL_CLIENT_IDS": ",".join(identity.directory.api_client_ids),
                          "SESSION_EVENTS_TOPIC_ARN": messaging.session_events.topic_arn})
         database.grant_read_credentials(self.migration.task_role, secret=database.secret)
-        database.grant_read_credentials(self.migration.task_role, secret=database.app_secret)
         self.migrate_on_deploy = MigrationOnDeploy(
             self, "MigrateOnDeploy", migration=self.migration, cluster=self.api.cluster, vpc=tiers.vpc,
             subnets=tiers.app_subnets, security_group=groups.app, assign_public_ip=tiers.app_tasks_need_public_ip,
@@ -100,7 +102,7 @@ class WebStack(cdk.Stack):
                                 log_retention_days=web.log_retention_days, retain_data=settings.retain_data)
 
 
-def api_environment(settings: SelfnestSettings, *, db_host: str, db_secret_arn: str, identity: IdentityStack,
+def api_environment(settings: SelfnestSettings, *, db_host: str, db_region: str, identity: IdentityStack,
                     messaging: MessagingStack) -> dict[str, str]:
     """The API container's settings (services/selfnest_api/settings.py), in the primary region or a warm standby."""
     web = settings.web
@@ -108,7 +110,9 @@ def api_environment(settings: SelfnestSettings, *, db_host: str, db_secret_arn: 
         "DB_HOST": db_host,
         "DB_PORT": str(POSTGRES_PORT),
         "DB_NAME": DATABASE_NAME,
-        "DB_SECRET_ARN": db_secret_arn,   # the API's own login, never the master
+        # The API's own login, never the master: an IAM token per connection, signed for the database's region.
+        "DB_IAM_USER": APPLICATION_LOGIN,
+        "DB_REGION": db_region,
         "USER_POOL_ID": identity.directory.pool.user_pool_id,
         "USER_POOL_CLIENT_IDS": ",".join(identity.directory.api_client_ids),
         "SESSION_EVENTS_TOPIC_ARN": messaging.session_events.topic_arn,

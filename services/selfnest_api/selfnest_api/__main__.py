@@ -1,8 +1,9 @@
 """`python -m selfnest_api [serve]` runs the API; `python -m selfnest_api migrate` is the one-off migration task.
 
-The API signs in with its own secret (an application role: DML on its tables only). The migrate task signs in with
-the master secret (DB_SECRET_ARN), applies the migrations and, given APP_DB_SECRET_ARN, creates the API's login from
-that secret when it does not exist yet.
+The API signs in as its own login (an application role: DML on its tables only), with IAM database authentication
+(DB_IAM_USER) or a secret (DB_SECRET_ARN). The migrate task signs in with the master secret (DB_SECRET_ARN), applies
+the migrations and creates the API's login when it does not exist yet: an IAM login granted rds_iam
+(APP_DB_IAM_USER), or a password login from a secret (APP_DB_SECRET_ARN).
 
 A bad setting, an unreadable secret or an unreachable database ends the process with one line on stderr and a
 non-zero status (2: configuration, 1: a dependency is down), so the ECS task's stopped reason says what is wrong.
@@ -15,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from types import FrameType
 
 import psycopg
@@ -23,9 +25,9 @@ from psycopg_pool import PoolTimeout
 
 from . import logs
 from .api import AWS_CLIENT_CONFIG, ApiService
-from .database import Database, DatabaseSecret
+from .database import Database, DatabaseSecret, login_for
 from .migrations import MigrationError, apply_migrations, provision_application_login
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings, secret_region
 
 CONFIGURATION_PROBLEM = 2
 DEPENDENCY_PROBLEM = 1
@@ -44,21 +46,29 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, MigrationError) as error:
         return _refuse(f"{error}", status=CONFIGURATION_PROBLEM)
     except (ClientError, BotoCoreError) as error:
-        return _refuse(f"cannot read the database secret: {error}", status=DEPENDENCY_PROBLEM)
+        what = "sign an IAM database token" if settings_say_iam(os.environ) else "read the database secret"
+        return _refuse(f"cannot {what}: {error}", status=DEPENDENCY_PROBLEM)
     except (psycopg.OperationalError, PoolTimeout) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return _refuse(f"cannot connect to the database: {first_line}", status=DEPENDENCY_PROBLEM)
     return 0
 
 
+def settings_say_iam(environ: Mapping[str, str]) -> bool:
+    return bool(environ.get("DB_IAM_USER", "").strip())
+
+
 def migrate(*, settings: Settings) -> None:
     import boto3
 
-    secrets = boto3.client("secretsmanager", region_name=settings.secret_region, config=AWS_CLIENT_CONFIG)
-    secret = DatabaseSecret(client=secrets, secret_arn=settings.db_secret_arn)
-    with Database(settings=settings, secret=secret).connect_outside_pool() as connection:
+    with Database(settings=settings, login=login_for(settings, client_config=AWS_CLIENT_CONFIG)
+                  ).connect_outside_pool() as connection:
         applied = apply_migrations(connection)
-        if settings.app_db_secret_arn is not None:
+        if settings.app_db_iam_user is not None:
+            provision_application_login(connection, username=settings.app_db_iam_user, password=None)
+        elif settings.app_db_secret_arn is not None:
+            secrets = boto3.client("secretsmanager", region_name=secret_region(settings.app_db_secret_arn),
+                                   config=AWS_CLIENT_CONFIG)
             login = DatabaseSecret(client=secrets, secret_arn=settings.app_db_secret_arn).current()
             provision_application_login(connection, username=login.username, password=login.password)
     logs.info("migrations_done", applied=len(applied))

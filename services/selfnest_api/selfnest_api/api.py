@@ -16,7 +16,7 @@ from botocore.config import Config
 from . import logs
 from .auth import CLIENTS, THERAPISTS, TokenVerifier
 from .bookings import BookingLimits, BookingStore
-from .database import Database, DatabaseSecret
+from .database import Database, login_for
 from .errors import NotFoundError, ServiceUnavailableError
 from .http import PUBLIC, SIGNED_IN, Request, Response, Route, Router, build_app
 from .inputs import BookingBody, SessionQuery, TherapistProfileBody, TherapistQuery, parse_body, parse_query
@@ -103,9 +103,7 @@ class ApiService:
     """Everything one task runs: the HTTP server, the database pool and the outbox relay."""
 
     def __init__(self, *, settings: Settings, host: str = "0.0.0.0", outbox_retry_seconds: float = 5.0) -> None:  # noqa: S104 - a container listens on all interfaces
-        secret = DatabaseSecret(client=boto3.client("secretsmanager", region_name=settings.secret_region,
-                                                    config=AWS_CLIENT_CONFIG), secret_arn=settings.db_secret_arn)
-        self.database = Database(settings=settings, secret=secret)
+        self.database = Database(settings=settings, login=login_for(settings, client_config=AWS_CLIENT_CONFIG))
         self.outbox = OutboxRelay(database=self.database, topic_arn=settings.session_events_topic_arn,
                                   sns=boto3.client("sns", region_name=settings.topic_region, config=AWS_CLIENT_CONFIG),
                                   retry_seconds=outbox_retry_seconds)

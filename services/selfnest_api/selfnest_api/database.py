@@ -1,7 +1,11 @@
-"""PostgreSQL through a connection pool, with the credentials from the RDS secret in Secrets Manager.
+"""PostgreSQL through a connection pool, signing in one of two ways (settings.py says which):
 
-The secret is read once and cached. When PostgreSQL refuses the cached password (the secret was rotated), the
-secret is read again once and the connection retried, so rotation needs no restart.
+- IAM database authentication (`IamAuthToken`, every deployed API): each new connection gets a fresh token,
+  signed locally with the task role's credentials (no network call, valid 15 minutes, only for signing in), sent as
+  the password over TLS. Nothing is cached, so a pool that opens a connection hours later still signs in.
+- A secret with a username and password (`DatabaseSecret`: the migrate task's master login, or a PostgreSQL without
+  IAM authentication). The secret is read once and cached. When PostgreSQL refuses the cached password (the secret
+  was rotated), the secret is read again once and the connection retried, so rotation needs no restart.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
@@ -54,6 +58,38 @@ class Credentials:
                    port=int(port) if port else None, dbname=fields.get("dbname") or None)
 
 
+class Login(Protocol):
+    """Where a new connection's credentials come from."""
+
+    def current(self) -> Credentials: ...
+
+    def replace_refused(self, refused: Credentials) -> Credentials: ...
+
+
+class TokenSigner(Protocol):
+    """The part of boto3's RDS client IAM authentication uses (it signs locally; no request is sent)."""
+
+    def generate_db_auth_token(self, DBHostname: str, Port: int, DBUsername: str,  # noqa: N803 - boto3's names
+                               Region: str | None = None) -> str: ...  # noqa: N803
+
+
+class IamAuthToken:
+    """IAM database authentication: a new token for every call, for `user` at `host`:`port` in `region`."""
+
+    def __init__(self, *, client: TokenSigner, user: str, host: str, port: int, region: str) -> None:
+        self._client = client
+        self._user, self._host, self._port, self._region = user, host, port, region
+
+    def current(self) -> Credentials:
+        # Signed locally (SigV4 presigning) with the caller's credentials; RDS checks it and rds-db:connect.
+        token = self._client.generate_db_auth_token(DBHostname=self._host, Port=self._port, DBUsername=self._user,
+                                                    Region=self._region)
+        return Credentials(username=self._user, password=token, host=None, port=None, dbname=None)
+
+    def replace_refused(self, refused: Credentials) -> Credentials:
+        return self.current()
+
+
 class DatabaseSecret:
     """The cached credentials; re-read from Secrets Manager only when the ones in use have been refused."""
 
@@ -91,21 +127,22 @@ def is_refused_password(error: psycopg.OperationalError) -> bool:
     return "password authentication failed" in str(error)
 
 
-class SecretConnection(psycopg.Connection[DictRow]):
-    """A connection that signs in with the secret's credentials; explicit host/port/dbname arguments win."""
+class SignedInConnection(psycopg.Connection[DictRow]):
+    """A connection that signs in with its login's current credentials (a fresh IAM token, or the secret's);
+    explicit host/port/dbname arguments win over the secret's."""
 
-    secret: ClassVar[DatabaseSecret]
+    login: ClassVar[Login]
 
     @classmethod
     def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
-        credentials = cls.secret.current()
+        credentials = cls.login.current()
         try:
             return super().connect(conninfo, **_login(credentials, kwargs))
         except psycopg.OperationalError as error:
             if not is_refused_password(error):
                 raise
         logs.warning("database_password_refused")
-        return super().connect(conninfo, **_login(cls.secret.replace_refused(credentials), kwargs))
+        return super().connect(conninfo, **_login(cls.login.replace_refused(credentials), kwargs))
 
 
 def _login(credentials: Credentials, explicit: dict[str, Any]) -> dict[str, Any]:
@@ -114,20 +151,34 @@ def _login(credentials: Credentials, explicit: dict[str, Any]) -> dict[str, Any]
             "user": credentials.username, "password": credentials.password}
 
 
-def bind_secret(secret: DatabaseSecret) -> type[SecretConnection]:
-    """A SecretConnection class for this secret (the pool creates connections from a class, not an instance)."""
+def bind_login(login: Login) -> type[SignedInConnection]:
+    """A SignedInConnection class for this login (the pool creates connections from a class, not an instance)."""
 
-    class BoundSecretConnection(SecretConnection):
+    class BoundConnection(SignedInConnection):
         pass
 
-    BoundSecretConnection.secret = secret
-    return BoundSecretConnection
+    BoundConnection.login = login
+    return BoundConnection
+
+
+def login_for(settings: Settings, *, client_config: Any = None) -> Login:
+    """How `settings` sign in: IAM tokens for DB_IAM_USER, else the secret DB_SECRET_ARN names."""
+    import boto3
+
+    if settings.db_iam_user is not None:
+        assert settings.db_host is not None and settings.db_port is not None and settings.db_region is not None
+        return IamAuthToken(client=boto3.client("rds", region_name=settings.db_region, config=client_config),
+                            user=settings.db_iam_user, host=settings.db_host, port=settings.db_port,
+                            region=settings.db_region)
+    assert settings.db_secret_arn is not None   # settings.py requires one of the two
+    return DatabaseSecret(client=boto3.client("secretsmanager", region_name=settings.secret_region,
+                                              config=client_config), secret_arn=settings.db_secret_arn)
 
 
 class Database:
-    def __init__(self, *, settings: Settings, secret: DatabaseSecret, max_connections: int = 10) -> None:
-        self._secret = secret
-        self._connection_class = bind_secret(secret)
+    def __init__(self, *, settings: Settings, login: Login, max_connections: int = 10) -> None:
+        self._login = login
+        self._connection_class = bind_login(login)
         explicit = {"host": settings.db_host, "port": settings.db_port, "dbname": settings.db_name}
         self._connect_arguments: dict[str, Any] = {
             **{key: value for key, value in explicit.items() if value is not None},
@@ -181,7 +232,9 @@ class Database:
 
     def _check_target(self) -> None:
         """Where to connect comes from the settings or the secret; refuse to fall back to libpq's defaults."""
-        credentials = self._secret.current()
+        if "host" in self._connect_arguments and "dbname" in self._connect_arguments:
+            return   # nothing to look up (and no IAM token signed for nothing)
+        credentials = self._login.current()
         if "host" not in self._connect_arguments and credentials.host is None:
             raise SettingsError("DB_HOST is not set and the database secret names no host")
         if "dbname" not in self._connect_arguments and credentials.dbname is None:

@@ -19,6 +19,8 @@ from psycopg.rows import DictRow
 from . import logs
 
 APPLICATION_ROLE = "selfnest_app"   # created by 0002_application_role.sql
+# RDS's role for IAM database authentication: its members sign in with a token, never a password.
+RDS_IAM_ROLE = "rds_iam"
 MIGRATION_FILE = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
 # Any constant both runners agree on; it only has to differ from other advisory locks in this database.
 MIGRATION_LOCK_KEY = 0x5E1F_0001
@@ -81,21 +83,37 @@ def apply_migrations(connection: psycopg.Connection[DictRow], *,
     return applied
 
 
-def provision_application_login(connection: psycopg.Connection[DictRow], *, username: str, password: str) -> bool:
-    """Make sure the API's login (its own secret's user) exists and is a member of APPLICATION_ROLE, nothing more.
+def provision_application_login(connection: psycopg.Connection[DictRow], *, username: str,
+                                password: str | None) -> bool:
+    """Make sure the API's login exists and is a member of APPLICATION_ROLE, nothing more.
 
-    Created with the secret's password when missing; an existing login keeps its password (the secret's rotation
-    owns it from then on). Returns whether the login was created.
+    `password` None: an IAM login (every deployed API), with no password and a member of rds_iam, so RDS admits it
+    only with an IAM token its task role signed; an existing login loses any password an earlier version gave it. A
+    database without rds_iam (not RDS, or IAM authentication unknown to it) is refused: nobody could sign in.
+    With a password (a PostgreSQL without IAM authentication): created with it when missing; an existing login keeps
+    its own (whoever rotates the secret owns it from then on). Returns whether the login was created.
     """
     with connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
         exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
+        roles = [APPLICATION_ROLE]
+        if password is None:
+            if connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RDS_IAM_ROLE,)).fetchone() is None:
+                raise MigrationError(f"APP_DB_IAM_USER={username}: this database has no {RDS_IAM_ROLE} role, so it "
+                                     "cannot authenticate IAM tokens (RDS for PostgreSQL has it); give the login a "
+                                     "password with APP_DB_SECRET_ARN instead")
+            roles.append(RDS_IAM_ROLE)
+        granted = sql.SQL(", ").join(sql.Identifier(role) for role in roles)
         if exists is None:
-            connection.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                                       "INHERIT IN ROLE {}").format(
-                sql.Identifier(username), sql.Literal(password), sql.Identifier(APPLICATION_ROLE)))
+            connection.execute(sql.SQL("CREATE ROLE {} LOGIN {} NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT IN ROLE {}")
+                               .format(sql.Identifier(username),
+                                       sql.SQL("PASSWORD NULL") if password is None
+                                       else sql.SQL("PASSWORD {}").format(sql.Literal(password)),
+                                       granted))
         else:
-            connection.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(APPLICATION_ROLE),
-                                                                sql.Identifier(username)))
-    logs.info("application_login_ready", created=exists is None)
+            connection.execute(sql.SQL("GRANT {} TO {}").format(granted, sql.Identifier(username)))
+            if password is None:
+                connection.execute(sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(username)))
+    logs.info("application_login_ready", created=exists is None,
+              authentication="iam" if password is None else "password")
     return exists is None

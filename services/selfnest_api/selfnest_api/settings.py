@@ -10,7 +10,12 @@ USER_POOL_ID = re.compile(r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)_[0-9A-Za-z]+")
 SNS_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):\d{12}:[A-Za-z0-9_.-]{1,256}")
 SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):\d{12}:secret:[^\s]+")
 APP_CLIENT_ID = re.compile(r"[\w+]{1,128}")
+REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
+# A PostgreSQL role name as IAM database authentication maps it (lowercase, unquoted, at most 63 bytes).
+DATABASE_USER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# RDS accepts IAM authentication tokens over TLS only; a mode that may fall back to plain text is refused up front.
+TLS_MODES = ("require", "verify-ca", "verify-full")
 
 
 class SettingsError(ValueError):
@@ -23,14 +28,21 @@ class Settings:
     db_host: str | None
     db_port: int | None
     db_name: str | None
-    db_secret_arn: str
+    # How the process signs in, exactly one of: `db_iam_user` (IAM database authentication: a token per connection,
+    # signed with the task role's credentials for `db_region`; every deployed API) or `db_secret_arn` (a secret with
+    # a username and password: the migrate task's master login, or a PostgreSQL without IAM authentication).
+    db_secret_arn: str | None
+    db_iam_user: str | None
+    db_region: str | None
     db_sslmode: str
     db_sslrootcert: str | None
     user_pool_id: str
     user_pool_client_ids: tuple[str, ...]
     cognito_jwks_url: str
     session_events_topic_arn: str
+    # The migrate task's API login to create: a password login from a secret, or an IAM login (granted rds_iam).
     app_db_secret_arn: str | None
+    app_db_iam_user: str | None
     therapist_roster_seconds: float
     max_open_bookings: int
     booking_changes_per_hour: int
@@ -46,8 +58,9 @@ class Settings:
         return f"https://cognito-idp.{self.region}.amazonaws.com/{self.user_pool_id}"
 
     @property
-    def secret_region(self) -> str:
-        return _region_of(SECRET_ARN, self.db_secret_arn)
+    def secret_region(self) -> str | None:
+        """The region of the secret the process signs in with (None: it signs in with IAM tokens)."""
+        return None if self.db_secret_arn is None else secret_region(self.db_secret_arn)
 
     @property
     def topic_region(self) -> str:
@@ -60,20 +73,43 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     user_pool_id = reader.matching("USER_POOL_ID", USER_POOL_ID, example="eu-west-1_AbCdEf123")
     region = _region_of(USER_POOL_ID, user_pool_id)
     default_jwks_url = f"https://cognito-idp.{region}.amazonaws.com/{user_pool_id}/.well-known/jwks.json"
+    db_secret_arn = reader.optional_matching("DB_SECRET_ARN", SECRET_ARN, example="a Secrets Manager secret ARN")
+    db_iam_user = reader.optional_matching("DB_IAM_USER", DATABASE_USER, example="a PostgreSQL user name")
+    db_sslmode = reader.choice("DB_SSLMODE", SSL_MODES, default="verify-full")
+    db_host, db_port, db_region = reader.optional("DB_HOST"), reader.port("DB_PORT"), None
+    if (db_secret_arn is None) == (db_iam_user is None):
+        raise SettingsError("set exactly one of DB_IAM_USER (IAM database authentication) and DB_SECRET_ARN (a "
+                            "secret with a username and password) to say how to sign in to the database")
+    if db_iam_user is not None:
+        db_region = reader.matching("DB_REGION", REGION, example="the database's AWS region, such as eu-west-1")
+        for name, value in (("DB_HOST", db_host), ("DB_PORT", db_port)):
+            if value is None:
+                raise SettingsError(f"{name} is not set (DB_IAM_USER signs a token for the database's host and port)")
+        if db_sslmode not in TLS_MODES:
+            raise SettingsError(f"DB_SSLMODE={db_sslmode!r} is not valid with DB_IAM_USER: RDS takes IAM tokens over "
+                                f"TLS only (expected one of {', '.join(TLS_MODES)})")
+    app_db_secret_arn = reader.optional_matching("APP_DB_SECRET_ARN", SECRET_ARN,
+                                                 example="a Secrets Manager secret ARN")
+    app_db_iam_user = reader.optional_matching("APP_DB_IAM_USER", DATABASE_USER, example="a PostgreSQL user name")
+    if app_db_secret_arn is not None and app_db_iam_user is not None:
+        raise SettingsError("set at most one of APP_DB_IAM_USER and APP_DB_SECRET_ARN (the API's login signs in "
+                            "with IAM tokens or with a password, not both)")
     return Settings(
         port=reader.port("PORT") or 8080,
-        db_host=reader.optional("DB_HOST"),
-        db_port=reader.port("DB_PORT"),
+        db_host=db_host,
+        db_port=db_port,
         db_name=reader.optional("DB_NAME"),
-        db_secret_arn=reader.matching("DB_SECRET_ARN", SECRET_ARN, example="a Secrets Manager secret ARN"),
-        db_sslmode=reader.choice("DB_SSLMODE", SSL_MODES, default="verify-full"),
+        db_secret_arn=db_secret_arn,
+        db_iam_user=db_iam_user,
+        db_region=db_region,
+        db_sslmode=db_sslmode,
         db_sslrootcert=reader.optional("DB_SSLROOTCERT"),
         user_pool_id=user_pool_id,
         user_pool_client_ids=reader.client_ids("USER_POOL_CLIENT_IDS"),
         cognito_jwks_url=reader.url("COGNITO_JWKS_URL", default=default_jwks_url),
         session_events_topic_arn=reader.matching("SESSION_EVENTS_TOPIC_ARN", SNS_TOPIC_ARN, example="an SNS topic ARN"),
-        app_db_secret_arn=reader.optional_matching("APP_DB_SECRET_ARN", SECRET_ARN,
-                                                   example="a Secrets Manager secret ARN"),
+        app_db_secret_arn=app_db_secret_arn,
+        app_db_iam_user=app_db_iam_user,
         therapist_roster_seconds=reader.seconds("THERAPIST_ROSTER_SECONDS", default=60),
         max_open_bookings=reader.count("MAX_OPEN_BOOKINGS", default=5),
         booking_changes_per_hour=reader.count("BOOKING_CHANGES_PER_HOUR", default=20),
@@ -150,6 +186,11 @@ class _EnvironmentReader:
         if not ids or malformed:
             raise SettingsError(f"{name} is not valid: expected comma-separated Cognito app client ids")
         return ids
+
+
+def secret_region(secret_arn: str) -> str:
+    """The region in a (validated) Secrets Manager secret ARN."""
+    return _region_of(SECRET_ARN, secret_arn)
 
 
 def _region_of(pattern: re.Pattern[str], arn: str) -> str:

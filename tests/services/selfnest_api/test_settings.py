@@ -68,6 +68,8 @@ def test_good_settings_serve_until_sigterm(good_environment: dict[str, str]) -> 
     assert '"event": "stopped"' in remaining_output
 
 
+ONE_WAY_TO_SIGN_IN = ("selfnest-api: set exactly one of DB_IAM_USER (IAM database authentication) and DB_SECRET_ARN "
+                      "(a secret with a username and password) to say how to sign in to the database")
 BAD_SETTINGS = {
     "no user pool": ({"USER_POOL_ID": ""}, 2, "selfnest-api: USER_POOL_ID is not set"),
     "user pool without region": ({"USER_POOL_ID": "abc"}, 2,
@@ -85,6 +87,25 @@ BAD_SETTINGS = {
     "app secret not an ARN": ({"APP_DB_SECRET_ARN": "selfnest-api"}, 2,
                               "selfnest-api: APP_DB_SECRET_ARN='selfnest-api' is not valid: expected a Secrets "
                               "Manager secret ARN"),
+    "no way to sign in": ({"DB_SECRET_ARN": ""}, 2, ONE_WAY_TO_SIGN_IN),
+    "two ways to sign in": ({"DB_IAM_USER": "selfnest_api"}, 2, ONE_WAY_TO_SIGN_IN),
+    "iam user not a user name": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "Robert'); DROP"}, 2,
+                                 "selfnest-api: DB_IAM_USER=\"Robert'); DROP\" is not valid: expected a PostgreSQL "
+                                 "user name"),
+    "iam without region": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api", "DB_HOST": "db.example.com",
+                            "DB_PORT": "5432"}, 2, "selfnest-api: DB_REGION is not set"),
+    "iam without host": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api", "DB_REGION": "eu-west-1",
+                          "DB_HOST": "", "DB_PORT": "5432"}, 2,
+                         "selfnest-api: DB_HOST is not set (DB_IAM_USER signs a token for the database's host and "
+                         "port)"),
+    "iam without tls": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api", "DB_REGION": "eu-west-1",
+                         "DB_HOST": "db.example.com", "DB_PORT": "5432", "DB_SSLMODE": "prefer"}, 2,
+                        "selfnest-api: DB_SSLMODE='prefer' is not valid with DB_IAM_USER: RDS takes IAM tokens over "
+                        "TLS only (expected one of require, verify-ca, verify-full)"),
+    "two kinds of api login": ({"APP_DB_IAM_USER": "selfnest_api",
+                                "APP_DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbCdEf"},
+                               2, "selfnest-api: set at most one of APP_DB_IAM_USER and APP_DB_SECRET_ARN (the API's "
+                               "login signs in with IAM tokens or with a password, not both)"),
 }
 
 
