@@ -101,9 +101,12 @@ class NetworkSettings(_Settings):
     nat_gateways: Literal["none", "single", "one_per_az"]
     subnet_masks: SubnetMasks
     flow_log_retention_days: LogRetentionDays
-    # The Secrets Manager interface endpoint the in-VPC rotation functions call (they have no other way out): one
-    # network interface in each of the first this-many zones, billed per zone-hour. null: every zone. Fewer zones
-    # trade availability (rotation waits while that zone is down; callers elsewhere cross zones), not security.
+    # The Secrets Manager interface endpoint the master secret's in-VPC rotation function calls (it has no other way
+    # out). Only DR tiers with a cross-region database replica have that function and endpoint; elsewhere RDS manages
+    # and rotates the master password itself and this key is not read (constructs/aws/database.py,
+    # rds_manages_master_password). One network interface in each of the first this-many zones, billed per
+    # zone-hour; null: every zone. Fewer zones trade availability (rotation waits while that zone is down; callers
+    # elsewhere cross zones), not security.
     secrets_endpoint_zones: Annotated[int, Field(ge=1, le=AZ_COUNT_RANGE[1])] | None = None
 
     @field_validator("vpc_cidr")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from refarch.constructs.aws.database import APPLICATION_LOGIN
+
 from .assembly import Assembly, get_att, service_task_definition
 
 
@@ -45,8 +47,10 @@ def test_storage_secret_insights_and_logs_use_customer_managed_keys(assembly: As
     storage_key = customer_managed_key(assembly, "data", props["KmsKeyId"])
     assert storage_key["Properties"]["EnableKeyRotation"] is True
     customer_managed_key(assembly, "data", props["PerformanceInsightsKMSKeyId"])
-    for secret in assembly.resources("data", "AWS::SecretsManager::Secret").values():   # master and the API's
+    for secret in assembly.resources("data", "AWS::SecretsManager::Secret").values():   # our own master secret
         customer_managed_key(assembly, "data", secret["Properties"]["KmsKeyId"])
+    if "MasterUserSecret" in props:   # or the one RDS manages
+        customer_managed_key(assembly, "data", props["MasterUserSecret"]["KmsKeyId"])
     for part, logical_id, log_group in assembly.all_resources("AWS::Logs::LogGroup"):
         customer_managed_key(assembly, part, log_group["Properties"].get("KmsKeyId", {"Ref": f"{logical_id}?"}))
         assert "RetentionInDays" in log_group["Properties"], f"{part}/{logical_id} keeps logs forever"
@@ -68,40 +72,57 @@ def test_connections_must_use_tls(assembly: Assembly) -> None:
     assert parameters["Properties"]["Parameters"]["rds.force_ssl"] == "1"
 
 
-def test_credentials_rotate_on_schedule_through_the_vpc_endpoint(assembly: Assembly) -> None:
-    schedules = assembly.resources("data", "AWS::SecretsManager::RotationSchedule").values()
+def has_read_replica(assembly: Assembly) -> bool:
+    """Whether any stack (the DR region's) holds a read replica of this database."""
+    return any("SourceDBInstanceIdentifier" in instance["Properties"]
+               for _, _, instance in assembly.all_resources("AWS::RDS::DBInstance"))
+
+
+def test_rds_manages_the_master_password_unless_a_read_replica_needs_our_own_secret(assembly: Assembly) -> None:
+    """RDS cannot manage the master password of an instance with read replicas (rds-secrets-manager.html,
+    limitations): there the secret is ours, replicated to the DR region and rotated by a function in the VPC;
+    everywhere else RDS generates, stores (under our key) and rotates it, with no function and no endpoint."""
+    _, instance = database(assembly)
+    props = instance["Properties"]
+    secrets = assembly.resources("data", "AWS::SecretsManager::Secret")
+    schedules = list(assembly.resources("data", "AWS::SecretsManager::RotationSchedule").values())
+    rotation_apps = list(assembly.resources("data", "AWS::Serverless::Application").values())
+    if not has_read_replica(assembly):
+        assert props["ManageMasterUserPassword"] is True
+        assert customer_managed_key(assembly, "data", props["MasterUserSecret"]["KmsKeyId"]) == \
+            customer_managed_key(assembly, "data", props["KmsKeyId"])
+        assert (secrets, schedules, rotation_apps) == ({}, [], [])
+        return
+    assert "ManageMasterUserPassword" not in props
+    [(master_id, master)] = secrets.items()
+    assert [replica["Region"] for replica in master["Properties"]["ReplicaRegions"]] == \
+        assembly.settings.dr.replica_regions
     days = assembly.settings.database.secret_rotation_days
-    assert len(schedules) == 2      # the master secret and the API's own
-    assert all(schedule["Properties"]["RotationRules"]["ScheduleExpression"] == f"rate({days} days)"
-               for schedule in schedules)
+    [schedule] = schedules
+    assert schedule["Properties"]["RotationRules"]["ScheduleExpression"] == f"rate({days} days)"
+    [attachment_id] = [logical_id for logical_id, attachment in assembly.resources(
+        "data", "AWS::SecretsManager::SecretTargetAttachment").items()
+        if attachment["Properties"]["SecretId"] == {"Ref": master_id}]
+    assert schedule["Properties"]["SecretId"] == {"Ref": attachment_id}
     app_group = [logical_id for logical_id, group in assembly.resources("network", "AWS::EC2::SecurityGroup").items()
                  if group["Metadata"]["aws:cdk:path"].endswith("SecurityGroups/App/Resource")]
-    rotation_apps = assembly.resources("data", "AWS::Serverless::Application").values()
-    for rotation_app in rotation_apps:
-        parameters = rotation_app["Properties"]["Parameters"]
-        assert "secretsmanager" in str(parameters["endpoint"])
-        assert assembly.resolve(parameters["vpcSecurityGroupIds"]) == get_att(app_group[0], "GroupId")
+    [rotation_app] = rotation_apps
+    mapping = rotation_app["Properties"]["Location"]["ApplicationId"]["Fn::FindInMap"][0]
+    assert "SingleUser" in json.dumps(assembly.templates["data"]["Mappings"][mapping])
+    parameters = rotation_app["Properties"]["Parameters"]
+    assert "secretsmanager" in str(parameters["endpoint"])
+    assert assembly.resolve(parameters["vpcSecurityGroupIds"]) == get_att(app_group[0], "GroupId")
 
 
-def test_the_api_login_rotates_with_alternating_users_through_the_master_secret(assembly: Assembly) -> None:
-    secrets = assembly.resources("data", "AWS::SecretsManager::Secret")
-    [(app_secret_id, app_secret)] = [(logical_id, secret) for logical_id, secret in secrets.items()
-                                     if "AppSecret" in secret["Metadata"]["aws:cdk:path"]]
-    assert "selfnest_api" in json.dumps(app_secret["Properties"]["GenerateSecretString"])
-    [multi_user] = [app["Properties"] for logical_id, app in assembly.resources(
-        "data", "AWS::Serverless::Application").items() if "AppRotation" in logical_id]
-    # Alternating users: the rotation function clones the login with the master's rights.
-    mapping = multi_user["Location"]["ApplicationId"]["Fn::FindInMap"][0]
-    assert "MultiUser" in json.dumps(assembly.templates["data"]["Mappings"][mapping])
-    assert assembly.resolve(multi_user["Parameters"]["masterSecretArn"]) is not None
-    # The API reads only its own secret, never the master one.
+def test_the_api_login_has_no_password_anywhere(assembly: Assembly) -> None:
+    """No secret holds the API's login: it signs in with IAM tokens (test_web, rds-db:connect)."""
+    for secret in assembly.resources("data", "AWS::SecretsManager::Secret").values():
+        assert APPLICATION_LOGIN not in json.dumps(secret["Properties"])
     task = service_task_definition(assembly)
     environment = {variable["Name"]: assembly.resolve(variable["Value"])
                    for variable in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
-    attachments = assembly.resources("data", "AWS::SecretsManager::SecretTargetAttachment")
-    [app_attachment] = [logical_id for logical_id, attachment in attachments.items()
-                        if attachment["Properties"]["SecretId"] == {"Ref": app_secret_id}]
-    assert environment["DB_SECRET_ARN"] == {"Ref": app_attachment}
+    assert "DB_SECRET_ARN" not in environment
+    assert (environment["DB_IAM_USER"], environment["DB_REGION"]) == (APPLICATION_LOGIN, assembly.settings.region)
 
 
 def test_iam_authentication_and_backups_are_on(assembly: Assembly) -> None:

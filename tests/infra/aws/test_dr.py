@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from refarch.constructs.aws.database import APPLICATION_LOGIN
 from refarch.constructs.aws.web import HEALTH_CHECK_PATH
 from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings
 from refarch.tools.update_safety import physical_names
@@ -114,13 +115,15 @@ def test_replicable_chat_tables_are_global_in_every_tier_with_replicas_only_unde
 
 
 def test_database_credentials_are_replicated_where_the_replica_runs(with_dr_region: Assembly) -> None:
-    """A promoted replica keeps the source's passwords: its secrets (master and the API's) must outlive the primary
-    region."""
-    secrets = with_dr_region.resources("data", "AWS::SecretsManager::Secret").values()
-    assert len(secrets) == 2
+    """A promoted replica keeps the source's master password: where a replica runs, the master secret is ours and
+    replicated there (RDS-managed secrets cannot be); without a replica RDS manages it and no secret is ours. The
+    API's login has no secret in any tier (IAM tokens, per region)."""
+    secrets = list(with_dr_region.resources("data", "AWS::SecretsManager::Secret").values())
+    replica_regions = with_dr_region.settings.dr.replica_regions
+    assert len(secrets) == (1 if replica_regions else 0)
     for secret in secrets:
         replicas = [replica["Region"] for replica in secret["Properties"].get("ReplicaRegions", [])]
-        assert replicas == with_dr_region.settings.dr.replica_regions
+        assert replicas == replica_regions
 
 
 def test_runbook_recovery_environment_deploys_beside_the_dr_stack(prod_pilot_light: Assembly, tmp_path: Path) -> None:
@@ -182,25 +185,22 @@ def test_warm_standby_runs_the_api_at_its_minimum_behind_its_own_load_balancer(p
     assert bool(assembly.resources("dr", "AWS::WAFv2::WebACLAssociation")) is settings.web.waf
 
 
-def test_warm_standby_api_reads_the_replica_and_the_replica_of_its_secret(prod_warm_standby: Assembly) -> None:
+def test_warm_standby_api_signs_in_to_the_replica_with_iam_tokens_for_it(prod_warm_standby: Assembly) -> None:
     assembly, settings = prod_warm_standby, prod_warm_standby.settings
     environment = standby_environment(assembly)
     replica_id, _ = replica(assembly)
     assert environment["DB_HOST"] == {"Fn::GetAtt": [replica_id, "Endpoint.Address"]}
-    # The secret ARN comes from the data stack, built there for the DR region (a replica keeps name and suffix).
-    parameter = assembly.resolve(environment["DB_SECRET_ARN"])
-    parameter_id = parameter["Fn::GetAtt"][0]
-    value = assembly.templates["data"]["Resources"][parameter_id]["Properties"]["Value"]["Fn::Join"][1]
-    assert value[0] == f"arn:aws:secretsmanager:{settings.dr.region}:{DEPLOYER_ACCOUNT}:secret:"
-    [app_secret_attachment] = [logical_id for logical_id, resource in assembly.templates["data"]["Resources"].items()
-                               if resource["Type"] == "AWS::SecretsManager::SecretTargetAttachment"
-                               and "AppSecret" in logical_id]
-    assert value[1] == {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": app_secret_attachment}]}]}
-    # ... and the task role may read exactly that replica.
+    # The same login as in the primary region (the replica copies its roles), with tokens signed for the DR region.
+    assert (environment["DB_IAM_USER"], environment["DB_REGION"]) == (APPLICATION_LOGIN, settings.dr.region)
+    assert "DB_SECRET_ARN" not in environment
+    # ... and the task role may sign in as exactly that login on exactly the replica; it reads no secret.
     policies = [statement for resource in assembly.resources("dr", "AWS::IAM::Policy").values()
                 for statement in resource["Properties"]["PolicyDocument"]["Statement"]]
-    reads = [statement for statement in policies if "secretsmanager:GetSecretValue" in statement["Action"]]
-    assert [statement["Resource"] for statement in reads] == [environment["DB_SECRET_ARN"]]
+    assert not [statement for statement in policies if "secretsmanager:GetSecretValue" in statement["Action"]]
+    [connect] = [statement for statement in policies if statement["Action"] == "rds-db:connect"]
+    assert connect["Resource"] == {"Fn::Join": ["", [
+        f"arn:aws:rds-db:{settings.dr.region}:{DEPLOYER_ACCOUNT}:dbuser:",
+        {"Fn::GetAtt": [replica_id, "DbiResourceId"]}, f"/{APPLICATION_LOGIN}"]]}
     # The user pool and topic are the primary region's (the pool's id read across regions at deploy time).
     assert environment["USER_POOL_ID"]["Fn::GetStackOutput"]["Region"] == settings.region
     assert environment["SESSION_EVENTS_TOPIC_ARN"] == (

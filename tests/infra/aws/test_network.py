@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from refarch.stacks.selfnest.config import subnet_cidrs
@@ -108,7 +109,19 @@ def test_load_balancer_sends_only_to_app_tasks_on_the_container_port(assembly: A
                                                                                                       "GroupId")}]
 
 
-def test_secrets_manager_endpoint_admits_only_the_app_tier_on_https(assembly: Assembly) -> None:
+def test_a_secrets_manager_endpoint_exists_exactly_where_a_rotation_function_needs_it(assembly: Assembly) -> None:
+    """The endpoint is billed per zone-hour and only the master secret's rotation function (in the VPC, no other way
+    out) needs it; where RDS rotates the master password there is neither. It admits only the app tier on HTTPS."""
+    endpoints = [endpoint for endpoint in assembly.resources("network", "AWS::EC2::VPCEndpoint").values()
+                 if "secretsmanager" in json.dumps(endpoint["Properties"]["ServiceName"])]
+    rotation_functions = assembly.resources("data", "AWS::Serverless::Application")
+    assert len(endpoints) == (1 if rotation_functions else 0)
+    if not endpoints:
+        return
+    [endpoint] = endpoints
+    network = assembly.settings.network
+    zones = network.secrets_endpoint_availability_zones or network.availability_zones
+    assert len(endpoint["Properties"]["SubnetIds"]) == len(zones)
     endpoint_group = security_group_id(assembly, "Vpc/Vpc/SecretsManager/SecurityGroup/Resource")
     app = security_group_id(assembly, "SecurityGroups/App/Resource")
     assert assembly.rules(endpoint_group, "ingress") == [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from refarch.constructs.aws.database import APPLICATION_LOGIN
 from refarch.constructs.aws.web import MigrationOnDeploy
 
 from .assembly import Assembly, Resource, get_att, ref, service_task_definition
@@ -85,28 +86,23 @@ def test_service_runs_arm64_tasks_in_the_app_tier(assembly: Assembly) -> None:
         assembly.settings.web.min_tasks, assembly.settings.web.max_tasks)
 
 
-def test_task_role_can_read_its_secret_and_publish_session_events_and_nothing_else(assembly: Assembly) -> None:
+def test_task_role_signs_in_as_its_login_and_publishes_session_events_and_nothing_else(assembly: Assembly) -> None:
     [(role_id, _)] = [(k, r) for k, r in assembly.resources("web", "AWS::IAM::Role").items()
                       if r["Metadata"]["aws:cdk:path"].endswith("Api/Task/TaskRole/Resource")]
     statements = [statement for policy in assembly.resources("web", "AWS::IAM::Policy").values()
                   if {"Ref": role_id} in policy["Properties"]["Roles"]
                   for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
     by_action = {json.dumps(s["Action"]): s for s in statements}
-    assert set(by_action) == {'["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]',
-                              '"kms:Decrypt"', '"sns:Publish"', '["kms:Decrypt", "kms:GenerateDataKey"]',
+    # No secret to read: the API's login signs in with IAM database authentication.
+    assert set(by_action) == {'"rds-db:connect"', '"sns:Publish"', '["kms:Decrypt", "kms:GenerateDataKey"]',
                               '["cognito-idp:AdminGetUser", "cognito-idp:ListUsersInGroup"]'}
     assert all(s["Effect"] == "Allow" for s in statements)
-    # The API's own secret (never the master one), handed out through its target attachment (same ARN).
-    [secret_id] = [logical_id for logical_id, secret in assembly.resources("data", "AWS::SecretsManager::Secret")
-                   .items() if "AppSecret" in secret["Metadata"]["aws:cdk:path"]]
-    [attachment_id] = [logical_id for logical_id, attachment in assembly.resources(
-        "data", "AWS::SecretsManager::SecretTargetAttachment").items()
-        if attachment["Properties"]["SecretId"] == {"Ref": secret_id}]
-    secret_read = by_action['["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]']
-    assert assembly.resolve(secret_read["Resource"]) == {"Ref": attachment_id}
-    secret_decrypt = by_action['"kms:Decrypt"']
-    assert assembly.resolve(secret_decrypt["Resource"]) == assembly.tier_key_arn("data")
-    assert "kms:ViaService" in secret_decrypt["Condition"]["StringEquals"]
+    connect = by_action['"rds-db:connect"']
+    instance_id, _ = assembly.only("data", "AWS::RDS::DBInstance")
+    account = "<account>" if assembly.accounts["web"] == "unknown-account" else assembly.accounts["web"]
+    assert dbuser_arn(assembly, connect["Resource"]) == (
+        f"arn:aws:rds-db:{assembly.settings.region}:{account}:dbuser:"
+        f"{json.dumps(get_att(instance_id, 'DbiResourceId'))}/{APPLICATION_LOGIN}")
 
     topic_id = next(k for k, r in assembly.resources("messaging", "AWS::SNS::Topic").items()
                     if r["Properties"]["TopicName"] == assembly.settings.name("session-events"))
@@ -159,6 +155,23 @@ def arn_text(arn: str | dict[str, Any]) -> str:
     if isinstance(arn, str):
         return arn
     return "".join(part if isinstance(part, str) else json.dumps(part) for part in arn["Fn::Join"][1])
+
+
+def dbuser_arn(assembly: Assembly, resource: Any) -> str:
+    """An rds-db:connect resource as text: the account as <account>, the DbiResourceId as the GetAtt it reads
+    (followed through the stack output it crosses)."""
+    parts = []
+    for part in assembly.resolve(resource)["Fn::Join"][1]:
+        if part == {"Ref": "AWS::AccountId"}:
+            parts.append("<account>")
+        elif isinstance(part, dict) and "Fn::GetStackOutput" in part:
+            output = part["Fn::GetStackOutput"]
+            [template] = [template for name, template in assembly.templates.items()
+                          if output["StackName"].endswith(f"-{name}")]
+            parts.append(json.dumps(template["Outputs"][output["OutputName"]]["Value"]))
+        else:
+            parts.append(part if isinstance(part, str) else json.dumps(part))
+    return "".join(parts)
 
 
 def actions(statement: dict[str, Any]) -> list[str]:
@@ -258,3 +271,31 @@ def test_a_service_idling_at_zero_wakes_on_refused_requests_and_sleeps_only_when
     assert set(counted.values()) == {"RequestCount", "HTTPCode_ELB_503_Count"}
     assert all(f"FILL({metric_id}, 0)" in expression for metric_id in counted)
     assert sleep["ComparisonOperator"] in ("LessThanOrEqualToThreshold", "LessThanThreshold")
+
+
+def test_the_migrate_task_reads_only_the_master_secret_and_creates_the_api_login_for_iam(assembly: Assembly) -> None:
+    """The master secret, RDS-managed ({username, password} only) or ours: where the database is comes from the
+    task's own settings; the login it creates is the one the API's role may sign in as."""
+    _, task = migrate_task_definition(assembly)
+    [container] = task["Properties"]["ContainerDefinitions"]
+    environment = {variable["Name"]: assembly.resolve(variable["Value"]) for variable in container["Environment"]}
+    instance_id, instance = assembly.only("data", "AWS::RDS::DBInstance")
+    if instance["Properties"].get("ManageMasterUserPassword") is True:
+        master = get_att(instance_id, "MasterUserSecret.SecretArn")
+    else:
+        [(secret_id, _)] = assembly.resources("data", "AWS::SecretsManager::Secret").items()
+        [attachment_id] = [logical_id for logical_id, attachment in assembly.resources(
+            "data", "AWS::SecretsManager::SecretTargetAttachment").items()
+            if attachment["Properties"]["SecretId"] == ref(secret_id)]
+        master = ref(attachment_id)
+    assert environment["DB_SECRET_ARN"] == master
+    assert environment["DB_HOST"] == get_att(instance_id, "Endpoint.Address")
+    assert (environment["DB_PORT"], environment["DB_NAME"]) == (str(instance["Properties"]["Port"]),
+                                                                instance["Properties"]["DBName"])
+    assert environment["APP_DB_IAM_USER"] == APPLICATION_LOGIN and "APP_DB_SECRET_ARN" not in environment
+    task_role = ref(task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0])
+    reads = [statement for policy in assembly.resources("web", "AWS::IAM::Policy").values()
+             if task_role in policy["Properties"]["Roles"]
+             for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+             if "secretsmanager:GetSecretValue" in actions(statement)]
+    assert [assembly.resolve(statement["Resource"]) for statement in reads] == [master]
