@@ -80,3 +80,36 @@ def test_the_deploy_time_migration_is_left_out_with_its_reason_and_nothing_waits
     web = json.loads((tmp_path / "local" / assembly.template_files["web"].name).read_text(encoding="utf-8"))
     assert migration_id not in web["Resources"]
     assert migration_id not in json.dumps(web)   # no DependsOn, Ref or GetAtt left pointing at it
+
+
+def test_an_rds_managed_master_secret_is_declared_locally_and_read_where_the_deployed_one_would_be(
+        tmp_path: Path) -> None:
+    """RDS creates the managed master secret at launch; the emulator's CloudFormation does not. The local copy
+    declares a generated secret of the same shape and key, and every reader of MasterUserSecret.SecretArn (in the
+    stack or through its output) reads that one instead."""
+    key_arn = {"Fn::GetAtt": ["Key", "Arn"]}
+    secret_arn = {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
+    producer = {"Resources": {
+        "Key": {"Type": "AWS::KMS::Key", "Properties": {}},
+        "Database": {"Type": "AWS::RDS::DBInstance", "Properties": {
+            "MasterUsername": "selfnest_admin", "ManageMasterUserPassword": True,
+            "MasterUserSecret": {"KmsKeyId": key_arn}}},
+        "Reader": {"Type": "AWS::IAM::Policy", "Properties": {"Resource": secret_arn}},
+    }, "Outputs": {"MasterSecret": {"Value": secret_arn}}}
+    write_assembly(tmp_path / "synth", {"producer": producer})
+
+    omissions = localize(tmp_path / "synth", tmp_path / "local", emulator_url="http://localhost:4566")
+
+    [noted] = [item for item in omissions if item.logical_id == "Database"]
+    assert "ManageMasterUserPassword" in noted.reason
+    [deployed] = [json.loads(path.read_text()) for path in (tmp_path / "local").glob("producer*.json")]
+    [(secret_id, secret)] = [(logical_id, resource) for logical_id, resource in deployed["Resources"].items()
+                             if resource["Type"] == "AWS::SecretsManager::Secret"]
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert json.loads(generated["SecretStringTemplate"]) == {"username": "selfnest_admin"}
+    assert generated["GenerateStringKey"] == "password" and secret["Properties"]["KmsKeyId"] == key_arn
+    database = deployed["Resources"]["Database"]["Properties"]
+    assert "ManageMasterUserPassword" not in database and "MasterUserSecret" not in database
+    assert deployed["Resources"]["Reader"]["Properties"]["Resource"] == {"Ref": secret_id}
+    assert deployed["Outputs"]["MasterSecret"]["Value"] == {"Ref": secret_id}
+    assert "MasterUserSecret.SecretArn" not in json.dumps(deployed)

@@ -161,33 +161,39 @@ def test_iam_is_enforced_on_the_api_task_role(state: Path):
     assert refused.value.response["Error"]["Code"] in ("AuthorizationError", "AccessDenied", "AccessDeniedException")
 
 
-def test_migrate_task_ran_with_the_master_secret_and_the_api_signs_in_as_its_own_login_over_tls(state: Path):
-    """As on AWS: the one-off migrate task (its own task definition, the master secret) created the API's login from
-    the API's secret; the API holds only connections of that login, each over TLS; plain text is refused."""
+def test_migrate_task_ran_with_the_master_secret_and_the_api_signs_in_as_its_own_iam_login_over_tls(state: Path):
+    """As on AWS: the one-off migrate task (its own task definition, the master secret) created the API's login with
+    no password, in rds_iam; the API holds only connections of that login, each over TLS, signed in with IAM tokens
+    (which this cluster admits for rds_iam members without checking, docs/local.md); plain text is refused, and
+    every other login still needs its password."""
     endpoints = json.loads((state / "endpoints.json").read_text())
     emulator, region = endpoints["emulator"], endpoints["region"]
     api_task, migration_task = web_task_definitions(endpoint=emulator, region=region)
     secrets = aws_client("secretsmanager", endpoint=emulator, region=region)
-    app, master = (json.loads(secrets.get_secret_value(SecretId=task.environment["DB_SECRET_ARN"])["SecretString"])
-                   for task in (api_task, migration_task))
-    assert migration_task.environment["APP_DB_SECRET_ARN"] == api_task.environment["DB_SECRET_ARN"]
-    assert app["username"] != master["username"]
+    master = json.loads(secrets.get_secret_value(SecretId=migration_task.environment["DB_SECRET_ARN"])["SecretString"])
+    app_user = api_task.environment["DB_IAM_USER"]
+    assert "DB_SECRET_ARN" not in api_task.environment
+    assert migration_task.environment["APP_DB_IAM_USER"] == app_user != master["username"]
     assert '"event": "migrations_done"' in (state / "logs" / "selfnest-migrate.log").read_text()
     [server_socket] = (state / "postgres" / "socket").glob(".s.PGSQL.*[0-9]")   # not its .lock file
     port = int(server_socket.name.rsplit(".", 1)[1])
     with psycopg.connect(host=str(server_socket.parent), port=port, user="postgres", dbname="postgres") as admin:
-        login = admin.execute("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = %s",
-                              (app["username"],)).fetchone()
+        login = admin.execute("SELECT rolsuper, rolcreaterole, rolcreatedb, rolpassword IS NULL, "
+                              "pg_has_role(rolname, 'rds_iam', 'MEMBER') FROM pg_authid WHERE rolname = %s",
+                              (app_user,)).fetchone()
         connections = admin.execute(
             "SELECT activity.usename, tls.ssl FROM pg_stat_activity activity JOIN pg_stat_ssl tls USING (pid) "
             "WHERE activity.client_addr IS NOT NULL").fetchall()
-    assert login == (False, False, False)
+    assert login == (False, False, False, True, True)
     assert connections, "the API holds no database connection"
-    assert {user for user, _ in connections} == {app["username"]}
+    assert {user for user, _ in connections} == {app_user}
     assert all(over_tls for _, over_tls in connections)
     with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(host="127.0.0.1", port=port, user=app["username"], password=app["password"],
+        psycopg.connect(host="127.0.0.1", port=port, user=app_user, password="any-token",
                         dbname=api_task.environment["DB_NAME"], sslmode="disable", connect_timeout=5)
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host="127.0.0.1", port=port, user=master["username"], password="not-the-password",
+                        dbname=api_task.environment["DB_NAME"], sslmode="require", connect_timeout=5)
 
 
 def test_up_twice_says_it_is_already_up(state: Path):

@@ -1,6 +1,6 @@
 -- The role the internet-facing API works as: only the DML its queries need, on its own tables, owner of nothing.
--- Its login user (from its own Secrets Manager secret, rotated with alternating users) is a member of this role and
--- is created by the migrate task, which alone signs in as the master user. `selfnest_app` is cluster-wide: created
+-- Its login user is a member of this role and is created by the migrate task, which alone signs in as the master
+-- user: on RDS without a password and granted rds_iam (IAM database authentication), or from a secret's password. `selfnest_app` is cluster-wide: created
 -- once, granted here per table; every later migration that adds a table grants what the API needs on it.
 DO $$
 BEGIN
