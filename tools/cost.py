@@ -319,7 +319,7 @@ def _database(deployment: CfnDeployment, resource: CfnResource, line: LineMaker)
                f"rds_postgres_{shape}_hour", instances * HOURS_PER_MONTH)
     if properties.get("ManageMasterUserPassword") in (True, "true"):
         # RDS keeps the master password in a secret of its own: billed as any secret, though not in the template.
-        line.fixed("Secrets Manager secrets (RDS-managed master password)", "secret_month", 1)
+        line.fixed("Secrets Manager secrets", "secret_month", 1)
     storage = properties.get("AllocatedStorage")
     if storage is None:  # a read replica gets its source's allocation
         storage = max((int(other.properties["AllocatedStorage"]) for other in deployment.resources(resource.type)

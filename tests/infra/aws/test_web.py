@@ -280,6 +280,7 @@ def test_the_migrate_task_reads_only_the_master_secret_and_creates_the_api_login
     [container] = task["Properties"]["ContainerDefinitions"]
     environment = {variable["Name"]: assembly.resolve(variable["Value"]) for variable in container["Environment"]}
     instance_id, instance = assembly.only("data", "AWS::RDS::DBInstance")
+    master: dict[str, Any]
     if instance["Properties"].get("ManageMasterUserPassword") is True:
         master = get_att(instance_id, "MasterUserSecret.SecretArn")
     else:

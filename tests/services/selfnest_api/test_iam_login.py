@@ -41,8 +41,8 @@ class RecordingSigner:
 
     def generate_db_auth_token(self, DBHostname: str, Port: int, DBUsername: str,  # noqa: N803 - boto3's names
                                Region: str | None = None) -> str:  # noqa: N803
-        token = self._client.generate_db_auth_token(DBHostname=DBHostname, Port=Port, DBUsername=DBUsername,
-                                                    Region=Region)
+        token: str = self._client.generate_db_auth_token(DBHostname=DBHostname, Port=Port, DBUsername=DBUsername,
+                                                         Region=Region)
         self.signed.append(({"DBHostname": DBHostname, "Port": Port, "DBUsername": DBUsername, "Region": Region},
                             token))
         return token
@@ -69,7 +69,7 @@ def test_each_new_connection_signs_in_with_a_token_signed_for_it_over_tls(
     login = IamAuthToken(client=signer, user=LOGIN, host=DB_HOST, port=DB_PORT, region=DB_REGION)
     attempts: list[dict[str, Any]] = []
 
-    def connect(cls: type[psycopg.Connection[Any]], conninfo: str = "", **kwargs: Any) -> psycopg.Connection[Any]:
+    def connect(cls: type[psycopg.Connection[Any]], /, conninfo: str = "", **kwargs: Any) -> psycopg.Connection[Any]:
         attempts.append(kwargs)
         raise RefusedHereError
 
