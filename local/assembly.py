@@ -219,9 +219,11 @@ def _declare_managed_master_secrets(stack: str, template: dict[str, Any]) -> lis
         del properties["ManageMasterUserPassword"]
         properties.pop("MasterUserSecret", None)
         wanted = {"Fn::GetAtt": [logical_id, "MasterUserSecret.SecretArn"]}
-        template["Resources"] = resources = _replace(resources, wanted, {"Ref": secret_id})
+        # The secret's ARN (its Id attribute): the emulator's Ref of a secret answers its name, not the ARN.
+        arn = {"Fn::GetAtt": [secret_id, "Id"]}
+        template["Resources"] = resources = _replace(resources, wanted, arn)
         if "Outputs" in template:
-            template["Outputs"] = _replace(template["Outputs"], wanted, {"Ref": secret_id})
+            template["Outputs"] = _replace(template["Outputs"], wanted, arn)
         substituted.append(Omission(stack, logical_id, "AWS::RDS::DBInstance", RDS_MANAGED_MASTER_LOGIN_NOTE))
     return substituted
 

@@ -110,6 +110,6 @@ def test_an_rds_managed_master_secret_is_declared_locally_and_read_where_the_dep
     assert generated["GenerateStringKey"] == "password" and secret["Properties"]["KmsKeyId"] == key_arn
     database = deployed["Resources"]["Database"]["Properties"]
     assert "ManageMasterUserPassword" not in database and "MasterUserSecret" not in database
-    assert deployed["Resources"]["Reader"]["Properties"]["Resource"] == {"Ref": secret_id}
-    assert deployed["Outputs"]["MasterSecret"]["Value"] == {"Ref": secret_id}
+    assert deployed["Resources"]["Reader"]["Properties"]["Resource"] == {"Fn::GetAtt": [secret_id, "Id"]}
+    assert deployed["Outputs"]["MasterSecret"]["Value"] == {"Fn::GetAtt": [secret_id, "Id"]}
     assert "MasterUserSecret.SecretArn" not in json.dumps(deployed)
