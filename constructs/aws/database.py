@@ -173,6 +173,11 @@ class PrivateDatabase(Construct):
             self.instance.node.add_dependency(log_group)
         assert self.instance.secret is not None  # RDS-managed or generated above
         self.secret = self.instance.secret   # the master credentials: only the migrate task reads them
+        generated = self.instance.node.try_find_child("Secret")
+        if isinstance(generated, secretsmanager.Secret):
+            # Kept where data is kept: snapshots and backup copies taken while it was in use restore with its
+            # password, also after a tier change hands the master password to RDS (which sets a new one).
+            generated.apply_removal_policy(cdk.RemovalPolicy.RETAIN if retain_data else cdk.RemovalPolicy.DESTROY)
         # RDS's own `connections` use a token for the port, which would make the security group (network stack)
         # reference the instance (this stack) and form a cycle; this view of the same group uses the literal port.
         self.connections = ec2.Connections(security_groups=[security_group],

@@ -10,6 +10,7 @@ with credentials does (the CLI sets CDK_DEFAULT_ACCOUNT), so both shapes pass ev
 from __future__ import annotations
 
 import pytest
+from refarch.stacks.selfnest.config import load_settings
 
 from .assembly import DEPLOYER_ACCOUNT, PROVISIONED, VARIANTS, Assembly, shared_assembly
 
@@ -59,6 +60,18 @@ def assembly(request: pytest.FixtureRequest, assemblies: Assemblies) -> Assembly
 @pytest.fixture(scope="session", params=["prod", "prod-pilot_light", "prod-warm_standby"])
 def with_dr_region(request: pytest.FixtureRequest, assemblies: Assemblies) -> Assembly:
     """Every variant that has a DR region (every tier)."""
+    return assemblies[request.param]
+
+
+# Variants whose database has a cross-region replica: there the master secret is ours, rotated by a function in the
+# VPC (RDS manages it everywhere else).
+WITH_DATABASE_REPLICA = [name for name, (environment, tier, _) in VARIANTS.items()
+                         if load_settings(environment, dr_tier=tier).dr.replica_regions]
+
+
+@pytest.fixture(scope="session", params=WITH_DATABASE_REPLICA)
+def with_rotation(request: pytest.FixtureRequest, assemblies: Assemblies) -> Assembly:
+    """Every variant whose master secret is rotated by a function in the VPC (a database replica exists)."""
     return assemblies[request.param]
 
 

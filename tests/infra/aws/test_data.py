@@ -95,6 +95,8 @@ def test_rds_manages_the_master_password_unless_a_read_replica_needs_our_own_sec
         return
     assert "ManageMasterUserPassword" not in props
     [(master_id, master)] = secrets.items()
+    # Kept where data is kept: older snapshots and backup copies restore with its password.
+    assert master["DeletionPolicy"] == ("Retain" if assembly.settings.retain_data else "Delete")
     assert [replica["Region"] for replica in master["Properties"]["ReplicaRegions"]] == \
         assembly.settings.dr.replica_regions
     days = assembly.settings.database.secret_rotation_days

@@ -43,13 +43,20 @@ def test_every_function_including_cdks_helpers_logs_into_a_group_its_stack_owns(
 
 
 def rotations(assembly: Assembly) -> list[Resource]:
-    """Every secret-rotation application (the master secret's, the API login's, any a fork adds)."""
+    """Every secret-rotation application (the master secret's where a DR replica keeps it ours, any a fork adds);
+    elsewhere RDS rotates the master password itself and there is none."""
     found = list(assembly.resources("data", "AWS::Serverless::Application").values())
-    assert found, "no rotation application in the data stack"
+    assert bool(found) == bool(assembly.settings.dr.replica_regions), "rotation application where RDS rotates"
     return found
 
 
-def test_the_rotation_functions_default_log_group_is_created_first_encrypted_and_expiring(assembly: Assembly) -> None:
+def test_only_variants_with_a_database_replica_run_a_rotation_function(assembly: Assembly) -> None:
+    rotations(assembly)
+
+
+def test_the_rotation_functions_default_log_group_is_created_first_encrypted_and_expiring(
+        with_rotation: Assembly) -> None:
+    assembly = with_rotation
     for application in rotations(assembly):
         name = f"/aws/lambda/{application['Properties']['Parameters']['functionName']}"
         [group_id] = [logical_id for logical_id, group in assembly.resources("data", "AWS::Logs::LogGroup").items()
@@ -58,7 +65,8 @@ def test_the_rotation_functions_default_log_group_is_created_first_encrypted_and
         assert group_id in application["DependsOn"]
 
 
-def test_the_rotation_function_calls_the_standard_endpoint_that_private_dns_answers(assembly: Assembly) -> None:
+def test_the_rotation_function_calls_the_standard_endpoint_that_private_dns_answers(with_rotation: Assembly) -> None:
+    assembly = with_rotation
     for application in rotations(assembly):
         endpoint = json.dumps(application["Properties"]["Parameters"]["endpoint"])
         assert "https://secretsmanager." in endpoint and "VpcEndpoint" not in endpoint and "vpce" not in endpoint
