@@ -23,7 +23,11 @@ from .encryption import EncryptedLogGroup
 from .nag import acknowledge
 from .network import POSTGRES_PORT
 
-APPLICATION_LOGIN = "selfnest_api"   # the API's database user: signs in with IAM tokens (rds-db:connect)
+# The API's database user: signs in with IAM tokens (rds-db:connect). A name of its own, not the password-era
+# `selfnest_api` (services/selfnest_api/selfnest_api/migrations.py PRE_IAM_LOGINS): during a rolling deploy the
+# previous version's tasks keep signing in with that one's password until ECS replaces them, and the migrate task
+# retires it once nobody is signed in as it.
+APPLICATION_LOGIN = "selfnest_api_iam"
 MASTER_USERNAME = "selfnest_admin"
 DEFAULT_PORT = {
     "AwsSolutions-RDS11": "5432 is kept on purpose: a non-default port hides nothing from a scan, while the "

@@ -3,7 +3,8 @@
 The API signs in as its own login (an application role: DML on its tables only), with IAM database authentication
 (DB_IAM_USER) or a secret (DB_SECRET_ARN). The migrate task signs in with the master secret (DB_SECRET_ARN), applies
 the migrations and creates the API's login when it does not exist yet: an IAM login granted rds_iam
-(APP_DB_IAM_USER), or a password login from a secret (APP_DB_SECRET_ARN).
+(APP_DB_IAM_USER), or a password login from a secret (APP_DB_SECRET_ARN). With an IAM login it then retires the
+password-era logins (migrations.PRE_IAM_LOGINS) that nobody is signed in as any more.
 
 A bad setting, an unreadable secret or an unreachable database ends the process with one line on stderr and a
 non-zero status (2: configuration, 1: a dependency is down), so the ECS task's stopped reason says what is wrong.
@@ -25,8 +26,8 @@ from psycopg_pool import PoolTimeout
 
 from . import logs
 from .api import AWS_CLIENT_CONFIG, ApiService
-from .database import Database, DatabaseSecret, login_for
-from .migrations import MigrationError, apply_migrations, provision_application_login
+from .database import Database, DatabaseSecret, describe_connection_failure, login_for
+from .migrations import MigrationError, apply_migrations, provision_application_login, retire_pre_iam_logins
 from .settings import Settings, SettingsError, load_settings, secret_region
 
 CONFIGURATION_PROBLEM = 2
@@ -49,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         what = "sign an IAM database token" if settings_say_iam(os.environ) else "read the database secret"
         return _refuse(f"cannot {what}: {error}", status=DEPENDENCY_PROBLEM)
     except (psycopg.OperationalError, PoolTimeout) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return _refuse(f"cannot connect to the database: {first_line}", status=DEPENDENCY_PROBLEM)
+        return _refuse(f"cannot connect to the database: {describe_connection_failure(error)}",
+                       status=DEPENDENCY_PROBLEM)
     return 0
 
 
@@ -61,16 +62,24 @@ def settings_say_iam(environ: Mapping[str, str]) -> bool:
 def migrate(*, settings: Settings) -> None:
     import boto3
 
+    if settings.db_secret_arn is None:
+        # Creating and retiring logins takes the master's CREATEROLE; an API login (DB_IAM_USER) has none.
+        raise SettingsError("migrate signs in as the master user: set DB_SECRET_ARN to the master secret "
+                            "(DB_IAM_USER is the API's own login)")
     with Database(settings=settings, login=login_for(settings, client_config=AWS_CLIENT_CONFIG)
                   ).connect_outside_pool() as connection:
         applied = apply_migrations(connection)
         if settings.app_db_iam_user is not None:
-            provision_application_login(connection, username=settings.app_db_iam_user, password=None)
+            provision_application_login(connection, username=settings.app_db_iam_user, password=None,
+                                        setting="APP_DB_IAM_USER")
+            # The logins the previous version signed in with, once its tasks are gone (not before: see there).
+            retire_pre_iam_logins(connection, keep=settings.app_db_iam_user)
         elif settings.app_db_secret_arn is not None:
             secrets = boto3.client("secretsmanager", region_name=secret_region(settings.app_db_secret_arn),
                                    config=AWS_CLIENT_CONFIG)
             login = DatabaseSecret(client=secrets, secret_arn=settings.app_db_secret_arn).current()
-            provision_application_login(connection, username=login.username, password=login.password)
+            provision_application_login(connection, username=login.username, password=login.password,
+                                        setting="APP_DB_SECRET_ARN's username")
     logs.info("migrations_done", applied=len(applied))
 
 

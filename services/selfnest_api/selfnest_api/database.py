@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import psycopg
@@ -39,7 +39,7 @@ class Credentials:
     """The RDS-generated secret: username and password, and (usually) where the database is."""
 
     username: str
-    password: str
+    password: str = field(repr=False)   # a password or an IAM token: never in a log line or a traceback
     host: str | None
     port: int | None
     dbname: str | None
@@ -122,9 +122,31 @@ STANDBY_REFUSAL = ("this region's database is a standby (read-only) until failov
 STANDBY_RETRY_SECONDS = "60"
 
 
+# Connection failures carry no SQLSTATE in libpq; the server's FATAL message is the only signal. RDS checks an IAM
+# token through PAM, so it refuses one (expired, signed for another host or user, no rds-db:connect) that way.
+POSTGRES_REFUSAL = "password authentication failed"
+RDS_IAM_REFUSAL = "PAM authentication failed for user"
+IAM_REFUSAL_HINT = ("RDS refused the IAM token: the likely cause is the task role's rds-db:connect (it must name "
+                    "this login on this instance's DbiResourceId) or a login not granted rds_iam (the migrate task "
+                    "grants it)")
+
+
 def is_refused_password(error: psycopg.OperationalError) -> bool:
-    # Connection failures carry no SQLSTATE in libpq; the server's FATAL message is the only signal.
-    return "password authentication failed" in str(error)
+    """Whether the server refused the credentials (a password, or an IAM token), not the connection itself."""
+    return POSTGRES_REFUSAL in str(error) or is_refused_iam_token(error)
+
+
+def is_refused_iam_token(error: psycopg.OperationalError) -> bool:
+    return RDS_IAM_REFUSAL in str(error)
+
+
+def describe_connection_failure(error: psycopg.OperationalError | PoolTimeout) -> str:
+    """One line for an operator: the server's first line, and for a refused IAM token what to check."""
+    text = str(error).strip()
+    first_line = text.splitlines()[0] if text else type(error).__name__
+    if isinstance(error, psycopg.OperationalError) and is_refused_iam_token(error):
+        return f"{first_line} ({IAM_REFUSAL_HINT})"
+    return first_line
 
 
 class SignedInConnection(psycopg.Connection[DictRow]):

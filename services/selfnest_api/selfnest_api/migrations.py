@@ -21,6 +21,17 @@ from . import logs
 APPLICATION_ROLE = "selfnest_app"   # created by 0002_application_role.sql
 # RDS's role for IAM database authentication: its members sign in with a token, never a password.
 RDS_IAM_ROLE = "rds_iam"
+RDS_SUPERUSER_ROLE = "rds_superuser"   # RDS's administrators (the master user is one)
+# Role names the API's login may not take: PostgreSQL's own (pg_*) and RDS's (rds_*, rdsadmin, rdsrepladmin...).
+RESERVED_PREFIXES = ("pg_", "rds")
+# The API's login before IAM database authentication: it signed in with a password from its own secret, which a
+# multi-user rotation (Secrets Manager's alternating-users strategy) turned into two logins, the user and
+# `<user>_clone`, both valid at all times. The IAM login has a new name (the deployed stacks' APP_DB_IAM_USER), so
+# the previous version's tasks keep signing in with their password during a rolling deploy; the migrate task then
+# retires these once nobody is signed in as them (retire_pre_iam_logins).
+PRE_IAM_LOGIN = "selfnest_api"
+ROTATION_CLONE_SUFFIX = "_clone"
+PRE_IAM_LOGINS = (PRE_IAM_LOGIN, PRE_IAM_LOGIN + ROTATION_CLONE_SUFFIX)
 MIGRATION_FILE = re.compile(r"(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql")
 # Any constant both runners agree on; it only has to differ from other advisory locks in this database.
 MIGRATION_LOCK_KEY = 0x5E1F_0001
@@ -83,37 +94,169 @@ def apply_migrations(connection: psycopg.Connection[DictRow], *,
     return applied
 
 
-def provision_application_login(connection: psycopg.Connection[DictRow], *, username: str,
-                                password: str | None) -> bool:
-    """Make sure the API's login exists and is a member of APPLICATION_ROLE, nothing more.
+def provision_application_login(connection: psycopg.Connection[DictRow], *, username: str, password: str | None,
+                                setting: str = "APP_DB_IAM_USER") -> bool:
+    """Make sure the API's login exists with no power but membership in APPLICATION_ROLE (and rds_iam), nothing more.
 
     `password` None: an IAM login (every deployed API), with no password and a member of rds_iam, so RDS admits it
     only with an IAM token its task role signed; an existing login loses any password an earlier version gave it. A
     database without rds_iam (not RDS, or IAM authentication unknown to it) is refused: nobody could sign in.
-    With a password (a PostgreSQL without IAM authentication): created with it when missing; an existing login keeps
-    its own (whoever rotates the secret owns it from then on). Returns whether the login was created.
+    With a password (a PostgreSQL without IAM authentication): created with it (sent as a SCRAM verifier, never in
+    clear text) when missing; an existing login keeps its own (whoever rotates the secret owns it from then on).
+
+    A name that is, or may be, a privileged role is refused; an existing login is reset to a plain login whose only
+    memberships are the ones above. `setting` names where the name came from, for the one-line refusals.
+    Returns whether the login was created.
     """
-    with connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-        exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
-        roles = [APPLICATION_ROLE]
-        if password is None:
-            if connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RDS_IAM_ROLE,)).fetchone() is None:
-                raise MigrationError(f"APP_DB_IAM_USER={username}: this database has no {RDS_IAM_ROLE} role, so it "
-                                     "cannot authenticate IAM tokens (RDS for PostgreSQL has it); give the login a "
-                                     "password with APP_DB_SECRET_ARN instead")
-            roles.append(RDS_IAM_ROLE)
-        granted = sql.SQL(", ").join(sql.Identifier(role) for role in roles)
-        if exists is None:
-            connection.execute(sql.SQL("CREATE ROLE {} LOGIN {} NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT IN ROLE {}")
-                               .format(sql.Identifier(username),
-                                       sql.SQL("PASSWORD NULL") if password is None
-                                       else sql.SQL("PASSWORD {}").format(sql.Literal(password)),
-                                       granted))
-        else:
-            connection.execute(sql.SQL("GRANT {} TO {}").format(granted, sql.Identifier(username)))
+    named = f"{setting}={username}"
+    try:
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            _refuse_reserved_name(connection, username=username, named=named)
+            roles = [APPLICATION_ROLE]
             if password is None:
-                connection.execute(sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(username)))
-    logs.info("application_login_ready", created=exists is None,
+                if not _role_exists(connection, RDS_IAM_ROLE):
+                    raise MigrationError(f"{named}: this database has no {RDS_IAM_ROLE} role, so it cannot "
+                                         "authenticate IAM tokens (RDS for PostgreSQL has it); give the login a "
+                                         "password with APP_DB_SECRET_ARN instead")
+                roles.append(RDS_IAM_ROLE)
+            granted = sql.SQL(", ").join(sql.Identifier(role) for role in roles)
+            existing = connection.execute(
+                "SELECT rolsuper, rolcanlogin, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolinherit"
+                " FROM pg_roles WHERE rolname = %s", (username,)).fetchone()
+            if existing is None:
+                connection.execute(sql.SQL("CREATE ROLE {} LOGIN {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+                                           "NOBYPASSRLS INHERIT IN ROLE {}").format(
+                    sql.Identifier(username), _password_clause(connection, username=username, password=password),
+                    granted))
+            else:
+                _refuse_superuser(connection, username=username, named=named, superuser=existing["rolsuper"])
+                _reset(connection, username=username, attributes=existing, iam=password is None)
+                connection.execute(sql.SQL("GRANT {} TO {}").format(granted, sql.Identifier(username)))
+                _revoke_other_memberships(connection, username=username, kept=roles, named=named)
+    except psycopg.OperationalError:
+        raise   # the database went away: a dependency problem, reported as such by the caller
+    except psycopg.Error as error:
+        raise MigrationError(f"{named}: cannot provision the login: {_first_line(error)}") from None
+    logs.info("application_login_ready", created=existing is None,
               authentication="iam" if password is None else "password")
-    return exists is None
+    return existing is None
+
+
+def _refuse_reserved_name(connection: psycopg.Connection[DictRow], *, username: str, named: str) -> None:
+    """Names that are, or may become, someone else's role: the master, the group, PostgreSQL's and RDS's own."""
+    row = connection.execute("SELECT current_user AS current, session_user AS session").fetchone()
+    assert row is not None
+    if username in (row["current"], row["session"]):
+        raise MigrationError(f"{named}: that is the login the migrate task signs in as (the master user); the API "
+                             "needs a login of its own")
+    if username == APPLICATION_ROLE:
+        raise MigrationError(f"{named}: that is the API's group role (it holds the table grants); name a login "
+                             "that joins it")
+    if username == RDS_IAM_ROLE or username.startswith(RESERVED_PREFIXES):
+        raise MigrationError(f"{named}: names starting with {' or '.join(RESERVED_PREFIXES)} belong to PostgreSQL "
+                             "and RDS (their own roles); choose another name")
+
+
+def _refuse_superuser(connection: psycopg.Connection[DictRow], *, username: str, named: str, superuser: bool) -> None:
+    administrator = _role_exists(connection, RDS_SUPERUSER_ROLE) and connection.execute(
+        "SELECT 1 WHERE pg_has_role(%s, %s, 'MEMBER')", (username, RDS_SUPERUSER_ROLE)).fetchone() is not None
+    if superuser or administrator:
+        raise MigrationError(f"{named}: that role exists and is a superuser"
+                             f"{'' if superuser else f' (a member of {RDS_SUPERUSER_ROLE})'}; the API's login must "
+                             "not administer the database: name another login")
+
+
+def _reset(connection: psycopg.Connection[DictRow], *, username: str, attributes: DictRow, iam: bool) -> None:
+    """ALTER ROLE ... LOGIN NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT [PASSWORD NULL], naming only
+    the attributes that differ: PostgreSQL lets only a superuser name REPLICATION or BYPASSRLS at all, and RDS's
+    master user is not one, so a login already without them must not be told to lose them."""
+    wanted = (("rolcanlogin", True, "LOGIN"), ("rolcreatedb", False, "NOCREATEDB"),
+              ("rolcreaterole", False, "NOCREATEROLE"), ("rolreplication", False, "NOREPLICATION"),
+              ("rolbypassrls", False, "NOBYPASSRLS"), ("rolinherit", True, "INHERIT"))
+    changes = [keyword for column, value, keyword in wanted if attributes[column] != value]
+    if iam:
+        changes.append("PASSWORD NULL")
+    if changes:
+        connection.execute(sql.SQL("ALTER ROLE {} {}").format(sql.Identifier(username),
+                                                               sql.SQL(" ".join(changes))))
+
+
+def _revoke_other_memberships(connection: psycopg.Connection[DictRow], *, username: str, kept: list[str],
+                              named: str) -> None:
+    for role in _memberships(connection, username):
+        if role not in kept:
+            connection.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(username)))
+    # A membership granted by another role survives a REVOKE by this one (PostgreSQL 16+ only warns): say so.
+    left = [role for role in _memberships(connection, username) if role not in kept]
+    if left:
+        raise MigrationError(f"{named}: the login is still a member of {', '.join(left)} (granted by another role); "
+                             "revoke that membership as its grantor, then deploy again")
+
+
+def _memberships(connection: psycopg.Connection[DictRow], username: str) -> list[str]:
+    return [row["rolname"] for row in connection.execute(
+        "SELECT DISTINCT granted.rolname FROM pg_auth_members membership"
+        " JOIN pg_roles granted ON granted.oid = membership.roleid"
+        " JOIN pg_roles member ON member.oid = membership.member"
+        " WHERE member.rolname = %s ORDER BY granted.rolname", (username,))]
+
+
+def _password_clause(connection: psycopg.Connection[DictRow], *, username: str, password: str | None) -> sql.Composable:
+    if password is None:
+        return sql.SQL("PASSWORD NULL")
+    # The server stores a verifier anyway; computing it here keeps the password itself out of the statement (and so
+    # out of any statement log, pg_stat_statements or error message that quotes it).
+    verifier = connection.pgconn.encrypt_password(password.encode(), username.encode(), b"scram-sha-256")
+    return sql.SQL("PASSWORD {}").format(sql.Literal(verifier.decode()))
+
+
+def retire_pre_iam_logins(connection: psycopg.Connection[DictRow], *, keep: str) -> dict[str, str]:
+    """Retire PRE_IAM_LOGINS (other than `keep`): NOLOGIN, PASSWORD NULL, out of APPLICATION_ROLE and rds_iam.
+
+    Only a login nobody is signed in as: during a rolling deploy the previous version's API tasks still use theirs
+    until ECS replaces them, so a login in use is kept and retired by the next migrate run. Returns, per login that
+    still needed it, "retired" or "in use".
+    """
+    outcome: dict[str, str] = {}
+    for login in PRE_IAM_LOGINS:
+        if login == keep:
+            continue
+        try:
+            with connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+                row = connection.execute("SELECT rolcanlogin AS can_login FROM pg_roles WHERE rolname = %s",
+                                         (login,)).fetchone()
+                memberships = [] if row is None else [
+                    role for role in _memberships(connection, login) if role in (APPLICATION_ROLE, RDS_IAM_ROLE)]
+                if row is None or not (row["can_login"] or memberships):
+                    continue   # never existed here, or retired already
+                sessions = connection.execute("SELECT count(*) AS sessions FROM pg_stat_activity WHERE usename = %s",
+                                              (login,)).fetchone()
+                assert sessions is not None
+                if sessions["sessions"]:
+                    outcome[login] = "in use"
+                    logs.warning("pre_iam_login_in_use", login=login, sessions=sessions["sessions"],
+                                 message=f"{login} is still signed in (API tasks of the previous version); it will "
+                                         "be retired on the next deploy that runs the migrate task")
+                    continue
+                connection.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(login)))
+                for role in memberships:
+                    connection.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role),
+                                                                           sql.Identifier(login)))
+                outcome[login] = "retired"
+                logs.info("pre_iam_login_retired", login=login)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as error:
+            raise MigrationError(f"cannot retire the password-era login {login}: {_first_line(error)}") from None
+    return outcome
+
+
+def _role_exists(connection: psycopg.Connection[DictRow], name: str) -> bool:
+    return connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is not None
+
+
+def _first_line(error: psycopg.Error) -> str:
+    message = error.diag.message_primary or str(error).strip() or type(error).__name__
+    return message.splitlines()[0]

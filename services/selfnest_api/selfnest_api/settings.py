@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ DATABASE_USER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # RDS accepts IAM authentication tokens over TLS only; a mode that may fall back to plain text is refused up front.
 TLS_MODES = ("require", "verify-ca", "verify-full")
+# An IAM token is a bearer credential: it goes only to a server that proved it is the host we dialled.
+VERIFIED_TLS_MODE = "verify-full"
+LOOPBACK_NAMES = ("localhost",)
 
 
 class SettingsError(ValueError):
@@ -88,6 +92,14 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         if db_sslmode not in TLS_MODES:
             raise SettingsError(f"DB_SSLMODE={db_sslmode!r} is not valid with DB_IAM_USER: RDS takes IAM tokens over "
                                 f"TLS only (expected one of {', '.join(TLS_MODES)})")
+        assert db_host is not None
+        if db_sslmode != VERIFIED_TLS_MODE and not is_loopback(db_host):
+            raise SettingsError(f"DB_SSLMODE={db_sslmode!r} is not valid with DB_IAM_USER and DB_HOST={db_host}: the "
+                                f"token signs in for 15 minutes, so only a server whose certificate names that host "
+                                f"may receive it ({VERIFIED_TLS_MODE}; a loopback DB_HOST may use "
+                                f"{' or '.join(mode for mode in TLS_MODES if mode != VERIFIED_TLS_MODE)})")
+        if reader.optional("DB_NAME") is None:
+            raise SettingsError("DB_NAME is not set (with DB_IAM_USER there is no secret to name the database)")
     app_db_secret_arn = reader.optional_matching("APP_DB_SECRET_ARN", SECRET_ARN,
                                                  example="a Secrets Manager secret ARN")
     app_db_iam_user = reader.optional_matching("APP_DB_IAM_USER", DATABASE_USER, example="a PostgreSQL user name")
@@ -186,6 +198,16 @@ class _EnvironmentReader:
         if not ids or malformed:
             raise SettingsError(f"{name} is not valid: expected comma-separated Cognito app client ids")
         return ids
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine (a local stand-in for RDS, or a tunnel's local end), so no one in between."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def secret_region(secret_arn: str) -> str:

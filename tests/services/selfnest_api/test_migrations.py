@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from selfnest_api.migrations import (
     Migration,
@@ -20,7 +21,7 @@ from selfnest_api.migrations import (
 )
 
 from . import SERVICE_DIRECTORY
-from .conftest import api_environment, store_secret
+from .conftest import api_environment, migrate, store_secret
 from .people import Identity, SessionEvents, unique
 from .postgres import DatabaseLogin, TemporaryPostgres
 
@@ -109,6 +110,26 @@ def test_the_one_off_migrate_task_runs_against_the_secret(fresh_database: Databa
     with connect(fresh_database) as connection:
         assert [version for version, _ in recorded(connection)] == [m.version for m in bundled_migrations()]
     with connect(application) as connection:     # the API's login now exists, with its secret's password
+        assert connection.execute("SELECT current_user AS me").fetchone() == {"me": application.username}
+
+
+def test_the_migrate_task_sends_a_scram_verifier_never_the_api_password(fresh_database: DatabaseLogin,
+                                                                         identity: Identity,
+                                                                         session_events: SessionEvents,
+                                                                         postgres: TemporaryPostgres) -> None:
+    application = postgres.application_login(fresh_database)
+    with postgres.admin() as admin:
+        # Were the password sent, the server would store it as this session setting says: an MD5 hash.
+        admin.execute(sql.SQL("ALTER ROLE {} SET password_encryption = 'md5'").format(
+            sql.Identifier(fresh_database.username)))
+    migrate(fresh_database, app_secret_arn=store_secret(application, region=identity.region), identity=identity,
+            topic_arn=session_events.topic_arn)
+    with postgres.admin() as admin:
+        stored = admin.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s",
+                               (application.username,)).fetchone()
+    assert stored is not None and str(stored[0]).startswith("SCRAM-SHA-256$")
+    assert application.password not in str(stored[0])
+    with connect(application) as connection:     # and the API signs in with its secret's password
         assert connection.execute("SELECT current_user AS me").fetchone() == {"me": application.username}
 
 

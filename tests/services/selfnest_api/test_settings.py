@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from refarch.local.processes import free_port
 from selfnest_api import __main__ as api_main
+from selfnest_api.database import Credentials
 from selfnest_api.settings import load_settings
 
 from tests.entry_points import run_main
@@ -88,21 +89,32 @@ BAD_SETTINGS = {
                               "selfnest-api: APP_DB_SECRET_ARN='selfnest-api' is not valid: expected a Secrets "
                               "Manager secret ARN"),
     "no way to sign in": ({"DB_SECRET_ARN": ""}, 2, ONE_WAY_TO_SIGN_IN),
-    "two ways to sign in": ({"DB_IAM_USER": "selfnest_api"}, 2, ONE_WAY_TO_SIGN_IN),
+    "two ways to sign in": ({"DB_IAM_USER": "selfnest_api_iam"}, 2, ONE_WAY_TO_SIGN_IN),
     "iam user not a user name": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "Robert'); DROP"}, 2,
                                  "selfnest-api: DB_IAM_USER=\"Robert'); DROP\" is not valid: expected a PostgreSQL "
                                  "user name"),
-    "iam without region": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api", "DB_HOST": "db.example.com",
+    "iam without region": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api_iam", "DB_HOST": "db.example.com",
                             "DB_PORT": "5432"}, 2, "selfnest-api: DB_REGION is not set"),
-    "iam without host": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api", "DB_REGION": "eu-west-1",
+    "iam without host": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api_iam", "DB_REGION": "eu-west-1",
                           "DB_HOST": "", "DB_PORT": "5432"}, 2,
                          "selfnest-api: DB_HOST is not set (DB_IAM_USER signs a token for the database's host and "
                          "port)"),
-    "iam without tls": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api", "DB_REGION": "eu-west-1",
+    "iam without tls": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api_iam", "DB_REGION": "eu-west-1",
                          "DB_HOST": "db.example.com", "DB_PORT": "5432", "DB_SSLMODE": "prefer"}, 2,
                         "selfnest-api: DB_SSLMODE='prefer' is not valid with DB_IAM_USER: RDS takes IAM tokens over "
                         "TLS only (expected one of require, verify-ca, verify-full)"),
-    "two kinds of api login": ({"APP_DB_IAM_USER": "selfnest_api",
+    "iam with tls but no certificate check": (
+        {"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api_iam", "DB_REGION": "eu-west-1", "DB_HOST": "db.example.com",
+         "DB_PORT": "5432", "DB_NAME": "selfnest", "DB_SSLMODE": "require"}, 2,
+        "selfnest-api: DB_SSLMODE='require' is not valid with DB_IAM_USER and DB_HOST=db.example.com: the token signs "
+        "in for 15 minutes, so only a server whose certificate names that host may receive it (verify-full; a "
+        "loopback DB_HOST may use require or verify-ca)"),
+    "iam without database name": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api_iam", "DB_REGION": "eu-west-1",
+                                   "DB_HOST": "db.example.com", "DB_PORT": "5432", "DB_NAME": "",
+                                   "DB_SSLMODE": "verify-full"}, 2,
+                                  "selfnest-api: DB_NAME is not set (with DB_IAM_USER there is no secret to name the "
+                                  "database)"),
+    "two kinds of api login": ({"APP_DB_IAM_USER": "selfnest_api_iam",
                                 "APP_DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:x-AbCdEf"},
                                2, "selfnest-api: set at most one of APP_DB_IAM_USER and APP_DB_SECRET_ARN (the API's "
                                "login signs in with IAM tokens or with a password, not both)"),
@@ -114,6 +126,32 @@ def test_bad_settings_end_the_process_with_one_line(good_environment: dict[str, 
                                                     status: int, line: str) -> None:
     finished = start({**good_environment, **changes})
     assert (finished.returncode, finished.stderr, finished.stdout) == (status, line + "\n", "")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_a_loopback_database_may_take_iam_tokens_over_tls_without_a_certificate_check(
+        good_environment: dict[str, str], host: str) -> None:
+    settings = load_settings({**good_environment, "DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api_iam",
+                              "DB_REGION": "eu-west-1", "DB_HOST": host, "DB_PORT": "5432", "DB_NAME": "selfnest",
+                              "DB_SSLMODE": "require"})
+    assert (settings.db_host, settings.db_sslmode) == (host, "require")
+
+
+def test_migrate_signs_in_only_as_the_master(good_environment: dict[str, str]) -> None:
+    finished = run_main(api_main.main, ["migrate"], environ=process_environment({
+        **good_environment, "DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api_iam", "DB_REGION": "eu-west-1",
+        "DB_HOST": "db.example.com", "DB_PORT": "5432", "DB_NAME": "selfnest", "DB_SSLMODE": "verify-full",
+        "APP_DB_IAM_USER": "selfnest_api_iam"}))
+    assert (finished.returncode, finished.stderr, finished.stdout) == (
+        2, "selfnest-api: migrate signs in as the master user: set DB_SECRET_ARN to the master secret (DB_IAM_USER "
+           "is the API's own login)\n", "")
+
+
+def test_credentials_never_show_their_password() -> None:
+    credentials = Credentials(username="selfnest_api_iam", password="a-token-or-password", host=None, port=None,
+                              dbname=None)
+    assert "a-token-or-password" not in repr(credentials) and "a-token-or-password" not in str(credentials)
+    assert "selfnest_api_iam" in repr(credentials)
 
 
 def test_a_missing_secret_is_one_line(good_environment: dict[str, str], identity: Identity) -> None:
