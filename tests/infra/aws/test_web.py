@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -9,6 +10,14 @@ from refarch.constructs.aws.database import APPLICATION_LOGIN
 from refarch.constructs.aws.web import MigrationOnDeploy
 
 from .assembly import Assembly, Resource, get_att, ref, service_task_definition
+
+
+def password_era_logins() -> tuple[str, ...]:
+    """The API's logins before IAM authentication, which its migrate task retires (the service's own list)."""
+    import tests.services.selfnest_api  # noqa: F401 - puts the API's folder on the import path, as its tests do
+
+    logins: tuple[str, ...] = importlib.import_module("selfnest_api.migrations").PRE_IAM_LOGINS
+    return logins
 
 
 def listeners(assembly: Assembly) -> dict[int, dict[str, Any]]:
@@ -294,6 +303,12 @@ def test_the_migrate_task_reads_only_the_master_secret_and_creates_the_api_login
     assert (environment["DB_PORT"], environment["DB_NAME"]) == (str(instance["Properties"]["Port"]),
                                                                 instance["Properties"]["DBName"])
     assert environment["APP_DB_IAM_USER"] == APPLICATION_LOGIN and "APP_DB_SECRET_ARN" not in environment
+    # A login of its own, not one the previous version's tasks still sign in with during the rolling deploy (and
+    # not one the migrate task retires): those tasks keep their password login until ECS replaces them.
+    api_environment = {variable["Name"]: assembly.resolve(variable["Value"]) for variable in
+                       service_task_definition(assembly)["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    assert api_environment["DB_IAM_USER"] == environment["APP_DB_IAM_USER"]
+    assert environment["APP_DB_IAM_USER"] not in password_era_logins()
     task_role = ref(task["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0])
     reads = [statement for policy in assembly.resources("web", "AWS::IAM::Policy").values()
              if task_role in policy["Properties"]["Roles"]
