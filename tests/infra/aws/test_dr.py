@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from refarch.constructs.aws.web import HEALTH_CHECK_PATH
 from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings
 from refarch.tools.update_safety import physical_names
 
-from .assembly import DEPLOYER_ACCOUNT, Assembly, synthesize
+from .assembly import DEPLOYER_ACCOUNT, ROOT, Assembly, synthesize
 from .test_backup import joined
 from .test_data import customer_managed_key
 
@@ -307,3 +308,41 @@ def test_a_placeholder_zone_refuses_the_deploy(prod_warm_standby: Assembly) -> N
 def test_the_standby_starts_only_after_the_primarys_migration_has_run(prod_warm_standby: Assembly) -> None:
     """The standby API signs in as the login the primary's deploy-time migration creates."""
     assert prod_warm_standby.settings.name("web") in prod_warm_standby.dependencies("dr")
+
+
+def test_runbook_going_down_to_backup_restore_removes_the_replica_before_rds_manages_the_master_password(
+        prod: Assembly, prod_pilot_light: Assembly) -> None:
+    """docs/dr.md: the dr stack (which removes the replica) is deployed alone, before the data stack turns on RDS
+    management of the master password, because `cdk deploy --all` orders the data stack first; the commands name
+    the real stack, replica and primary."""
+    text = (ROOT / "docs" / "dr.md").read_text(encoding="utf-8")
+    [selector] = re.findall(r"cdk deploy --exclusively (\S+) -c env=prod -c dr_tier=backup_restore", text)
+    dr_artifact = prod.artifacts["dr"]
+    assert selector == dr_artifact["displayName"]
+    assert f"CloudFormation stack {dr_artifact['properties']['stackName']}" in text
+    # Why the order matters: the tier down turns management on in the data stack, which deploys before the dr stack.
+    _, primary = prod.only("data", "AWS::RDS::DBInstance")
+    assert primary["Properties"].get("ManageMasterUserPassword") is True
+    _, primary_with_replica = prod_pilot_light.only("data", "AWS::RDS::DBInstance")
+    assert "ManageMasterUserPassword" not in primary_with_replica["Properties"]
+    assert prod_pilot_light.settings.name("data") in prod_pilot_light.dependencies("dr")
+    # The retained replica (RETAIN in prod) is deleted by name, and the primary checked for replicas by name.
+    replica_id, replica_instance = replica(prod_pilot_light)
+    assert prod_pilot_light.templates["dr"]["Resources"][replica_id]["DeletionPolicy"] == "Retain"
+    replica_name = replica_instance["Properties"]["DBInstanceIdentifier"]
+    region = prod_pilot_light.settings.dr.region
+    assert f"aws rds delete-db-instance --db-instance-identifier {replica_name} " in text
+    assert f"--region {region}" in text
+    assert (f"aws rds describe-db-instances --db-instance-identifier {primary['Properties']['DBInstanceIdentifier']} "
+            "--query 'DBInstances[0].ReadReplicaDBInstanceIdentifiers'") in text
+
+
+def test_restore_drill_gives_the_restored_instance_its_own_rds_managed_master_secret() -> None:
+    """A restored instance starts with the snapshot's master password, which in backup_restore only the source's
+    RDS-managed secret held (rotated weekly, deleted with the source): the drill turns on RDS management for it."""
+    text = (ROOT / "docs" / "dr.md").read_text(encoding="utf-8")
+    drill = text[text.index("start-restore-job"):text.index("3. **Promote the pilot-light replica**")]
+    [restored] = re.findall(r"DBInstanceIdentifier=(\S+?),", drill)
+    assert re.search(rf"aws rds modify-db-instance --db-instance-identifier {restored} \\\s+--manage-master-user-"
+                     r"password --master-user-secret-kms-key-id <key> --apply-immediately", drill)
+    assert "rotates every 7 days" in drill and "deletes with the" in drill
