@@ -89,12 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     findings = unacknowledged_findings(outdir)
     print(f"\nSelfnest {args.env} (DR tier {settings.dr.tier}): {len(stacks)} stacks synthesized in {elapsed:.1f}s; "
           f"{findings} unacknowledged validation findings (cdk-nag AwsSolutions + HIPAA Security)")
+    # Paths as the caller gave them: --output may be absolute and outside the repository.
     for stack in stacks:
-        print(f"  {stack.name:<{width}}  {stack.resources:>4} resources  {stack.template.relative_to(ROOT)}")
+        print(f"  {stack.name:<{width}}  {stack.resources:>4} resources  "
+              f"{Path(args.output) / stack.template.relative_to(outdir)}")
     for placeholder in settings.placeholders():
         print(f"deploy refuses until replaced: {placeholder}")
     tier = f" -c dr_tier={args.dr_tier}" if args.dr_tier else ""
-    print(f"Templates and assets: {outdir.relative_to(ROOT)}/  ·  deploy: npx cdk deploy --all -c env={args.env}{tier}")
+    print(f"Templates and assets: {args.output.rstrip('/')}/  ·  deploy: npx cdk deploy --all -c env={args.env}{tier}")
     return 0
 
 
