@@ -14,7 +14,9 @@ from refarch.constructs.aws.web import HEALTH_CHECK_PATH
 from refarch.stacks.selfnest.config import CONFIG_DIR, ConfigError, load_settings
 from refarch.tools.update_safety import physical_names
 
-from .assembly import DEPLOYER_ACCOUNT, ROOT, Assembly, synthesize
+from tests.run_cache import ROOT
+
+from .assembly import DEPLOYER_ACCOUNT, Assembly, synthesize
 from .test_backup import joined
 from .test_data import customer_managed_key
 
