@@ -70,16 +70,14 @@ def migrate(*, settings: Settings) -> None:
                   ).connect_outside_pool() as connection:
         applied = apply_migrations(connection)
         if settings.app_db_iam_user is not None:
-            provision_application_login(connection, username=settings.app_db_iam_user, password=None,
-                                        setting="APP_DB_IAM_USER")
+            provision_application_login(connection, username=settings.app_db_iam_user, password=None)
             # The logins the previous version signed in with, once its tasks are gone (not before: see there).
             retire_pre_iam_logins(connection, keep=settings.app_db_iam_user)
         elif settings.app_db_secret_arn is not None:
             secrets = boto3.client("secretsmanager", region_name=secret_region(settings.app_db_secret_arn),
                                    config=AWS_CLIENT_CONFIG)
             login = DatabaseSecret(client=secrets, secret_arn=settings.app_db_secret_arn).current()
-            provision_application_login(connection, username=login.username, password=login.password,
-                                        setting="APP_DB_SECRET_ARN's username")
+            provision_application_login(connection, username=login.username, password=login.password)
     logs.info("migrations_done", applied=len(applied))
 
 

@@ -94,8 +94,8 @@ def apply_migrations(connection: psycopg.Connection[DictRow], *,
     return applied
 
 
-def provision_application_login(connection: psycopg.Connection[DictRow], *, username: str, password: str | None,
-                                setting: str = "APP_DB_IAM_USER") -> bool:
+def provision_application_login(connection: psycopg.Connection[DictRow], *, username: str,
+                                password: str | None) -> bool:
     """Make sure the API's login exists with no power but membership in APPLICATION_ROLE (and rds_iam), nothing more.
 
     `password` None: an IAM login (every deployed API), with no password and a member of rds_iam, so RDS admits it
@@ -105,10 +105,10 @@ def provision_application_login(connection: psycopg.Connection[DictRow], *, user
     clear text) when missing; an existing login keeps its own (whoever rotates the secret owns it from then on).
 
     A name that is, or may be, a privileged role is refused; an existing login is reset to a plain login whose only
-    memberships are the ones above. `setting` names where the name came from, for the one-line refusals.
+    memberships are the ones above. Refusals are one line naming the setting the name came from.
     Returns whether the login was created.
     """
-    named = f"{setting}={username}"
+    named = f"APP_DB_IAM_USER={username}" if password is None else f"APP_DB_SECRET_ARN's username {username}"
     try:
         with connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))

@@ -180,8 +180,9 @@ def password_era_logins(rds_like_postgres: TemporaryPostgres) -> Iterator[dict[s
     with rds_like_postgres.admin() as admin:
         admin.execute(f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APPLICATION_ROLE}') THEN "
                       f"CREATE ROLE {APPLICATION_ROLE} NOLOGIN; END IF; END $$")
+    with sign_in(owner) as master:   # made by the master, as the migrate task and the rotation function made them
         for login in logins.values():
-            admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
+            master.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
                 sql.Identifier(login.username), sql.Literal(login.password), sql.Identifier(APPLICATION_ROLE)))
     yield {"owner": owner, **logins}
     for login in logins.values():

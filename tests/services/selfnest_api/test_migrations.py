@@ -191,3 +191,19 @@ def test_the_outbox_refuses_ids_the_api_would_not_accept(connection: psycopg.Con
     with pytest.raises(psycopg.errors.CheckViolation):
         connection.execute(f"INSERT INTO outbox_events (event_id, event_type, message, {column})"  # noqa: S608
                            " VALUES (gen_random_uuid(), 'session.booked', '{}', %s)", (malformed,))
+
+
+def test_a_password_login_named_like_the_master_is_refused(connection: psycopg.Connection[DictRow],
+                                                           fresh_database: DatabaseLogin) -> None:
+    apply_migrations(connection)
+
+    def master_memberships() -> list[DictRow]:
+        return connection.execute("SELECT roleid, admin_option FROM pg_auth_members WHERE member = "
+                                  "(SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY roleid").fetchall()
+
+    before = master_memberships()
+    with pytest.raises(MigrationError, match=(
+            f"^APP_DB_SECRET_ARN's username {fresh_database.username}: that is the login the migrate task signs in "
+            "as")):
+        provision_application_login(connection, username=fresh_database.username, password="not-the-master's")
+    assert master_memberships() == before
