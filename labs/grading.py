@@ -7,6 +7,7 @@ plan — then inspects the result the way a reviewer would. Nothing is sent to A
 
 from __future__ import annotations
 
+import inspect
 import json
 import tempfile
 import time
@@ -123,10 +124,14 @@ def synth_stack(settings: Any, stack_type: StackType, part: str, *, region: str 
 
 
 # What each stack is handed besides settings, as SelfnestEnvironment (stacks/selfnest/app.py) wires them.
-NEEDS: dict[str, tuple[str, ...]] = {"data": ("network",), "chat": ("identity", "messaging"),
-                                     "web": ("network", "data", "identity", "messaging")}
-# A warm standby's DR stack runs the API too, handed what the primary region's stacks know.
-STANDBY_NEEDS = ("data", "identity", "messaging")
+def handed_parts(types: dict[str, Any], part: str, settings: Any) -> tuple[str, ...]:
+    """The other stacks a part's constructor takes (read from its signature, so it follows the stacks' own wiring).
+    The dr stack's are optional: only a warm standby's API is handed the primary region's stacks."""
+    parameters = inspect.signature(types[part].__init__).parameters
+    handed = tuple(name for name in parameters if name in types and name != part)
+    if part == "dr" and settings.dr.standby_region is None:
+        return ()
+    return handed
 
 
 def stack_types() -> dict[str, Any]:
@@ -160,9 +165,7 @@ def synth_parts(settings: Any, parts: Iterable[str]) -> dict[str, Template]:
 
         def make(part: str) -> Any:
             if part not in built:
-                standby = part == "dr" and settings.dr.standby_region is not None
-                needs = STANDBY_NEEDS if standby else NEEDS.get(part, ())
-                handed = {need: make(need) for need in needs}
+                handed = {need: make(need) for need in handed_parts(types, part, settings)}
                 region = settings.dr.copy_region if part == "dr" else settings.region
                 built[part] = types[part](app, part, settings=settings, stack_name=settings.name(part),
                                           env=cdk.Environment(region=region), **handed)

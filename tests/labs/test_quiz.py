@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from refarch.labs import quiz
 from refarch.labs.catalog import LABS
+from refarch.tools import cli
+
+from tests.entry_points import run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMUM_PER_LAB = 3
@@ -69,13 +72,15 @@ def test_quiz_numbers_that_look_like_capacity_are_backed_by_facts() -> None:
                     assert word in vouched, f"{question.id}: {word} {words[index + 1]}"
 
 
-def refarch(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "refarch.tools.cli", "quiz", *args], input=stdin,
-                          capture_output=True, text=True, check=False, timeout=120)
+def refarch(*args: str) -> subprocess.CompletedProcess[str]:
+    """`refarch quiz ARGS` in this process (tests/entry_points.py); the first call below starts the real process."""
+    return run_main(cli.main, ["quiz", *args])
 
 
 def test_refarch_quiz_json_is_shuffled_reproducibly_and_carries_the_explanations() -> None:
-    first, again = refarch("07", "--json", "--seed", "1"), refarch("07", "--json", "--seed", "1")
+    first = subprocess.run([sys.executable, "-m", "refarch.tools.cli", "quiz", "07", "--json", "--seed", "1"],
+                           capture_output=True, text=True, check=False, timeout=120)
+    again = refarch("07", "--json", "--seed", "1")
     assert first.returncode == 0, first.stderr
     asked = json.loads(first.stdout)
     assert asked == json.loads(again.stdout)

@@ -6,7 +6,10 @@ import subprocess
 import sys
 
 from refarch.stacks.selfnest.config import load_settings, subnet_cidrs
+from refarch.tools import cli
 from refarch.tools.show import render
+
+from tests.entry_points import run_main
 
 
 def test_render_lists_subnets_routes_nacl_rules_and_capacity() -> None:
@@ -42,6 +45,5 @@ def test_refarch_show_network_prints_the_configured_subnets() -> None:
 
 
 def test_refarch_show_unknown_part_is_one_line() -> None:
-    result = subprocess.run([sys.executable, "-m", "refarch.tools.cli", "show", "moon"], capture_output=True,
-                            text=True, check=False, timeout=300)
+    result = run_main(cli.main, ["show", "moon"])
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no stack part moon" in result.stderr

@@ -9,6 +9,7 @@ from typing import Any
 
 from refarch.constructs.aws.backup import BACKUP_TAG_KEY, BACKUP_TAG_VALUE, GFS_SCHEDULES
 from refarch.constructs.aws.lifecycle import StorageClass, Transition, backup_rule_problems, lifecycle_problems
+from refarch.labs.grading import handed_parts, stack_types
 
 from .assembly import Assembly, get_att, ref
 from .test_data import customer_managed_key
@@ -192,9 +193,9 @@ def test_bucket_replicates_to_the_dr_bucket_with_a_least_privilege_role(with_dr_
 
 def test_only_a_warm_standby_reads_across_regions_and_only_what_its_api_needs(assembly: Assembly) -> None:
     """Backup and pilot light build shared names from settings: no cross-region outputs, exports or custom
-    resources. A warm standby's API reads what only the primary region knows (the user pool's ids, its secret
-    replica's ARN, the topic's key) from the primary's identity, data and messaging stacks, as weak references —
-    still no custom resources."""
+    resources. A warm standby's API reads what only the primary region knows (the user pool's ids, the topic's key)
+    from the stacks its constructor is handed (the primary's identity and messaging), as weak references — still no
+    custom resources."""
     settings = assembly.settings
     for part in ("backup", "dr"):
         if part not in assembly.templates:
@@ -202,12 +203,13 @@ def test_only_a_warm_standby_reads_across_regions_and_only_what_its_api_needs(as
         text = json.dumps(assembly.templates[part])
         assert "Fn::ImportValue" not in text, part
         # Same-region references are fine (the environment's key, with encryption.keys per_environment); across
-        # regions only a warm standby's dr stack reads, and only from the primary's identity, data and messaging.
+        # regions only a warm standby's dr stack reads, and only from the primary stacks it is handed.
         across = {(reference["StackName"], reference["Region"])
                   for reference in stack_outputs_read(assembly.templates[part])
                   if reference.get("Region", assembly.regions[part]) != assembly.regions[part]}
         if part == "dr" and settings.dr.standby_region is not None:
-            assert across == {(settings.name(name), settings.region) for name in ("identity", "data", "messaging")}
+            handed = handed_parts(stack_types(), "dr", settings)
+            assert handed and across == {(settings.name(name), settings.region) for name in handed}
         else:
             assert across == set(), part
         assert not [r for r in assembly.templates[part]["Resources"].values()
