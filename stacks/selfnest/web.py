@@ -66,6 +66,9 @@ class WebStack(cdk.Stack):
             environment={"DB_HOST": database.endpoint.hostname, "DB_PORT": str(database.port),
                          "DB_NAME": database.database_name, "DB_SECRET_ARN": database.secret.secret_arn,
                          "APP_DB_IAM_USER": database.application_login,
+                         # The password-era logins are retired only where this instance sees every session that
+                         # may use them: a warm standby's API signs in to the replica (docs/dr.md, by hand there).
+                         "RETIRE_PRE_IAM_LOGINS": "true" if settings.dr.standby_region is None else "false",
                          "USER_POOL_ID": identity.directory.pool.user_pool_id,
                          "USER_POOL_CLIENT_IDS": ",".join(identity.directory.api_client_ids),
                          "SESSION_EVENTS_TOPIC_ARN": messaging.session_events.topic_arn})

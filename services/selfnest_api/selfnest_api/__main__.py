@@ -3,8 +3,9 @@
 The API signs in as its own login (an application role: DML on its tables only), with IAM database authentication
 (DB_IAM_USER) or a secret (DB_SECRET_ARN). The migrate task signs in with the master secret (DB_SECRET_ARN), applies
 the migrations and creates the API's login when it does not exist yet: an IAM login granted rds_iam
-(APP_DB_IAM_USER), or a password login from a secret (APP_DB_SECRET_ARN). With an IAM login it then retires the
-password-era logins (migrations.PRE_IAM_LOGINS) that nobody is signed in as any more.
+(APP_DB_IAM_USER), or a password login from a secret (APP_DB_SECRET_ARN). With an IAM login and
+RETIRE_PRE_IAM_LOGINS=true it then retires the password-era logins (migrations.PRE_IAM_LOGINS) once nobody is signed
+in as them any more.
 
 A bad setting, an unreadable secret or an unreachable database ends the process with one line on stderr and a
 non-zero status (2: configuration, 1: a dependency is down), so the ECS task's stopped reason says what is wrong.
@@ -27,7 +28,13 @@ from psycopg_pool import PoolTimeout
 from . import logs
 from .api import AWS_CLIENT_CONFIG, ApiService
 from .database import Database, DatabaseSecret, describe_connection_failure, login_for
-from .migrations import MigrationError, apply_migrations, provision_application_login, retire_pre_iam_logins
+from .migrations import (
+    MigrationError,
+    apply_migrations,
+    first_line,
+    provision_application_login,
+    retire_pre_iam_logins,
+)
 from .settings import Settings, SettingsError, load_settings, secret_region
 
 CONFIGURATION_PROBLEM = 2
@@ -52,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except (psycopg.OperationalError, PoolTimeout) as error:
         return _refuse(f"cannot connect to the database: {describe_connection_failure(error)}",
                        status=DEPENDENCY_PROBLEM)
+    except psycopg.Error as error:
+        # Connected, then refused: a statement timed out (statement_timeout), a privilege is missing, a migration
+        # file failed... One line naming the statement's failure, not a traceback and not "cannot connect".
+        return _refuse(f"{command}: the database refused a statement: {type(error).__name__}: "
+                       f"{first_line(error)}", status=DEPENDENCY_PROBLEM)
     return 0
 
 
@@ -71,8 +83,13 @@ def migrate(*, settings: Settings) -> None:
         applied = apply_migrations(connection)
         if settings.app_db_iam_user is not None:
             provision_application_login(connection, username=settings.app_db_iam_user, password=None)
-            # The logins the previous version signed in with, once its tasks are gone (not before: see there).
-            retire_pre_iam_logins(connection, keep=settings.app_db_iam_user)
+            # The logins the previous version signed in with, once its tasks are gone (not before: see there), and
+            # only where this instance sees every session (no replica serving API tasks: RETIRE_PRE_IAM_LOGINS).
+            if settings.retire_pre_iam_logins:
+                retire_pre_iam_logins(connection, keep=settings.app_db_iam_user)
+            else:
+                logs.info("pre_iam_logins_kept", reason="RETIRE_PRE_IAM_LOGINS is not true (a replica may serve "
+                                                        "API tasks whose sessions this instance cannot see)")
         elif settings.app_db_secret_arn is not None:
             secrets = boto3.client("secretsmanager", region_name=secret_region(settings.app_db_secret_arn),
                                    config=AWS_CLIENT_CONFIG)

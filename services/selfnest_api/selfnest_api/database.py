@@ -23,7 +23,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from . import logs
 from .errors import ServiceUnavailableError
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, refuse_unverified_tls
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -257,7 +257,10 @@ class Database:
         if "host" in self._connect_arguments and "dbname" in self._connect_arguments:
             return   # nothing to look up (and no IAM token signed for nothing)
         credentials = self._login.current()
-        if "host" not in self._connect_arguments and credentials.host is None:
-            raise SettingsError("DB_HOST is not set and the database secret names no host")
+        if "host" not in self._connect_arguments:
+            if credentials.host is None:
+                raise SettingsError("DB_HOST is not set and the database secret names no host")
+            refuse_unverified_tls(sslmode=self._connect_arguments["sslmode"], host=credentials.host,
+                                  where="the secret's host", login="DB_SECRET_ARN")
         if "dbname" not in self._connect_arguments and credentials.dbname is None:
             raise SettingsError("DB_NAME is not set and the database secret names no dbname")

@@ -137,7 +137,7 @@ def provision_application_login(connection: psycopg.Connection[DictRow], *, user
     except psycopg.OperationalError:
         raise   # the database went away: a dependency problem, reported as such by the caller
     except psycopg.Error as error:
-        raise MigrationError(f"{named}: cannot provision the login: {_first_line(error)}") from None
+        raise MigrationError(f"{named}: cannot provision the login: {first_line(error)}") from None
     logs.info("application_login_ready", created=existing is None,
               authentication="iam" if password is None else "password")
     return existing is None
@@ -214,49 +214,81 @@ def _password_clause(connection: psycopg.Connection[DictRow], *, username: str, 
 def retire_pre_iam_logins(connection: psycopg.Connection[DictRow], *, keep: str) -> dict[str, str]:
     """Retire PRE_IAM_LOGINS (other than `keep`): NOLOGIN, PASSWORD NULL, out of APPLICATION_ROLE and rds_iam.
 
-    Only a login nobody is signed in as: during a rolling deploy the previous version's API tasks still use theirs
-    until ECS replaces them, so a login in use is kept and retired by the next migrate run. Returns, per login that
-    still needed it, "retired" or "in use".
+    All of them or none: the rotation's clone holds its rights through the user it was made from (`GRANT <user> TO
+    <user>_clone`), so retiring one while the other is in use breaks its sessions too. So only when no session is
+    signed in as any of them, or as any role that inherits from one of them: during a rolling deploy the previous
+    version's API tasks still use theirs until ECS replaces them, so logins in use are kept and retired by the next
+    migrate run. pg_stat_activity sees only this instance: a replica's sessions (a warm standby's API) are invisible
+    here, so the caller runs this only where no replica serves the API (RETIRE_PRE_IAM_LOGINS).
+    Returns, per login that still needed it, "retired" or "in use".
     """
-    outcome: dict[str, str] = {}
-    for login in PRE_IAM_LOGINS:
-        if login == keep:
-            continue
-        try:
-            with connection.transaction():
-                connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-                row = connection.execute("SELECT rolcanlogin AS can_login FROM pg_roles WHERE rolname = %s",
-                                         (login,)).fetchone()
-                memberships = [] if row is None else [
-                    role for role in _memberships(connection, login) if role in (APPLICATION_ROLE, RDS_IAM_ROLE)]
-                if row is None or not (row["can_login"] or memberships):
-                    continue   # never existed here, or retired already
-                sessions = connection.execute("SELECT count(*) AS sessions FROM pg_stat_activity WHERE usename = %s",
-                                              (login,)).fetchone()
-                assert sessions is not None
-                if sessions["sessions"]:
-                    outcome[login] = "in use"
-                    logs.warning("pre_iam_login_in_use", login=login, sessions=sessions["sessions"],
-                                 message=f"{login} is still signed in (API tasks of the previous version); it will "
-                                         "be retired on the next deploy that runs the migrate task")
-                    continue
-                connection.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(login)))
-                for role in memberships:
-                    connection.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role),
-                                                                           sql.Identifier(login)))
-                outcome[login] = "retired"
-                logs.info("pre_iam_login_retired", login=login)
-        except psycopg.OperationalError:
-            raise
-        except psycopg.Error as error:
-            raise MigrationError(f"cannot retire the password-era login {login}: {_first_line(error)}") from None
-    return outcome
+    candidates = [login for login in PRE_IAM_LOGINS if login != keep]
+    try:
+        with connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            existing = [login for login in candidates if _role_exists(connection, login)]
+            pending = [login for login in existing if _still_usable(connection, login)]
+            if not pending:
+                return {}   # never existed here, or retired already
+            signed_in = _sessions_holding_rights_of(connection, existing)
+            if signed_in:
+                logs.warning("pre_iam_login_in_use", logins=", ".join(pending),
+                             signed_in_as=", ".join(sorted(signed_in)), sessions=sum(signed_in.values()),
+                             message=f"{', '.join(sorted(signed_in))} still signed in (API tasks of the previous "
+                                     f"version), holding the rights of {' or '.join(existing)}: none of "
+                                     f"{', '.join(pending)} is retired now; they will be on the next deploy that runs "
+                                     "the migrate task")
+                return dict.fromkeys(pending, "in use")
+            for login in pending:
+                _retire(connection, login)
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as error:
+        raise MigrationError(f"cannot retire the password-era logins {', '.join(candidates)}: "
+                             f"{first_line(error)}") from None
+    return dict.fromkeys(pending, "retired")
+
+
+def _still_usable(connection: psycopg.Connection[DictRow], login: str) -> bool:
+    row = connection.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
+    return row is not None and (row["rolcanlogin"] or bool(_api_memberships(connection, login)))
+
+
+def _api_memberships(connection: psycopg.Connection[DictRow], login: str) -> list[str]:
+    return [role for role in _memberships(connection, login) if role in (APPLICATION_ROLE, RDS_IAM_ROLE)]
+
+
+def _sessions_holding_rights_of(connection: psycopg.Connection[DictRow], logins: list[str]) -> dict[str, int]:
+    """Sessions, by login, of any of `logins` or of a role that inherits from one (USAGE: it has their rights
+    without SET ROLE). A superuser has every role's rights without needing these, and this session is the master's."""
+    held = sql.SQL(" OR ").join(sql.SQL("pg_has_role(activity.usesysid, {}, 'USAGE')").format(sql.Literal(login))
+                                for login in logins)
+    return {row["usename"]: row["sessions"] for row in connection.execute(sql.SQL(
+        "SELECT activity.usename, count(*) AS sessions FROM pg_stat_activity activity"
+        " JOIN pg_roles signed_in ON signed_in.oid = activity.usesysid"
+        " WHERE activity.pid <> pg_backend_pid() AND NOT signed_in.rolsuper AND ({})"
+        " GROUP BY activity.usename ORDER BY activity.usename").format(held))}
+
+
+def _retire(connection: psycopg.Connection[DictRow], login: str) -> None:
+    connection.execute(sql.SQL("ALTER ROLE {} NOLOGIN PASSWORD NULL").format(sql.Identifier(login)))
+    for role in _api_memberships(connection, login):
+        connection.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(login)))
+    # A membership granted by another role survives a REVOKE by this one (PostgreSQL 16+ only warns): say so. The
+    # login can no longer sign in, but a role that inherits from it keeps the rights; the next run tries again.
+    left = _api_memberships(connection, login)
+    if left:
+        logs.warning("pre_iam_login_membership_kept", login=login, memberships=", ".join(left),
+                     message=f"{login} is retired (NOLOGIN) but still a member of {', '.join(left)} (granted by "
+                             "another role); revoke that membership as its grantor")
+    else:
+        logs.info("pre_iam_login_retired", login=login)
 
 
 def _role_exists(connection: psycopg.Connection[DictRow], name: str) -> bool:
     return connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is not None
 
 
-def _first_line(error: psycopg.Error) -> str:
+def first_line(error: psycopg.Error) -> str:
     message = error.diag.message_primary or str(error).strip() or type(error).__name__
     return message.splitlines()[0]

@@ -47,6 +47,9 @@ class Settings:
     # The migrate task's API login to create: a password login from a secret, or an IAM login (granted rds_iam).
     app_db_secret_arn: str | None
     app_db_iam_user: str | None
+    # Whether the migrate task may retire the password-era logins: only where it can see every session that might
+    # use them (no replica serving API tasks; the web stack sets it).
+    retire_pre_iam_logins: bool
     therapist_roster_seconds: float
     max_open_bookings: int
     booking_changes_per_hour: int
@@ -92,14 +95,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         if db_sslmode not in TLS_MODES:
             raise SettingsError(f"DB_SSLMODE={db_sslmode!r} is not valid with DB_IAM_USER: RDS takes IAM tokens over "
                                 f"TLS only (expected one of {', '.join(TLS_MODES)})")
-        assert db_host is not None
-        if db_sslmode != VERIFIED_TLS_MODE and not is_loopback(db_host):
-            raise SettingsError(f"DB_SSLMODE={db_sslmode!r} is not valid with DB_IAM_USER and DB_HOST={db_host}: the "
-                                f"token signs in for 15 minutes, so only a server whose certificate names that host "
-                                f"may receive it ({VERIFIED_TLS_MODE}; a loopback DB_HOST may use "
-                                f"{' or '.join(mode for mode in TLS_MODES if mode != VERIFIED_TLS_MODE)})")
         if reader.optional("DB_NAME") is None:
             raise SettingsError("DB_NAME is not set (with DB_IAM_USER there is no secret to name the database)")
+    if db_host is not None:
+        refuse_unverified_tls(sslmode=db_sslmode, host=db_host, where="DB_HOST",
+                              login="DB_IAM_USER" if db_iam_user is not None else "DB_SECRET_ARN")
     app_db_secret_arn = reader.optional_matching("APP_DB_SECRET_ARN", SECRET_ARN,
                                                  example="a Secrets Manager secret ARN")
     app_db_iam_user = reader.optional_matching("APP_DB_IAM_USER", DATABASE_USER, example="a PostgreSQL user name")
@@ -122,6 +122,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         session_events_topic_arn=reader.matching("SESSION_EVENTS_TOPIC_ARN", SNS_TOPIC_ARN, example="an SNS topic ARN"),
         app_db_secret_arn=app_db_secret_arn,
         app_db_iam_user=app_db_iam_user,
+        retire_pre_iam_logins=reader.flag("RETIRE_PRE_IAM_LOGINS"),
         therapist_roster_seconds=reader.seconds("THERAPIST_ROSTER_SECONDS", default=60),
         max_open_bookings=reader.count("MAX_OPEN_BOOKINGS", default=5),
         booking_changes_per_hour=reader.count("BOOKING_CHANGES_PER_HOUR", default=20),
@@ -166,6 +167,14 @@ class _EnvironmentReader:
             raise SettingsError(f"{name}={value!r} is not valid: expected one of {', '.join(allowed)}")
         return value
 
+    def flag(self, name: str) -> bool:
+        value = self.optional(name)
+        if value is None:
+            return False
+        if value not in ("true", "false"):
+            raise SettingsError(f"{name}={value!r} is not valid: expected true or false")
+        return value == "true"
+
     def count(self, name: str, *, default: int) -> int:
         value = self.optional(name)
         if value is None:
@@ -208,6 +217,17 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def refuse_unverified_tls(*, sslmode: str, host: str, where: str, login: str) -> None:
+    """An IAM token or the secret's password signs in as someone: it goes only to a server whose certificate names
+    the host we dialled (verify-full), unless that host is this machine (nobody in between)."""
+    if sslmode != VERIFIED_TLS_MODE and not is_loopback(host):
+        what = ("the token signs in for 15 minutes" if login == "DB_IAM_USER"
+                else "the secret's password would go to whoever answers")
+        raise SettingsError(f"DB_SSLMODE={sslmode!r} is not valid with {login} and {where}={host}: {what}, so only "
+                            f"a server whose certificate names that host may receive it ({VERIFIED_TLS_MODE}; a "
+                            f"loopback host may use another mode)")
 
 
 def secret_region(secret_arn: str) -> str:

@@ -115,10 +115,12 @@ def migrate_with_iam_login(owner: DatabaseLogin, *, login: str, identity: Identi
     return finished.returncode, finished.stderr
 
 
-def run_migrate(owner: DatabaseLogin, *, login: str, identity: Identity,
-                session_events: SessionEvents) -> subprocess.CompletedProcess[str]:
+def run_migrate(owner: DatabaseLogin, *, login: str, identity: Identity, session_events: SessionEvents,
+                retire: str = "true") -> subprocess.CompletedProcess[str]:
+    """The migrate task as the web stack runs it without a warm standby (RETIRE_PRE_IAM_LOGINS=true)."""
     environment = api_environment(secret_arn=store_secret(owner, region=identity.region), identity=identity,
-                                  topic_arn=session_events.topic_arn, APP_DB_IAM_USER=login)
+                                  topic_arn=session_events.topic_arn, APP_DB_IAM_USER=login,
+                                  RETIRE_PRE_IAM_LOGINS=retire)
     inherited = {name: value for name, value in os.environ.items() if not name.startswith(("DB_", "APP_DB_"))}
     return run_main(api_main.main, ["migrate"], environ={**inherited, **environment})
 
@@ -172,8 +174,9 @@ def test_without_rds_iam_the_migrate_task_refuses_an_iam_login_in_one_line(
 
 @pytest.fixture
 def password_era_logins(rds_like_postgres: TemporaryPostgres) -> Iterator[dict[str, DatabaseLogin]]:
-    """PRE_IAM_LOGINS as the previous version left them: password logins in selfnest_app (the rotation's clone too).
-    Cluster-wide names, so made afresh for each test and dropped after it."""
+    """PRE_IAM_LOGINS as the previous version left them: the user, a password login in selfnest_app, and the
+    rotation's clone, made as AWS's multi-user rotation function makes it (`GRANT <user> TO <user>_clone`: its rights
+    come through the user). Cluster-wide names, so made afresh for each test and dropped after it."""
     owner = rds_like_postgres.create_database(name=unique("rollout").replace("-", "_"))
     logins = {name: DatabaseLogin(host=owner.host, port=owner.port, dbname=owner.dbname, username=name,
                                   password=unique("old-password")) for name in PRE_IAM_LOGINS}
@@ -182,8 +185,11 @@ def password_era_logins(rds_like_postgres: TemporaryPostgres) -> Iterator[dict[s
                       f"CREATE ROLE {APPLICATION_ROLE} NOLOGIN; END IF; END $$")
     with sign_in(owner) as master:   # made by the master, as the migrate task and the rotation function made them
         for login in logins.values():
-            master.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
-                sql.Identifier(login.username), sql.Literal(login.password), sql.Identifier(APPLICATION_ROLE)))
+            member_of = APPLICATION_ROLE if login.username == PRE_IAM_LOGIN else PRE_IAM_LOGIN
+            master.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(login.username), sql.Literal(login.password)))
+            master.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(member_of),
+                                                            sql.Identifier(login.username)))
     yield {"owner": owner, **logins}
     for login in logins.values():
         rds_like_postgres.disconnect_everyone(username=login.username)
@@ -217,31 +223,82 @@ def test_old_tasks_keep_their_password_login_until_they_are_gone_then_the_next_m
         first = run_migrate(owner, login=new_login, identity=identity, session_events=session_events)
         assert (first.returncode, first.stderr) == (0, "")
         kept = [line for line in first.stdout.splitlines() if "pre_iam_login_in_use" in line]
-        assert len(kept) == 1 and f'"login": "{PRE_IAM_LOGIN}"' in kept[0]
-        assert "will be retired on the next deploy" in kept[0]
+        assert len(kept) == 1 and f'"signed_in_as": "{PRE_IAM_LOGIN}"' in kept[0]
+        assert "will be on the next deploy" in kept[0]
         # The old task goes on working, and so do the connections its pool opens meanwhile.
         old_task.execute("SELECT count(*) FROM sessions")
         with sign_in(old) as another:
             another.execute("SELECT count(*) FROM sessions")
-        found = role_of(rds_like_postgres, PRE_IAM_LOGIN)
-        assert found is not None and found["login"] and not found["no_password"] and found["application"]
-        # Nobody signs in as the rotation's clone: retired already.
+        # All of them or none: the clone, which nobody uses, is kept with the user it holds its rights through.
         for name in PRE_IAM_LOGINS:
-            if name != PRE_IAM_LOGIN:
-                assert role_of(rds_like_postgres, name) == RETIRED
-                with pytest.raises(psycopg.OperationalError):
-                    sign_in(password_era_logins[name])
+            found = role_of(rds_like_postgres, name)
+            assert found is not None and found["login"] and not found["no_password"] and found["application"]
     end_sessions(rds_like_postgres, PRE_IAM_LOGIN)
     second = run_migrate(owner, login=new_login, identity=identity, session_events=session_events)
     assert (second.returncode, second.stderr) == (0, "")
     assert "pre_iam_login_in_use" not in second.stdout
     assert {name: role_of(rds_like_postgres, name) for name in PRE_IAM_LOGINS} == dict.fromkeys(PRE_IAM_LOGINS,
                                                                                               RETIRED)
-    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        sign_in(old)
+    for name in PRE_IAM_LOGINS:
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            sign_in(password_era_logins[name])
     # The new login is what the new tasks use, untouched by the retirement.
     found = role_of(rds_like_postgres, new_login)
     assert found is not None and found["login"] and found["iam"] and found["application"]
+
+
+def test_a_session_of_the_rotation_clone_keeps_working_after_migrate(
+        rds_like_postgres: TemporaryPostgres, password_era_logins: dict[str, DatabaseLogin], identity: Identity,
+        session_events: SessionEvents) -> None:
+    """The alternating-users rotation leaves the tasks signed in as either login; the clone's rights come through
+    the user (GRANT <user> TO <user>_clone), so retiring the user alone would break the clone's sessions."""
+    owner = password_era_logins["owner"]
+    clone = next(name for name in PRE_IAM_LOGINS if name != PRE_IAM_LOGIN)
+    with sign_in(password_era_logins[clone]) as old_task:
+        finished = run_migrate(owner, login=f"{owner.dbname}_api_iam", identity=identity,
+                               session_events=session_events)
+        assert (finished.returncode, finished.stderr) == (0, "")
+        kept = [line for line in finished.stdout.splitlines() if "pre_iam_login_in_use" in line]
+        assert len(kept) == 1 and f'"signed_in_as": "{clone}"' in kept[0]
+        old_task.execute("SELECT count(*) FROM sessions")
+        with sign_in(password_era_logins[clone]) as another:   # its pool may still open connections
+            another.execute("SELECT count(*) FROM sessions")
+    for name in PRE_IAM_LOGINS:
+        found = role_of(rds_like_postgres, name)
+        assert found is not None and found["login"] and found["application"]
+
+
+def test_without_retire_pre_iam_logins_the_migrate_task_retires_nothing(
+        rds_like_postgres: TemporaryPostgres, password_era_logins: dict[str, DatabaseLogin], identity: Identity,
+        session_events: SessionEvents) -> None:
+    """With a warm standby the web stack leaves RETIRE_PRE_IAM_LOGINS false: the standby's tasks sign in to the
+    replica, where this instance's pg_stat_activity cannot see them."""
+    owner = password_era_logins["owner"]
+    before = {name: role_of(rds_like_postgres, name) for name in PRE_IAM_LOGINS}
+    for retire in ("", "false"):
+        finished = run_migrate(owner, login=f"{owner.dbname}_api_iam", identity=identity,
+                               session_events=session_events, retire=retire)
+        assert (finished.returncode, finished.stderr) == (0, "")
+        assert "pre_iam_logins_kept" in finished.stdout and "pre_iam_login_retired" not in finished.stdout
+        assert {name: role_of(rds_like_postgres, name) for name in PRE_IAM_LOGINS} == before
+    for name in PRE_IAM_LOGINS:
+        with sign_in(password_era_logins[name]) as old_task:
+            old_task.execute("SELECT count(*) FROM sessions")
+
+
+def test_a_statement_the_database_refuses_is_one_line_naming_it(
+        rds_like_postgres: TemporaryPostgres, identity: Identity, session_events: SessionEvents) -> None:
+    """Connected, then refused (here a missing privilege in apply_migrations): not a traceback, not "cannot
+    connect"."""
+    owner = rds_like_postgres.create_database(name=unique("refused").replace("-", "_"))
+    with rds_like_postgres.admin(dbname=owner.dbname) as admin:   # a table the master may not read
+        admin.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                      "applied_at timestamptz NOT NULL DEFAULT now())")
+        admin.execute("REVOKE ALL ON schema_migrations FROM PUBLIC")
+    status, errors = migrate_with_iam_login(owner, login=f"{owner.dbname}_api", identity=identity,
+                                            session_events=session_events)
+    assert (status, errors) == (1, "selfnest-api: migrate: the database refused a statement: InsufficientPrivilege: "
+                                   "permission denied for table schema_migrations\n")
 
 
 # -- what the migrate task refuses to make the API's login -------------------------------------------------------------

@@ -108,7 +108,15 @@ BAD_SETTINGS = {
          "DB_PORT": "5432", "DB_NAME": "selfnest", "DB_SSLMODE": "require"}, 2,
         "selfnest-api: DB_SSLMODE='require' is not valid with DB_IAM_USER and DB_HOST=db.example.com: the token signs "
         "in for 15 minutes, so only a server whose certificate names that host may receive it (verify-full; a "
-        "loopback DB_HOST may use require or verify-ca)"),
+        "loopback host may use another mode)"),
+    "the master's password without a certificate check": (
+        {"DB_HOST": "db.example.com", "DB_PORT": "5432", "DB_SSLMODE": "require"}, 2,
+        "selfnest-api: DB_SSLMODE='require' is not valid with DB_SECRET_ARN and DB_HOST=db.example.com: the secret's "
+        "password would go to whoever answers, so only a server whose certificate names that host may receive it "
+        "(verify-full; a loopback host may use another mode)"),
+    "retirement neither true nor false": ({"RETIRE_PRE_IAM_LOGINS": "yes"}, 2,
+                                          "selfnest-api: RETIRE_PRE_IAM_LOGINS='yes' is not valid: expected true or "
+                                          "false"),
     "iam without database name": ({"DB_SECRET_ARN": "", "DB_IAM_USER": "selfnest_api_iam", "DB_REGION": "eu-west-1",
                                    "DB_HOST": "db.example.com", "DB_PORT": "5432", "DB_NAME": "",
                                    "DB_SSLMODE": "verify-full"}, 2,
@@ -135,6 +143,18 @@ def test_a_loopback_database_may_take_iam_tokens_over_tls_without_a_certificate_
                               "DB_REGION": "eu-west-1", "DB_HOST": host, "DB_PORT": "5432", "DB_NAME": "selfnest",
                               "DB_SSLMODE": "require"})
     assert (settings.db_host, settings.db_sslmode) == (host, "require")
+
+
+def test_a_secret_naming_a_remote_host_needs_a_certificate_check(good_environment: dict[str, str],
+                                                                  identity: Identity) -> None:
+    """The master secret names the host when DB_HOST does not: its password goes there, so the same rule holds."""
+    remote = DatabaseLogin(host="db.example.com", port=5432, dbname="selfnest", username="master", password="pw")
+    finished = start({**good_environment, "DB_HOST": "", "DB_SSLMODE": "verify-ca",
+                      "DB_SECRET_ARN": store_secret(remote, region=identity.region)})
+    assert (finished.returncode, finished.stderr) == (
+        2, "selfnest-api: DB_SSLMODE='verify-ca' is not valid with DB_SECRET_ARN and the secret's "
+           "host=db.example.com: the secret's password would go to whoever answers, so only a server whose "
+           "certificate names that host may receive it (verify-full; a loopback host may use another mode)\n")
 
 
 def test_migrate_signs_in_only_as_the_master(good_environment: dict[str, str]) -> None:
