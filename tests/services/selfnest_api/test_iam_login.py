@@ -258,11 +258,11 @@ def test_a_session_of_the_rotation_clone_keeps_working_after_migrate(
         finished = run_migrate(owner, login=f"{owner.dbname}_api_iam", identity=identity,
                                session_events=session_events)
         assert (finished.returncode, finished.stderr) == (0, "")
-        kept = [line for line in finished.stdout.splitlines() if "pre_iam_login_in_use" in line]
-        assert len(kept) == 1 and f'"signed_in_as": "{clone}"' in kept[0]
         old_task.execute("SELECT count(*) FROM sessions")
         with sign_in(password_era_logins[clone]) as another:   # its pool may still open connections
             another.execute("SELECT count(*) FROM sessions")
+        kept = [line for line in finished.stdout.splitlines() if "pre_iam_login_in_use" in line]
+        assert len(kept) == 1 and f'"signed_in_as": "{clone}"' in kept[0]
     for name in PRE_IAM_LOGINS:
         found = role_of(rds_like_postgres, name)
         assert found is not None and found["login"] and found["application"]
