@@ -27,9 +27,10 @@ import pytest
 from refarch.labs.catalog import LABS
 from refarch.labs.grading import Check, grade
 from refarch.stacks.selfnest.config import load_settings
-from refarch.tools import cost, deployment, lab_costs, labdocs
+from refarch.tools import cli, cost, deployment, lab_costs, labdocs
 from refarch.tools.lab_costs import in_copy
 
+from tests.entry_points import run_main
 from tests.infra.aws.assembly import SYNTH_SOURCES, cached_synthesis
 from tests.run_cache import files_digest
 
@@ -233,7 +234,7 @@ def test_a_config_mistake_is_one_failing_check_not_a_traceback(tmp_path: Path) -
 
 
 def test_unknown_lab_is_one_line_and_exit_2() -> None:
-    graded = in_copy(ROOT, "-m", "refarch.tools.cli", "lab", "99")
+    graded = run_main(cli.main, ["lab", "99"])
     assert graded.returncode == 2
     assert graded.stderr.count("\n") == 1 and "Traceback" not in graded.stderr
     assert graded.stderr.startswith("refarch: error: there is no lab '99' (labs: 01, 02, ")

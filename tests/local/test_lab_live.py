@@ -18,6 +18,9 @@ from refarch.labs import live
 from refarch.labs.lab05_fanout import MAX_RECEIVES
 from refarch.local.selfnest import ROOT, Endpoints, aws_client
 from refarch.stacks.selfnest.config import load_settings
+from refarch.tools import cli
+
+from tests.entry_points import run_main
 
 
 def local(*arguments: str, state: Path) -> subprocess.CompletedProcess[str]:
@@ -26,8 +29,8 @@ def local(*arguments: str, state: Path) -> subprocess.CompletedProcess[str]:
 
 
 def refarch_lab(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "refarch.tools.cli", "lab", *arguments], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, check=False)
+    """`refarch lab ARGS` in this process (tests/entry_points.py); tests/labs starts it as a process (`make lab`)."""
+    return run_main(cli.main, ["lab", *arguments])
 
 
 @pytest.fixture(scope="module")
