@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from refarch.stacks.selfnest.config import load_settings, subnet_cidrs
 from refarch.tools import cli
 from refarch.tools.show import render
@@ -37,8 +34,7 @@ def test_render_lists_subnets_routes_nacl_rules_and_capacity() -> None:
 
 
 def test_refarch_show_network_prints_the_configured_subnets() -> None:
-    result = subprocess.run([sys.executable, "-m", "refarch.tools.cli", "show", "network"], capture_output=True,
-                            text=True, check=False, timeout=300)
+    result = run_main(cli.main, ["show", "network"])   # `refarch` as a process: tests/labs (`make lab`)
     assert result.returncode == 0, result.stderr
     for cidrs in subnet_cidrs(load_settings("dev").network).values():
         assert all(cidr in result.stdout for cidr in cidrs)

@@ -16,7 +16,7 @@ from refarch.tools.update_safety import physical_names
 
 from tests.run_cache import ROOT
 
-from .assembly import DEPLOYER_ACCOUNT, Assembly, synthesize
+from .assembly import DEPLOYER_ACCOUNT, Assembly, cached_synthesis
 from .test_backup import joined
 from .test_data import customer_managed_key
 
@@ -138,8 +138,7 @@ def test_runbook_recovery_environment_deploys_beside_the_dr_stack(prod_pilot_lig
     raw["network"]["availability_zones"] = prod.dr.availability_zones
     raw["dr"] = {"tier": "backup_restore", "region": None}
     (tmp_path / "recovery.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
-    recovery = synthesize(load_settings("recovery", config_dir=tmp_path), tmp_path / "cdk.out",
-                          account=prod_pilot_light.accounts["dr"])
+    recovery = cached_synthesis(load_settings("recovery", config_dir=tmp_path), account=prod_pilot_light.accounts["dr"])
     assert recovery.findings == [] and set(recovery.regions.values()) == {prod.dr.region}
     taken = {name for resource in prod_pilot_light.templates["dr"]["Resources"].values()
              for name in physical_names(resource)}
