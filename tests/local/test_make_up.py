@@ -14,7 +14,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import psycopg
@@ -44,9 +46,45 @@ def state():
         shutil.rmtree(parent, ignore_errors=True)
 
 
-def test_up_deploys_and_the_demo_scenario_passes(state: Path):
+@dataclass(frozen=True)
+class Interrupted:
+    returncode: int | None
+    stderr: str
+    recorded: list[Any]
+
+
+@pytest.fixture(scope="module")
+def interrupted(state: Path) -> Interrupted:
+    """A `make up` stopped with ctrl-c once the emulator runs, and then a record of a run that crashed: what a
+    learner's next `make up` finds in the worst case (the deploy test comes up from there, not from nothing)."""
+    starting = subprocess.Popen([sys.executable, "-m", "refarch.local", "up", "--state", str(state)], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    registry = Registry(state)
+    deadline = time.monotonic() + 300
+    while not any(process.name == "ministack" for process in registry.load()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    recorded = registry.load()
+    starting.send_signal(signal.SIGINT)
+    _, stderr = starting.communicate(timeout=120)
+    # A crashed run leaves its records behind (a pid that no longer runs).
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "processes.json").write_text(json.dumps([{"name": "ministack", "pid": 2 ** 22 + 1, "started": "1",
+                                                       "log": str(state / "logs" / "ministack.log")}]))
+    return Interrupted(starting.returncode, stderr, recorded)
+
+
+def test_ctrl_c_half_way_leaves_nothing_running(interrupted: Interrupted):
+    assert interrupted.recorded, "make up never started the emulator"
+    assert interrupted.returncode == 130
+    assert interrupted.stderr.strip().splitlines()[-1] == "interrupted: everything `make up` had started is stopped"
+    assert not any(_still_running(process.pid, process.started) for process in interrupted.recorded)
+
+
+def test_up_after_an_interrupted_and_a_crashed_run_cleans_up_deploys_and_the_demo_scenario_passes(
+        state: Path, interrupted: Interrupted):
     started = local("up", state=state)
     assert started.returncode == 0, started.stdout + started.stderr
+    assert f"cleaning up {state} left by a run that did not stop cleanly" in started.stdout
     endpoints = json.loads((state / "endpoints.json").read_text())
     assert endpoints["api"] in started.stdout and endpoints["chat"] in started.stdout
     assert "make demo" in started.stdout
@@ -249,37 +287,6 @@ def test_up_after_down_starts_from_a_clean_state(tmp_path: Path):
         started = local("up", "--port", str(holder.getsockname()[1]), state=state)
     assert started.returncode == 1 and "is in use" in started.stderr
     assert not leftover.exists()
-
-
-def test_ctrl_c_half_way_leaves_nothing_running_and_the_next_up_cleans_a_stale_state():
-    parent = Path(tempfile.mkdtemp(prefix="refarch-local-"))
-    parent.chmod(0o755)   # PostgreSQL runs as an unprivileged account when the tests run as root
-    state = parent / ".local"
-    starting = subprocess.Popen([sys.executable, "-m", "refarch.local", "up", "--state", str(state)], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    registry = Registry(state)
-    deadline = time.monotonic() + 300
-    while not any(process.name == "ministack" for process in registry.load()) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    recorded = registry.load()
-    assert recorded, "make up never started the emulator"
-    starting.send_signal(signal.SIGINT)
-    _, stderr = starting.communicate(timeout=120)
-    assert starting.returncode == 130
-    assert stderr.strip().splitlines()[-1] == "interrupted: everything `make up` had started is stopped"
-    assert not any(_still_running(process.pid, process.started) for process in recorded)
-
-    # A crashed run leaves its records behind: the next `make up` says so, cleans up and comes up.
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "processes.json").write_text(json.dumps([{"name": "ministack", "pid": 2 ** 22 + 1, "started": "1",
-                                                       "log": str(state / "logs" / "ministack.log")}]))
-    try:
-        again = local("up", state=state)
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert f"cleaning up {state} left by a run that did not stop cleanly" in again.stdout
-    finally:
-        local("down", state=state)
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 def _still_running(pid: int, started: str) -> bool:
