@@ -226,22 +226,23 @@ _SHARED: dict[str, Assembly] = {}
 
 
 def cached_synthesis(settings: SelfnestSettings, *, label: str | None = None, account: str | None = None,
-                     builtin_validation: bool = True, root: Path = ROOT) -> Assembly:
+                     builtin_validation: bool = True, root: Path = ROOT, cache: RunCache = SYNTH_CACHE) -> Assembly:
     """`synthesize(settings, account=account)`, once per process and reused across runs while every input is
     unchanged.
 
     `root`: the checkout whose sources the key names — another only when its synth sources other than config are
     this checkout's (a lab's solved copy of a config answer), so the entry is the one a test run there shares.
+    `cache`: where entries live and how many a label keeps (the same folder as SYNTH_CACHE shares entries with it).
     Read-only: tests must not write into the returned assembly's folder (it is the cache entry).
     """
     inputs = synthesis_inputs(settings, builtin_validation=builtin_validation, account=account, root=root)
     label = label or settings.environment
-    memo = f"{label}:{SYNTH_CACHE.entry(label, inputs).name}"
+    memo = f"{label}:{cache.entry(label, inputs).name}"
     if memo not in _SHARED:
         def build(entry: Path) -> None:
             synthesize(settings, entry / "cdk.out", account=account, builtin_validation=builtin_validation)
 
-        entry, _ = SYNTH_CACHE.get_or_build(label, inputs, build)
+        entry, _ = cache.get_or_build(label, inputs, build)
         _SHARED[memo] = read_assembly(settings, entry / "cdk.out")
     return _SHARED[memo]
 

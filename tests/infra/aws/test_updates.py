@@ -1,7 +1,7 @@
 """Every config change a user is invited to make (DR tier, each lab's knob) updates a deployed environment in place:
 no stateful resource changes type, moves to another logical ID, changes a property that replaces it, or is deleted
-with its data. Each supported variant is synthesized once per session (for an account, as `cdk deploy` does) and
-every pair of the same environment is compared both ways, in process.
+with its data. Each supported variant is synthesized once (for an account, as `cdk deploy` does), reused across runs
+while none of its inputs changed, and every pair of the same environment is compared both ways, in process.
 """
 
 from __future__ import annotations
@@ -13,11 +13,16 @@ from pathlib import Path
 import pytest
 from refarch.tools.update_safety import STATEFUL_TYPES, kept_types, replacing_properties, update_problems
 
-from .assembly import Assembly, synthesize
+from tests.run_cache import RunCache
+
+from .assembly import SYNTH_CACHE, Assembly, cached_synthesis
 from .conftest import DEPLOYER_ACCOUNT
 from .updates import Variant, lab_knobs, supported_variants, variant_settings
 
 VARIANTS = supported_variants()
+# One entry per variant label: a variant is one config, so older entries only serve a checkout switched back to.
+# Same folder and labels as the shared variants: a variant both tiers use (prod's pilot light) is synthesized once.
+VARIANT_CACHE = RunCache(SYNTH_CACHE.kind, root=SYNTH_CACHE.root, keep_per_label=1)
 PAIRS = [(before, after) for first, second in itertools.combinations(VARIANTS, 2)
          if first.environment == second.environment for before, after in ((first, second), (second, first))]
 
@@ -29,9 +34,10 @@ class VariantAssemblies:
 
     def __getitem__(self, variant: Variant) -> Assembly:
         if variant not in self._built:
-            scratch = Path(self._tmp.mktemp(f"update-{variant.name.replace(':', '-').replace('+', '-')}"))
-            self._built[variant] = synthesize(variant_settings(variant, scratch / "config"), scratch / "cdk.out",
-                                              account=DEPLOYER_ACCOUNT)
+            label = variant.name.replace(":", "-").replace("+", "-")
+            settings = variant_settings(variant, Path(self._tmp.mktemp(f"update-{label}")) / "config")
+            self._built[variant] = cached_synthesis(settings, label=label, account=DEPLOYER_ACCOUNT,
+                                                    cache=VARIANT_CACHE)
         return self._built[variant]
 
 
