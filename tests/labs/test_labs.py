@@ -17,6 +17,7 @@ is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH` pointing `re
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -38,7 +39,9 @@ from .answers import ANSWERS, UNTOUCHED_FAILING, Answer
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = (".venv", "node_modules", ".cache", ".build")   # linked into each copy
-CONFIG_FILES = ("config/", "Pulumi.")   # answers that touch only these are graded in-process
+# Answers that touch only these are graded in-process: config, and what a learner writes in a lab's own folder
+# (labs/NN-slug/: objectives, quiz), which the graders read from the root they are given.
+ANSWER_FILES = re.compile(r"config/|Pulumi\.|labs/[^/]+/")
 BILLS_BEFORE: dict[lab_costs.Target, dict[str, Any]] = {}   # the committed tree's bills, computed once
 
 # The unit tests a configuration answer can change: those that read the shipped config. The others test code that
@@ -69,17 +72,23 @@ SUITES: dict[str, list[str]] = {
 SUITES["14"] = ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"]
 
 
-# What a grade or a Selfnest bill is made from besides config: the app, its context and locks, the graders, the
-# calculator and its prices.
-CODE = (*(name for name in SYNTH_SOURCES if name != "config"), "labs", "tools", "pricing")
+# What a grade or a Selfnest bill is made from besides config and answer files: the app, its context and locks, the
+# graders (labs/*.py), the calculator and its prices.
+CODE = (*(name for name in SYNTH_SOURCES if name != "config"), "tools", "pricing")
+
+
+def code_digest(repository: Path) -> str:
+    return files_digest([*(repository / name for name in CODE), *(repository / "labs").glob("*.py")],
+                        root=repository)
 
 
 def runs_our_code(repository: Path) -> bool:
-    """Whether `repository` holds this checkout's app, graders and calculator (it may differ in config only)."""
-    return files_digest([repository / name for name in CODE], root=repository) == CODE_HERE
+    """Whether `repository` holds this checkout's app, graders and calculator (it may differ in config and in what
+    a learner writes in a lab's folder only)."""
+    return code_digest(repository) == CODE_HERE
 
 
-CODE_HERE = files_digest([ROOT / name for name in CODE])
+CODE_HERE = code_digest(ROOT)
 
 
 def bill(repository: Path, target: lab_costs.Target) -> dict[str, Any]:
@@ -116,7 +125,7 @@ def committed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def answer_is_code(number: str) -> bool:
     touched = [line.split(" b/", 1)[1] for line in LABS[number].solution.read_text(encoding="utf-8").splitlines()
                if line.startswith("diff --git ")]
-    return not all(path.startswith(CONFIG_FILES) for path in touched)
+    return not all(ANSWER_FILES.match(path) for path in touched)
 
 
 def checks_in(copy: Path, number: str) -> list[Check]:
