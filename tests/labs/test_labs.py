@@ -6,7 +6,7 @@
 - a different correct answer passes, and the typical wrong answer fails on the pinned checks with the concept in
   the hint.
 
-A copy whose code is this checkout's (a configuration answer, the untouched tree) is graded in this process against
+A copy whose code is this checkout's (an answer in config or in the lab's own folder, the untouched tree) is graded in this process against
 the copy's config (the graders read config from the root they are given): seconds, no new interpreter. A code answer
 is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH` pointing `refarch.*` at the copy's
 `.typecheck/refarch` symlink tree. Selfnest bills of such copies come from the run's shared synth of their config
@@ -17,7 +17,6 @@ is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH` pointing `re
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -39,9 +38,6 @@ from .answers import ANSWERS, UNTOUCHED_FAILING, Answer
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = (".venv", "node_modules", ".cache", ".build")   # linked into each copy
-# Answers that touch only these are graded in-process: config, and what a learner writes in a lab's own folder
-# (labs/NN-slug/: objectives, quiz), which the graders read from the root they are given.
-ANSWER_FILES = re.compile(r"config/|Pulumi\.|labs/[^/]+/")
 BILLS_BEFORE: dict[lab_costs.Target, dict[str, Any]] = {}   # the committed tree's bills, computed once
 
 # The unit tests a configuration answer can change: those that read the shipped config. The others test code that
@@ -122,16 +118,10 @@ def committed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def answer_is_code(number: str) -> bool:
-    touched = [line.split(" b/", 1)[1] for line in LABS[number].solution.read_text(encoding="utf-8").splitlines()
-               if line.startswith("diff --git ")]
-    return not all(ANSWER_FILES.match(path) for path in touched)
-
-
 def checks_in(copy: Path, number: str) -> list[Check]:
-    """The lab's grade of `copy`: in this process when the copy's code is ours (a config answer, the untouched tree),
-    else by the copy's own grader in a new process."""
-    if not answer_is_code(number) or runs_our_code(copy):
+    """The lab's grade of `copy`: in this process when the copy's code is ours (an answer in config or in the lab's
+    folder, the untouched tree), else by the copy's own grader in a new process."""
+    if runs_our_code(copy):
         return grade(LABS[number], copy)
     graded = in_copy(copy, "-m", "refarch.tools.cli", "lab", number, "--json")
     assert graded.returncode in (0, 1), graded.stdout[-2000:] + graded.stderr[-4000:]
