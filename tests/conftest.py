@@ -32,7 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_controller(session.config):
         stop_run(session.config)
-        record_unit_seconds(session.config.stash[UNIT_SECONDS], SECONDS_THIS_RUN)
+        if runs_whole_units(session.config):
+            record_unit_seconds(session.config.stash[UNIT_SECONDS], SECONDS_THIS_RUN)
 
 # Files whose parametrized cases are independent and cost tens of seconds each: one unit of work per value of the
 # first parameter (the lab tests: one unit per lab), so they spread over the workers instead of holding one for
@@ -79,6 +80,14 @@ def recorded_unit_seconds() -> dict[str, float]:
     except (OSError, ValueError):
         return {}
     return {str(unit): float(seconds) for unit, seconds in recorded.items()} if isinstance(recorded, dict) else {}
+
+
+def runs_whole_units(config: pytest.Config) -> bool:
+    """Whether every test of each unit this run touches runs: not one picked by -k, -m, a test id, --lf or cut short
+    by -x, whose time would stand for the whole unit in the next run's order."""
+    option = config.option
+    return (not option.keyword and not option.markexpr and not option.maxfail
+            and not getattr(option, "lf", False) and not any("::" in str(arg) for arg in config.args))
 
 
 def record_unit_seconds(before: dict[str, float], this_run: dict[str, float]) -> None:

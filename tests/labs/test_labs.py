@@ -6,12 +6,12 @@
 - a different correct answer passes, and the typical wrong answer fails on the pinned checks with the concept in
   the hint.
 
-A copy whose code is this checkout's (an answer in config or in the lab's own folder, the untouched tree) is graded in this process against
-the copy's config (the graders read config from the root they are given): seconds, no new interpreter. A code answer
-is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH` pointing `refarch.*` at the copy's
-`.typecheck/refarch` symlink tree. Selfnest bills of such copies come from the run's shared synth of their config
-(tests/infra/aws/assembly.py), and each lab's cases are one unit of work for `make test`'s workers
-(tests/conftest.py), so the labs run side by side.
+A copy whose code is this checkout's (an answer in config or in the lab's own folder, the untouched tree) is graded
+in this process against the copy's files (the graders read config and answers from the root they are given):
+seconds, no new interpreter. A code answer is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH`
+pointing `refarch.*` at the copy's `.typecheck/refarch` symlink tree. Selfnest bills of such copies come from the
+run's shared synth of their config (tests/infra/aws/assembly.py), and each lab's cases are one unit of work for
+`make test`'s workers (tests/conftest.py), so the labs run side by side.
 """
 
 from __future__ import annotations

@@ -59,3 +59,12 @@ def test_the_record_is_merged_run_after_run_and_a_broken_one_is_ignored(tmp_path
     assert conftest.recorded_unit_seconds() == {}
     record.write_text(json.dumps(["a"]), encoding="utf-8")
     assert conftest.recorded_unit_seconds() == {}
+
+
+@pytest.mark.parametrize("arguments", [["tests/unit"], ["-k", "dev", "tests/unit"], ["-m", "slow", "tests/unit"],
+                                       ["-x", "tests/unit"], ["--lf", "tests/unit"],
+                                       ["tests/unit/test_scheduling.py::test_a_test_file_is_one_unit_so_its_module_"
+                                        "fixtures_start_once"]])
+def test_only_a_run_of_whole_units_is_recorded(arguments: list[str]) -> None:
+    config = pytest.Config.fromdictargs({}, arguments)
+    assert conftest.runs_whole_units(config) == (arguments == ["tests/unit"])
