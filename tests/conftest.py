@@ -32,8 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_controller(session.config):
         stop_run(session.config)
-        if runs_whole_units(session.config):
-            record_unit_seconds(session.config.stash[UNIT_SECONDS], SECONDS_THIS_RUN)
+        finish_record(session, SECONDS_THIS_RUN)
 
 # Files whose parametrized cases are independent and cost tens of seconds each: one unit of work per value of the
 # first parameter (the lab tests: one unit per lab), so they spread over the workers instead of holding one for
@@ -83,11 +82,18 @@ def recorded_unit_seconds() -> dict[str, float]:
 
 
 def runs_whole_units(config: pytest.Config) -> bool:
-    """Whether every test of each unit this run touches runs: not one picked by -k, -m, a test id, --lf or cut short
-    by -x, whose time would stand for the whole unit in the next run's order."""
+    """Whether every test of each unit this run touches runs: not one picked by -k, -m, a test id, --deselect,
+    --lf or --sw, or cut short by -x, whose time would stand for the whole unit in the next run's order."""
     option = config.option
-    return (not option.keyword and not option.markexpr and not option.maxfail
-            and not getattr(option, "lf", False) and not any("::" in str(arg) for arg in config.args))
+    return (not option.keyword and not option.markexpr and not option.maxfail and not option.deselect
+            and not getattr(option, "lf", False) and not getattr(option, "stepwise", False)
+            and not any("::" in str(arg) for arg in config.args))
+
+
+def finish_record(session: pytest.Session, this_run: dict[str, float]) -> None:
+    """This run's unit times join the record, unless it picked tests or was interrupted."""
+    if runs_whole_units(session.config) and session.exitstatus != pytest.ExitCode.INTERRUPTED:
+        record_unit_seconds(session.config.stash[UNIT_SECONDS], this_run)
 
 
 def record_unit_seconds(before: dict[str, float], this_run: dict[str, float]) -> None:

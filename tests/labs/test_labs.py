@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,13 @@ SUITES: dict[str, list[str]] = {
 SUITES["14"] = ["tests/infra/aws/test_chat.py", "tests/infra/aws/test_gates.py", "-k", "dev"]
 
 
-# What a grade or a Selfnest bill is made from besides config and answer files: the app, its context and locks, the
-# graders (labs/*.py), the calculator and its prices.
-CODE = (*(name for name in SYNTH_SOURCES if name != "config"), "tools", "pricing")
+# What a grade or a Selfnest bill is made from besides config and answer files: the app, its context and locks, every
+# package the install maps (pyproject's package-dir: the policies, the local deployment...), the graders (labs/*.py
+# only: a lab's own folder holds what the learner writes, read from the graded root), the calculator's prices.
+PACKAGE_FOLDERS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+    "package-dir"].values()
+CODE = tuple(sorted({*(name for name in SYNTH_SOURCES if name != "config"), "pricing",
+                     *(folder for folder in PACKAGE_FOLDERS if folder != "labs")}))
 
 
 def code_digest(repository: Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -61,10 +62,20 @@ def test_the_record_is_merged_run_after_run_and_a_broken_one_is_ignored(tmp_path
     assert conftest.recorded_unit_seconds() == {}
 
 
-@pytest.mark.parametrize("arguments", [["tests/unit"], ["-k", "dev", "tests/unit"], ["-m", "slow", "tests/unit"],
-                                       ["-x", "tests/unit"], ["--lf", "tests/unit"],
-                                       ["tests/unit/test_scheduling.py::test_a_test_file_is_one_unit_so_its_module_"
-                                        "fixtures_start_once"]])
-def test_only_a_run_of_whole_units_is_recorded(arguments: list[str]) -> None:
+@pytest.mark.parametrize("arguments", [
+    ["tests/unit"], ["-k", "dev", "tests/unit"], ["-m", "slow", "tests/unit"], ["-x", "tests/unit"],
+    ["--lf", "tests/unit"], ["--sw", "tests/unit"], ["--deselect", "tests/unit/test_scheduling.py::x", "tests/unit"],
+    ["tests/unit/test_scheduling.py::test_a_test_file_is_one_unit_so_its_module_fixtures_start_once"]])
+@pytest.mark.parametrize("exit_status", [pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
+                                         pytest.ExitCode.INTERRUPTED])
+def test_only_a_whole_run_of_its_units_is_recorded(arguments: list[str], exit_status: pytest.ExitCode,
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = tmp_path / "unit-seconds.json"
+    monkeypatch.setattr(conftest, "UNIT_SECONDS_FILE", record)
     config = pytest.Config.fromdictargs({}, arguments)
-    assert conftest.runs_whole_units(config) == (arguments == ["tests/unit"])
+    config.stash[conftest.UNIT_SECONDS] = {"tests/unit/test_b.py": 3.0}
+    conftest.finish_record(SimpleNamespace(config=config, exitstatus=exit_status),  # type: ignore[arg-type]
+                           {"tests/unit/test_a.py": 7.0})
+    whole = arguments == ["tests/unit"] and exit_status != pytest.ExitCode.INTERRUPTED
+    assert conftest.recorded_unit_seconds() == (
+        {"tests/unit/test_a.py": 7.0, "tests/unit/test_b.py": 3.0} if whole else {})

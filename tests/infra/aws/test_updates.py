@@ -16,13 +16,15 @@ from refarch.tools.update_safety import STATEFUL_TYPES, kept_types, replacing_pr
 from tests.run_cache import RunCache
 
 from .assembly import SYNTH_CACHE, Assembly, cached_synthesis
+from .assembly import VARIANTS as SHARED_VARIANTS
 from .conftest import DEPLOYER_ACCOUNT
 from .updates import Variant, lab_knobs, supported_variants, variant_settings
 
 VARIANTS = supported_variants()
-# One entry per variant label: a variant is one config, so older entries only serve a checkout switched back to.
-# Same folder and labels as the shared variants: a variant both tiers use (prod's pilot light) is synthesized once.
-VARIANT_CACHE = RunCache(SYNTH_CACHE.kind, root=SYNTH_CACHE.root, keep_per_label=1)
+# A label only these tests use names one config, so it keeps one entry (older ones would only serve a checkout
+# switched back to). Same folder and labels as the shared variants, so a variant both use (prod's pilot light) is
+# synthesized once; such a label keeps the shared cache's room (the labs' answers and copies use it too).
+UPDATE_ONLY_CACHE = RunCache(SYNTH_CACHE.kind, root=SYNTH_CACHE.root, keep_per_label=1)
 PAIRS = [(before, after) for first, second in itertools.combinations(VARIANTS, 2)
          if first.environment == second.environment for before, after in ((first, second), (second, first))]
 
@@ -36,8 +38,9 @@ class VariantAssemblies:
         if variant not in self._built:
             label = variant.name.replace(":", "-").replace("+", "-")
             settings = variant_settings(variant, Path(self._tmp.mktemp(f"update-{label}")) / "config")
-            self._built[variant] = cached_synthesis(settings, label=label, account=DEPLOYER_ACCOUNT,
-                                                    cache=VARIANT_CACHE)
+            self._built[variant] = cached_synthesis(
+                settings, label=label, account=DEPLOYER_ACCOUNT,
+                cache=SYNTH_CACHE if label in SHARED_VARIANTS else UPDATE_ONLY_CACHE)
         return self._built[variant]
 
 
