@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,16 +76,20 @@ def copy_repository(destination: Path) -> Path:
     return destination
 
 
-def in_copy(copy: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """Python in `copy`, importing refarch.* from the copy (its .typecheck symlink tree), not the editable install."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
+def in_copy(copy: Path, *args: str, timeout: int = 600,
+            environ: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Python in `copy`, importing refarch.* from the copy (its .typecheck symlink tree), not the editable install;
+    in `environ` (default: this process's environment)."""
+    environment = {**(os.environ if environ is None else environ), "PYTHONPATH": os.pathsep.join(
         [str(copy / ".typecheck"), str(copy / "services" / "babybloom_functions")])}
     return subprocess.run([sys.executable, *args], cwd=copy, env=environment, capture_output=True, text=True,
                           check=False, timeout=timeout)
 
 
-def bill(repository: Path, target: Target) -> dict[str, Any]:
-    result = in_copy(repository, "-m", "refarch.tools.cli", "cost", *target.cost_args, "--json")
+def bill(repository: Path, target: Target, *,
+         run: Callable[..., subprocess.CompletedProcess[str]] = in_copy) -> dict[str, Any]:
+    """`refarch cost --json` for `target`, run in `repository` by `run` (the lab tests pass one that keeps results)."""
+    result = run(repository, "-m", "refarch.tools.cli", "cost", *target.cost_args, "--json")
     if result.returncode != 0:
         raise RuntimeError(f"refarch cost {' '.join(target.cost_args)} failed in {repository}: "
                            f"{result.stderr.strip()[-2000:]}")

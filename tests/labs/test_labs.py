@@ -9,13 +9,15 @@
 A copy whose code is this checkout's (an answer in config or in the lab's own folder, the untouched tree) is graded
 in this process against the copy's files (the graders read config and answers from the root they are given):
 seconds, no new interpreter. A code answer is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH`
-pointing `refarch.*` at the copy's `.typecheck/refarch` symlink tree. Selfnest bills of such copies come from the
-run's shared synth of their config (tests/infra/aws/assembly.py), and each lab's cases are one unit of work for
-`make test`'s workers (tests/conftest.py), so the labs run side by side.
+pointing `refarch.*` at the copy's `.typecheck/refarch` symlink tree; what it prints (and a bill `refarch cost`
+prints in a copy) is kept across runs under every input of that process (tests/labs/copy_runs.py). Selfnest bills of
+copies that run our code come from the run's shared synth of their config (tests/infra/aws/assembly.py), and each
+lab's cases are one unit of work for `make test`'s workers (tests/conftest.py), so the labs run side by side.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -36,6 +38,7 @@ from tests.infra.aws.assembly import SYNTH_SOURCES, cached_synthesis
 from tests.run_cache import files_digest
 
 from .answers import ANSWERS, UNTOUCHED_FAILING, Answer
+from .copy_runs import run_in_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = (".venv", "node_modules", ".cache", ".build")   # linked into each copy
@@ -95,9 +98,12 @@ CODE_HERE = code_digest(ROOT)
 def bill(repository: Path, target: lab_costs.Target) -> dict[str, Any]:
     """`refarch cost --json` for `target` in `repository`. A Selfnest bill of a repository that runs our code is
     computed here, from the run's shared synth of its config (the same app, settings and context that `refarch
-    cost` synthesizes; the entry a test run in that repository uses too), not by a fresh synth in a new process."""
+    cost` synthesizes; the entry a test run in that repository uses too), not by a fresh synth in a new process.
+    Any other is the repository's own `refarch cost`, kept across runs under its exact inputs
+    (tests/labs/copy_runs.py)."""
     if target.app != "selfnest" or not runs_our_code(repository):
-        return lab_costs.bill(repository, target)
+        return lab_costs.bill(repository, target, run=functools.partial(
+            run_in_copy, label=f"cost-{target.app}-{target.name}"))
     settings = load_settings(target.name, repository / "config")
     name = deployment.variant_name("selfnest", target.name, settings.dr.tier)
     synthesized = cached_synthesis(settings, label="-".join(name.split()[1:]), root=repository)
@@ -125,11 +131,12 @@ def committed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def checks_in(copy: Path, number: str) -> list[Check]:
     """The lab's grade of `copy`: in this process when the copy's code is ours (an answer in config or in the lab's
-    folder, the untouched tree), else by the copy's own grader in a new process."""
+    folder, the untouched tree), else by the copy's own grader in a new process (kept across runs under the copy's
+    exact inputs)."""
     if runs_our_code(copy):
         return grade(LABS[number], copy)
-    graded = in_copy(copy, "-m", "refarch.tools.cli", "lab", number, "--json")
-    assert graded.returncode in (0, 1), graded.stdout[-2000:] + graded.stderr[-4000:]
+    graded = run_in_copy(copy, "-m", "refarch.tools.cli", "lab", number, "--json", label=f"lab-{number}",
+                         exit_codes=(0, 1))
     return [Check(**item) for item in json.loads(graded.stdout)]
 
 

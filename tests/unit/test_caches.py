@@ -21,6 +21,7 @@ from refarch.constructs.azure import package
 from refarch.stacks.selfnest.config import load_settings
 
 from tests.infra.aws import assembly
+from tests.labs import copy_runs
 from tests.run_cache import COMPLETE, RunCache
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -289,12 +290,102 @@ def test_dependency_installs_miss_when_pins_or_installer_change(key: Callable[..
     assert key(requirements, installer="pip 25.0") != before
 
 
+@pytest.fixture
+def lab_copy(tmp_path: Path) -> Path:
+    """A small stand-in for a lab's copy: files, the `.typecheck` link tree, and a shared folder linked in."""
+    copy = tmp_path / "repo"
+    (copy / "config").mkdir(parents=True)
+    (copy / "config" / "dev.yaml").write_text("network: {}\n", encoding="utf-8")
+    (copy / "stacks").mkdir()
+    (copy / "stacks" / "app.py").write_text("APP = 1\n", encoding="utf-8")
+    (copy / ".typecheck" / "refarch").mkdir(parents=True)
+    (copy / ".typecheck" / "refarch" / "stacks").symlink_to("../../stacks")
+    (tmp_path / "shared-cache").mkdir()
+    (copy / ".cache").symlink_to(tmp_path / "shared-cache")
+    return copy
+
+
+def retarget(link: Path, target: str) -> None:
+    link.unlink()
+    link.symlink_to(target)
+
+
+COPY_EDITS: dict[str, Callable[[Path], None]] = {
+    "changed file": lambda copy: append(copy / "stacks" / "app.py", "APP = 2\n"),
+    "added file": lambda copy: (copy / "stacks" / "more.py").write_text("", encoding="utf-8"),
+    "removed file": lambda copy: (copy / "config" / "dev.yaml").unlink(),
+    "re-pointed link": lambda copy: retarget(copy / ".typecheck" / "refarch" / "stacks", "../../config"),
+}
+
+
+@pytest.mark.parametrize("edit", COPY_EDITS.values(), ids=COPY_EDITS.keys())
+def test_a_lab_copy_run_misses_when_the_copy_changes(lab_copy: Path, edit: Callable[[Path], None]) -> None:
+    before = copy_runs.copy_run_inputs(lab_copy, ("-m", "refarch.tools.cli", "lab", "14", "--json"), environ={})
+    edit(lab_copy)
+    after = copy_runs.copy_run_inputs(lab_copy, ("-m", "refarch.tools.cli", "lab", "14", "--json"), environ={})
+    assert RunCache("lab-runs").entry("lab-14", before) != RunCache("lab-runs").entry("lab-14", after)
+
+
+def test_a_lab_copy_run_misses_for_another_command_variable_or_tool(lab_copy: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    command = ("-m", "refarch.tools.cli", "cost", "--env", "dev", "--json")
+
+    def key(args: tuple[str, ...] = command, environ: dict[str, str] | None = None) -> str:
+        return RunCache("lab-runs").entry("cost", copy_runs.copy_run_inputs(lab_copy, args,
+                                                                           environ=environ or {})).name
+
+    before = key()
+    assert key(("-m", "refarch.tools.cli", "cost", "--env", "prod", "--json")) != before
+    for variable in ("CDK_VALIDATION", "JSII_DEBUG", "PULUMI_CONFIG_PASSPHRASE", "REFARCH_ENV", "NODE_OPTIONS",
+                     "PYTHONHASHSEED"):
+        assert key(environ={variable: "x"}) != before, variable
+    for variable in ("UNRELATED_VARIABLE", *(f"{prefix}ENDPOINT_URL" for prefix in copy_runs.EMULATOR_PREFIXES)):
+        assert key(environ={variable: "x"}) == before, variable
+    (lab_copy / ".cache" / "anything").write_text("a linked-in cache is not the copy", encoding="utf-8")
+    assert key() == before
+    for tool in ("installed_distributions", "node_version"):
+        with monkeypatch.context() as patched:
+            patched.setattr(copy_runs, tool, lambda: "another version")
+            assert key() != before, tool
+
+
+def test_a_lab_copy_run_is_run_once_and_a_failed_one_is_not_kept(lab_copy: Path, tmp_path: Path) -> None:
+    cache = RunCache("lab-runs", root=tmp_path / "cache")
+    runs = tmp_path / "runs.log"
+    program = f"import pathlib; pathlib.Path({str(runs)!r}).open('a').write('run'); print('graded')"
+    first = copy_runs.run_in_copy(lab_copy, "-c", program, label="lab-00", cache=cache)
+    again = copy_runs.run_in_copy(lab_copy, "-c", program, label="lab-00", cache=cache)
+    assert (first.returncode, first.stdout) == (again.returncode, again.stdout) == (0, "graded\n")
+    assert runs.read_text(encoding="utf-8") == "run"
+    failing = f"{program}; raise SystemExit(3)"
+    for _ in range(2):
+        with pytest.raises(AssertionError, match="exited 3"):
+            copy_runs.run_in_copy(lab_copy, "-c", failing, label="lab-00", cache=cache)
+    assert runs.read_text(encoding="utf-8") == "run" * 3
+    accepted = copy_runs.run_in_copy(lab_copy, "-c", failing, label="lab-00", exit_codes=(0, 3), cache=cache)
+    assert accepted.returncode == 3
+
+
+def test_a_lab_copy_runs_without_the_emulators_variables(lab_copy: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """They are not in the key, so the process must not see them (a worker's moto port would leak into a grade)."""
+    for prefix in copy_runs.EMULATOR_PREFIXES:
+        monkeypatch.setenv(f"{prefix}ENDPOINT_URL", "http://localhost:1")
+    monkeypatch.setenv("CDK_VALIDATION", "false")
+    program = "import json, os; print(json.dumps(sorted(os.environ)))"
+    seen = json.loads(copy_runs.run_in_copy(lab_copy, "-c", program, label="lab-00",
+                                            cache=RunCache("lab-runs", root=tmp_path / "cache")).stdout)
+    assert "CDK_VALIDATION" in seen
+    assert [name for name in seen if name.startswith(copy_runs.EMULATOR_PREFIXES)] == []
+
+
 def test_caches_live_in_git_ignored_folders(tmp_path: Path) -> None:
     # git's own verdict on the project's .gitignore, in a scratch repository (the lab tests copy the project
     # without its .git).
     subprocess.run(["git", "init", "--quiet", str(tmp_path)], check=True)
     shutil.copy2(ROOT / ".gitignore", tmp_path / ".gitignore")
-    cached = [assembly.SYNTH_CACHE.folder / "dev-0", functions.DEPENDENCY_CACHE / "0",
+    cached = [assembly.SYNTH_CACHE.folder / "dev-0", copy_runs.COPY_RUNS.folder / "lab-14-0",
+              functions.DEPENDENCY_CACHE / "0",
               ROOT / ".build" / "babybloom_functions" / "site-packages-0"]
     relative = [str(path.relative_to(ROOT)) for path in cached]
     ignored = subprocess.run(["git", "check-ignore", *relative], cwd=tmp_path, capture_output=True, text=True,

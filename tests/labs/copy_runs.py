@@ -1,0 +1,79 @@
+"""What a lab copy's own grader or calculator printed, kept across runs under every input that can change it.
+
+A copy whose code is not this checkout's (a code answer, a code lab's solution) is graded and billed by its own
+`refarch lab` / `refarch cost` in a new process, and so is every BabyBloom bill: ~10 s each, a synth or a Pulumi
+plan of the copy's code. What that process prints is a function of the copy's files, the interpreter and packages
+installed, the Node that jsii starts and the environment variables CDK, jsii, Pulumi and the apps read; the key
+names each of them, so a different answer, tool or variable computes afresh, and an unchanged copy (the same
+commit's lab, run after run) reads it back. The tests still judge what it printed, each run. A process that fails is
+not kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from refarch.tools.lab_costs import SHARED, in_copy
+
+from tests.run_cache import RunCache, environment_values, files_digest, installed_distributions, node_version
+
+COPY_RUNS = RunCache("lab-runs")
+# Read by CDK, jsii, Pulumi, the apps, Node and Python (PYTHONPATH itself is set by in_copy, to the copy's own).
+ENVIRONMENT_PREFIXES = ("CDK_", "JSII_", "PULUMI_", "REFARCH_", "NODE_", "PYTHON")
+# What the service tests point the SDKs at their emulators with (a worker's moto on a free port, Azurite): no synth,
+# plan or grader reads them, so the copy's process runs without them rather than have the key name a port.
+EMULATOR_PREFIXES = ("AWS_", "AZURE_")
+RESULT = "result.json"
+
+
+def copy_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a copy's grader or calculator runs in: this process's, without the emulators' variables."""
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in environ.items() if not name.startswith(EMULATOR_PREFIXES)}
+
+
+def _links(copy: Path) -> Iterator[str]:
+    """Every symbolic link the copy holds and where it points (`.typecheck` decides which code `refarch` imports)."""
+    for folder, folders, files in os.walk(copy):
+        here = Path(folder)
+        folders[:] = [name for name in folders if not (here == copy and name in SHARED)]
+        for name in sorted([*folders, *files]):
+            if (here / name).is_symlink():
+                yield f"{(here / name).relative_to(copy)} -> {os.readlink(here / name)}"
+
+
+def copy_run_inputs(copy: Path, args: tuple[str, ...], *,
+                    environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every input that can change what `in_copy(copy, *args, environ=copy_environment(environ))` prints, as the
+    cache key's named parts."""
+    return {
+        "command": json.dumps(args),
+        "files": files_digest([path for path in copy.iterdir() if path.name not in SHARED], root=copy),
+        "links": json.dumps(sorted(_links(copy))),
+        "environment": environment_values((), ENVIRONMENT_PREFIXES, copy_environment(environ)),
+        "python": installed_distributions(),
+        "node": node_version(),
+    }
+
+
+def run_in_copy(copy: Path, *args: str, label: str, exit_codes: tuple[int, ...] = (0,),
+                cache: RunCache = COPY_RUNS) -> subprocess.CompletedProcess[str]:
+    """`in_copy(copy, *args)` without the emulators' variables, run once for these exact inputs; an exit code outside
+    `exit_codes` fails here, with the process's output, and is not kept."""
+    def build(entry: Path) -> None:
+        done = in_copy(copy, *args, environ=copy_environment())
+        if done.returncode not in exit_codes:
+            raise AssertionError(f"`{' '.join(args)}` exited {done.returncode} in {copy}:\n"
+                                 f"{done.stdout[-2000:]}{done.stderr[-4000:]}")
+        (entry / RESULT).write_text(json.dumps({"returncode": done.returncode, "stdout": done.stdout,
+                                                "stderr": done.stderr}), encoding="utf-8")
+
+    entry, _ = cache.get_or_build(label, copy_run_inputs(copy, args), build)
+    recorded = json.loads((entry / RESULT).read_text(encoding="utf-8"))
+    return subprocess.CompletedProcess([sys.executable, *args], recorded["returncode"], recorded["stdout"],
+                                       recorded["stderr"])
