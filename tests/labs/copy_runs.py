@@ -15,7 +15,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from refarch.tools.lab_costs import SHARED, in_copy
@@ -61,19 +61,28 @@ def copy_run_inputs(copy: Path, args: tuple[str, ...], *,
     }
 
 
+def kept(copy: Path, what: tuple[str, ...], *, label: str, compute: Callable[[], str],
+         cache: RunCache = COPY_RUNS) -> str:
+    """What `compute()` returns for `copy` (`what` names the computation), computed once for these exact inputs;
+    one that raises is not kept."""
+    def build(entry: Path) -> None:
+        (entry / RESULT).write_text(compute(), encoding="utf-8")
+
+    entry, _ = cache.get_or_build(label, copy_run_inputs(copy, what), build)
+    return (entry / RESULT).read_text(encoding="utf-8")
+
+
 def run_in_copy(copy: Path, *args: str, label: str, exit_codes: tuple[int, ...] = (0,),
                 cache: RunCache = COPY_RUNS) -> subprocess.CompletedProcess[str]:
     """`in_copy(copy, *args)` without the emulators' variables, run once for these exact inputs; an exit code outside
     `exit_codes` fails here, with the process's output, and is not kept."""
-    def build(entry: Path) -> None:
+    def run() -> str:
         done = in_copy(copy, *args, environ=copy_environment())
         if done.returncode not in exit_codes:
             raise AssertionError(f"`{' '.join(args)}` exited {done.returncode} in {copy}:\n"
                                  f"{done.stdout[-2000:]}{done.stderr[-4000:]}")
-        (entry / RESULT).write_text(json.dumps({"returncode": done.returncode, "stdout": done.stdout,
-                                                "stderr": done.stderr}), encoding="utf-8")
+        return json.dumps({"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr})
 
-    entry, _ = cache.get_or_build(label, copy_run_inputs(copy, args), build)
-    recorded = json.loads((entry / RESULT).read_text(encoding="utf-8"))
+    recorded = json.loads(kept(copy, args, label=label, compute=run, cache=cache))
     return subprocess.CompletedProcess([sys.executable, *args], recorded["returncode"], recorded["stdout"],
                                        recorded["stderr"])

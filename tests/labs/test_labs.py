@@ -7,16 +7,18 @@
   the hint.
 
 A copy whose code is this checkout's (an answer in config or in the lab's own folder, the untouched tree) is graded
-in this process against the copy's files (the graders read config and answers from the root they are given):
-seconds, no new interpreter. A code answer is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH`
-pointing `refarch.*` at the copy's `.typecheck/refarch` symlink tree; what it prints (and a bill `refarch cost`
-prints in a copy) is kept across runs under every input of that process (tests/labs/copy_runs.py). Selfnest bills of
-copies that run our code come from the run's shared synth of their config (tests/infra/aws/assembly.py), and each
-lab's cases are one unit of work for `make test`'s workers (tests/conftest.py), so the labs run side by side.
+in this process against the copy's files (the graders read config and answers from the root they are given): no
+new interpreter. A code answer is graded by `refarch lab NN --json` in the copy, with `PYTHONPATH` pointing
+`refarch.*` at the copy's `.typecheck/refarch` symlink tree. Either grade, and a bill `refarch cost` prints in a
+copy, is kept across runs under every input that can change it (tests/labs/copy_runs.py); the assertions judge it
+each run. Selfnest bills of copies that run our code come from the run's shared synth of their config
+(tests/infra/aws/assembly.py), and each lab's cases are one unit of work for `make test`'s workers
+(tests/conftest.py), so the labs run side by side.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import shutil
@@ -38,7 +40,7 @@ from tests.infra.aws.assembly import SYNTH_SOURCES, cached_synthesis
 from tests.run_cache import files_digest
 
 from .answers import ANSWERS, UNTOUCHED_FAILING, Answer
-from .copy_runs import run_in_copy
+from .copy_runs import kept, run_in_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = (".venv", "node_modules", ".cache", ".build")   # linked into each copy
@@ -131,10 +133,12 @@ def committed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def checks_in(copy: Path, number: str) -> list[Check]:
     """The lab's grade of `copy`: in this process when the copy's code is ours (an answer in config or in the lab's
-    folder, the untouched tree), else by the copy's own grader in a new process (kept across runs under the copy's
-    exact inputs)."""
+    folder, the untouched tree), else by the copy's own grader in a new process; either kept across runs under the
+    copy's exact inputs."""
     if runs_our_code(copy):
-        return grade(LABS[number], copy)
+        here = kept(copy, ("grade in this process", number), label=f"lab-{number}", compute=lambda: json.dumps(
+            [dataclasses.asdict(result) for result in grade(LABS[number], copy)]))
+        return [Check(**item) for item in json.loads(here)]
     graded = run_in_copy(copy, "-m", "refarch.tools.cli", "lab", number, "--json", label=f"lab-{number}",
                          exit_codes=(0, 1))
     return [Check(**item) for item in json.loads(graded.stdout)]
