@@ -144,7 +144,7 @@ test-services: $(PY_STAMP) postgres-server
 # One worker more than cores (TEST_WORKERS=1 for a serial run): about a quarter of the suite's worker time waits on
 # emulators, deploys and timers, and the extra worker fills it (2 cores: 12m41s with 3 workers, 13m35s-14m46s with 2,
 # the same CPU time). Whole files go to one worker, so a module's fixtures start once.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: bootstrap lint typecheck postgres-server graphviz chromium $(EMULATOR_STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 

@@ -23,6 +23,7 @@ import functools
 import json
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ from refarch.labs.catalog import LABS
 from refarch.labs.grading import Check, grade
 from refarch.stacks.selfnest.config import load_settings
 from refarch.tools import cli, cost, deployment, lab_costs, labdocs
-from refarch.tools.lab_costs import in_copy
+from refarch.tools.lab_costs import SHARED, in_copy
 
 from tests.entry_points import run_main
 from tests.infra.aws.assembly import SYNTH_SOURCES, cached_synthesis
@@ -43,7 +44,6 @@ from .answers import ANSWERS, UNTOUCHED_FAILING, Answer
 from .copy_runs import kept, run_in_copy
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = (".venv", "node_modules", ".cache", ".build")   # linked into each copy
 BILLS_BEFORE: dict[lab_costs.Target, dict[str, Any]] = {}   # the committed tree's bills, computed once
 
 # The unit tests a configuration answer can change: those that read the shipped config. The others test code that
@@ -131,13 +131,22 @@ def committed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def graded_here(copy: Path, number: str) -> str:
+    """The grade of a copy that runs our code, by this process's graders (imported as a lab is first graded)."""
+    checks = grade(LABS[number], copy)
+    if code_digest(ROOT) != code_digest(copy):
+        raise AssertionError("this checkout's code changed during the run, so this process's graders may not be the "
+                             "copy's: run the tests again")
+    return json.dumps([dataclasses.asdict(result) for result in checks])
+
+
 def checks_in(copy: Path, number: str) -> list[Check]:
     """The lab's grade of `copy`: in this process when the copy's code is ours (an answer in config or in the lab's
     folder, the untouched tree), else by the copy's own grader in a new process; either kept across runs under the
     copy's exact inputs."""
     if runs_our_code(copy):
-        here = kept(copy, ("grade in this process", number), label=f"lab-{number}", compute=lambda: json.dumps(
-            [dataclasses.asdict(result) for result in grade(LABS[number], copy)]))
+        here = kept(copy, ("grade in this process", number), label=f"lab-{number}",
+                    compute=lambda: graded_here(copy, number))
         return [Check(**item) for item in json.loads(here)]
     graded = run_in_copy(copy, "-m", "refarch.tools.cli", "lab", number, "--json", label=f"lab-{number}",
                          exit_codes=(0, 1))
@@ -207,6 +216,14 @@ def test_other_answers_are_judged_on_what_they_do(number: str, answer: Answer, c
     assert failing(checks) >= answer.failing, checks
     hints = " ".join(result.hint for result in checks if result.name in answer.failing)
     assert answer.concept in hints
+
+
+def test_a_grade_made_while_this_checkouts_code_changed_is_refused_not_kept(committed: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "code_digest",
+                        lambda repository: "edited during the run" if repository == ROOT else "committed")
+    with pytest.raises(AssertionError, match="changed during the run"):
+        graded_here(committed, "01")
 
 
 def test_every_lab_has_a_suite_an_untouched_pin_a_correct_and_a_wrong_answer() -> None:

@@ -312,7 +312,7 @@ def retarget(link: Path, target: str) -> None:
 
 COPY_EDITS: dict[str, Callable[[Path], None]] = {
     "changed file": lambda copy: append(copy / "stacks" / "app.py", "APP = 2\n"),
-    "added file": lambda copy: (copy / "stacks" / "more.py").write_text("", encoding="utf-8"),
+    "added file": lambda copy: (copy / "stacks" / "more.py").touch(),
     "removed file": lambda copy: (copy / "config" / "dev.yaml").unlink(),
     "re-pointed link": lambda copy: retarget(copy / ".typecheck" / "refarch" / "stacks", "../../config"),
 }
@@ -364,6 +364,32 @@ def test_a_lab_copy_run_is_run_once_and_a_failed_one_is_not_kept(lab_copy: Path,
     assert runs.read_text(encoding="utf-8") == "run" * 3
     accepted = copy_runs.run_in_copy(lab_copy, "-c", failing, label="lab-00", exit_codes=(0, 3), cache=cache)
     assert accepted.returncode == 3
+    with pytest.raises(AssertionError, match="exited 3"):   # kept, but not what this caller accepts
+        copy_runs.run_in_copy(lab_copy, "-c", failing, label="lab-00", cache=cache)
+    assert runs.read_text(encoding="utf-8") == "run" * 4
+
+
+def test_a_kept_lab_copy_run_names_the_copy_that_asks(lab_copy: Path, tmp_path: Path) -> None:
+    """Each copy is a new folder: an output that names its copy reads back naming the one asking, not a gone one."""
+    cache = RunCache("lab-runs", root=tmp_path / "cache")
+    program = "import os; print(os.getcwd())"
+    assert copy_runs.run_in_copy(lab_copy, "-c", program, label="lab-00", cache=cache).stdout == f"{lab_copy}\n"
+    same_files = tmp_path / "another" / "repo"
+    shutil.copytree(lab_copy, same_files, symlinks=True)
+    assert copy_runs.run_in_copy(same_files, "-c", program, label="lab-00", cache=cache).stdout == f"{same_files}\n"
+    assert len([entry for entry in cache.folder.iterdir() if entry.is_dir()]) == 1, "one entry served both"
+
+
+def test_a_lab_copy_run_misses_when_the_code_that_runs_it_changes(lab_copy: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = tmp_path / "runner.py"
+    runner.write_text("ENVIRONMENT = {}\n", encoding="utf-8")
+    monkeypatch.setattr(copy_runs, "RUNNER", (runner,))
+    monkeypatch.setattr(copy_runs, "ROOT", tmp_path)
+    before = copy_runs.copy_run_inputs(lab_copy, ("-m", "refarch.tools.cli", "lab", "14", "--json"), environ={})
+    append(runner, "ENVIRONMENT['PYTHONPATH'] = ''\n")
+    after = copy_runs.copy_run_inputs(lab_copy, ("-m", "refarch.tools.cli", "lab", "14", "--json"), environ={})
+    assert before["runner"] != after["runner"]
 
 
 def test_a_lab_copy_runs_without_the_emulators_variables(lab_copy: Path, tmp_path: Path,
