@@ -14,6 +14,7 @@ is never evicted (that process holds a shared lock on it until it exits).
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -59,12 +60,15 @@ def _files(paths: Iterable[Path]) -> Iterator[Path]:
                     yield child
 
 
+# Once per process (a test run installs nothing; ~0.2 s and a `node` start a call, and every key asks for both).
+@functools.cache
 def installed_distributions() -> str:
     """Every installed Python distribution with its version, and the interpreter's own version."""
     found = sorted({f"{dist.metadata['Name']}=={dist.version}" for dist in metadata.distributions()})
     return json.dumps([sys.version, *found])
 
 
+@functools.cache
 def node_version() -> str:
     """The `node` that jsii starts (the project's Node 22 comes first on PATH)."""
     node = shutil.which("node")
